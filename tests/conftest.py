@@ -1,0 +1,51 @@
+"""Shared test configuration: quiet TensorFlow, an autouse seed, small data."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import random  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same Python and NumPy random state."""
+    random.seed(0)
+    np.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def binary_data():
+    """A small, learnable binary problem: 120 samples, 6 features."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 6)).astype("float32")
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    return X, y
+
+
+@pytest.fixture
+def multiclass_data():
+    """A small 3-class problem: 150 samples, 5 features."""
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(150, 5)).astype("float32")
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 2], [-0.5, 0.5])
+    return X, y
+
+
+@pytest.fixture
+def regression_data():
+    """A small regression problem: 120 samples, 4 features."""
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(120, 4)).astype("float32")
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=120)).astype("float32")
+    return X, y
+
+
+def postgres_url():
+    """The PostgreSQL URL tests may use, or None (tests then skip)."""
+    return os.environ.get("TUNEKIT_TEST_POSTGRES_URL")

@@ -1,0 +1,19 @@
+"""Exceptions raised by tunekit."""
+
+__all__ = ["DivergedError", "InputShapeError", "SearchFailedError", "TunekitError"]
+
+
+class TunekitError(Exception):
+    """Base class of tunekit's own errors."""
+
+
+class DivergedError(TunekitError, FloatingPointError):
+    """Training produced a NaN or infinite loss; the fit was stopped."""
+
+
+class InputShapeError(TunekitError, ValueError):
+    """The shape of ``X`` does not match the model's declared input shape."""
+
+
+class SearchFailedError(TunekitError, RuntimeError):
+    """Every candidate of a search failed; the first traceback is attached."""
