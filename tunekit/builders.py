@@ -130,6 +130,8 @@ def smooth_loss(loss: Any, label_smoothing: float) -> Any:
             if isinstance(loss, cls):
                 loss = name
                 break
+    elif callable(loss) and getattr(loss, "__name__", None) in _SMOOTHABLE:
+        loss = loss.__name__  # keras.losses.binary_crossentropy and friends
     if isinstance(loss, str) and loss in _SMOOTHABLE:
         return _SMOOTHABLE[loss](label_smoothing=float(label_smoothing))
     raise ValueError(
@@ -153,9 +155,7 @@ def _check_hidden(hidden) -> tuple[int, ...]:
     if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
         hidden = (int(hidden),)
     if not isinstance(hidden, Sequence) or isinstance(hidden, str):
-        raise TypeError(
-            f"hidden must be a tuple of layer widths such as (16, 16), got {hidden!r}"
-        )
+        raise TypeError(f"hidden must be a tuple of layer widths such as (16, 16), got {hidden!r}")
     out = []
     for width in hidden:
         if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:

@@ -1,0 +1,57 @@
+"""scikit-learn's own estimator checks, run on tunekit's estimators."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import tunekit as tk
+
+# At most five entries, each with a one-line reason that is true.
+EXPECTED_FAILED_CHECKS = {
+    "check_estimator_tags_renamed": (
+        "scikeras's BaseWrapper, a parent class, still defines the pre-1.6 _more_tags; "
+        "tunekit defines __sklearn_tags__, which is what scikit-learn reads"
+    ),
+    "check_mixin_order": (
+        "scikeras's wrappers inherit (BaseWrapper, ClassifierMixin), so BaseEstimator comes "
+        "first in the MRO; tunekit sets the classifier/regressor tags explicitly instead"
+    ),
+    "check_sample_weight_equivalence_on_dense_data": (
+        "under minibatch gradient descent, weighting a sample by 2 is not the same as "
+        "repeating it: batches, step counts and shuffles differ"
+    ),
+}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS
+
+
+# Enough training (adam, 50 epochs of batch 16) to pass the checks' score thresholds on
+# their small unscaled data sets; no routed model__ kwargs so that __init__ sets only
+# constructor parameters.
+ESTIMATORS = [
+    tk.KerasClassifier(optimizer="adam", epochs=50, batch_size=16, random_state=0),
+    tk.KerasRegressor(optimizer="adam", epochs=50, batch_size=16, random_state=0),
+]
+
+
+def test_expected_failures_are_few_and_explained():
+    assert len(EXPECTED_FAILED_CHECKS) <= 5
+    assert all(len(reason) > 20 for reason in EXPECTED_FAILED_CHECKS.values())
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("check_name", sorted(EXPECTED_FAILED_CHECKS))
+def test_expected_failures_still_fail(check_name):
+    """If scikeras or scikit-learn fix one of these, the entry must go."""
+    import sklearn.utils.estimator_checks as checks
+
+    if check_name == "check_sample_weight_equivalence_on_dense_data":
+        pytest.skip("statistical check; its failure is covered by the parametrized run")
+    check = getattr(checks, check_name)
+    with pytest.raises((AssertionError, TypeError)):
+        check(type(ESTIMATORS[0]).__name__, ESTIMATORS[0])

@@ -1,0 +1,690 @@
+"""scikit-learn estimators for Keras models: :class:`KerasClassifier`, :class:`KerasRegressor`.
+
+This is the only module of tunekit that imports scikeras. The estimators are
+subclasses of scikeras's wrappers that fix what scikeras 0.13 gets wrong under
+current scikit-learn and add what tuning needs:
+
+- they are a classifier / regressor to scikit-learn (``__sklearn_tags__``), so
+  ``GridSearchCV(cv=5)`` stratifies and probability scorers work;
+- the builder receives an explicit ``input_shape`` (from ``X`` or declared on
+  the estimator) and its output layer and loss are inferred from the target;
+- bad input is rejected before any training, with messages that say the rule,
+  the value and the fix;
+- ``random_state`` seeds the fit without turning TensorFlow op determinism on
+  for the rest of the process;
+- a fit whose loss becomes NaN or infinite stops with :class:`DivergedError`;
+- ``early_stopping`` watches a validation split carved from the data passed to
+  ``fit`` (inside cross-validation: from the training fold) and restores the
+  best weights.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import random
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+from scikeras import wrappers as _sk
+from scikeras._utils import (
+    accepts_kwargs,
+    get_loss_class_function_or_string,
+    has_param,
+    route_params,
+    try_to_convert_strings_to_classes,
+)
+from scikeras.utils import metric_name
+from sklearn.exceptions import DataConversionWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import ClassifierTags, RegressorTags
+
+from tunekit import builders
+from tunekit.exceptions import DivergedError, InputShapeError
+
+__all__ = ["KerasClassifier", "KerasRegressor"]
+
+
+@contextmanager
+def _seeded(seed: int | None):
+    """Seed Python, NumPy and the Keras backend for the block, without op determinism.
+
+    scikeras's own ``tensorflow_random_state`` enables TensorFlow op determinism
+    and can leave it on, after which any unseeded random op in the process
+    raises. Here only the seeds are set; Python's and NumPy's global random
+    states are restored on exit.
+    """
+    if seed is None:
+        yield
+        return
+    py_state = random.getstate()
+    np_state = np.random.get_state()  # noqa: NPY002 - restoring the legacy global state
+    keras.utils.set_random_seed(int(seed))
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+
+
+class _DivergenceGuard(keras.callbacks.Callback):
+    """Stop training with :class:`DivergedError` when the epoch loss is not finite."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise DivergedError(
+                f"training diverged: the training loss became {float(loss)} at epoch "
+                f"{epoch + 1} of {self.epochs}. Lower the learning rate "
+                "(optimizer__learning_rate=...), clip gradients (optimizer__clipnorm=1.0) "
+                "or scale the inputs (StandardScaler in a Pipeline)."
+            )
+
+
+def _is_numeric_dtype(dtype) -> bool:
+    return np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_
+
+
+class _TunekitWrapper:
+    """Behaviour shared by tunekit's classifier and regressor (mixed into scikeras)."""
+
+    _estimator_type_name: str = ""
+
+    # ------------------------------------------------------------------ input checks
+    def _check_input(self, X, y, *, fitting: bool):
+        name = type(self).__name__
+        if sp.issparse(X):
+            raise ValueError(
+                f"{name} needs dense input, but X is a scipy sparse matrix of shape {X.shape}. "
+                "Convert it with X.toarray() (or use a dense transformer in the Pipeline)."
+            )
+        dtypes = getattr(X, "dtypes", None)
+        if dtypes is not None and hasattr(X, "columns"):  # pandas DataFrame
+            bad = [
+                str(c)
+                for c, dt in zip(X.columns, dtypes, strict=True)
+                if not _is_numeric_dtype_pd(dt)
+            ]
+            if bad:
+                raise ValueError(
+                    f"{name} needs numeric features, but X has non-numeric columns {bad}. "
+                    "Encode them first, e.g. OneHotEncoder or OrdinalEncoder in a "
+                    "ColumnTransformer before the estimator in a Pipeline."
+                )
+        try:
+            arr = np.asarray(X)
+        except Exception:  # ragged or exotic input: let scikit-learn's checks speak
+            return None
+        if arr.ndim == 0 or arr.ndim == 1:
+            raise ValueError(
+                f"{name} expects X to be 2-D (n_samples, n_features) or more, but got "
+                f"an array of shape {arr.shape}. Reshape your data with X.reshape(-1, 1) "
+                "for a single feature or X.reshape(1, -1) for a single sample."
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is "
+                f"required by {name}: X is empty."
+            )
+        if 0 in arr.shape[1:]:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+                f"required by {name}."
+            )
+        if arr.dtype.kind in "OUS":
+            try:
+                arr = arr.astype(np.float64)
+            except TypeError as err:
+                raise TypeError(
+                    f"{name} needs numeric features, but X has dtype {arr.dtype} holding "
+                    f"values that are not numbers ({err}). Encode them first (OneHotEncoder "
+                    "or OrdinalEncoder in a Pipeline)."
+                ) from None
+            except ValueError as err:
+                raise ValueError(
+                    f"{name} needs numeric features, but X has dtype {arr.dtype} holding "
+                    f"values that are not numbers ({err}). Encode them first (OneHotEncoder "
+                    "or OrdinalEncoder in a Pipeline)."
+                ) from None
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            n_nan = int(np.isnan(arr).sum())
+            n_inf = int(np.isinf(arr).sum())
+            raise ValueError(
+                f"Input X contains NaN or infinity ({n_nan} NaN, {n_inf} infinite "
+                f"values); {name} cannot train on them. Impute them first, e.g. "
+                "SimpleImputer in a Pipeline."
+            )
+        shape = arr.shape
+        if y is None:
+            return shape
+        y_arr = np.asarray(y)
+        if self._estimator_type_name == "regressor":
+            try:
+                y_float = y_arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{name} needs a numeric target, but y has dtype {y_arr.dtype}."
+                ) from None
+            if not np.all(np.isfinite(y_float)):
+                raise ValueError(
+                    f"Input y contains NaN or infinity ({int(np.isnan(y_float).sum())} NaN, "
+                    f"{int(np.isinf(y_float).sum())} infinite values); drop or impute those "
+                    "samples before fitting."
+                )
+        elif fitting:
+            labels = np.unique(y_arr[~_isnan_mask(y_arr)]) if y_arr.size else y_arr
+            if y_arr.ndim == 1 and labels.size < 2:
+                raise ValueError(
+                    f"{name} needs at least 2 classes in y, but y has 1 class "
+                    f"({labels.tolist()}). Check the labels, or use a stratified split so every "
+                    "training fold holds each class."
+                )
+        return shape
+
+    def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
+        if y is not None and not hasattr(y, "ndim"):
+            y = np.asarray(y)
+        if y is not None and y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            y = np.ravel(np.asarray(y))
+        if X is not None:
+            shape = self._check_input(X, y, fitting=reset)
+            expected = None
+            if reset and getattr(self, "input_shape", None) is not None:
+                expected = _as_shape(self.input_shape)
+            elif not reset and hasattr(self, "X_shape_"):
+                expected = tuple(self.X_shape_[1:])
+            got = None if shape is None else tuple(shape[1:])
+            if expected is not None and got is not None and got != expected:
+                raise InputShapeError(_shape_message(type(self).__name__, got, expected))
+        elif y is not None:
+            self._check_input(np.zeros((1, 1)), y, fitting=reset)
+        return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+
+    def fit(self, X, y, sample_weight=None, **kwargs):
+        """Build a new model with the builder and train it on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+            Training samples; numeric, finite, dense.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss.
+        **kwargs
+            Passed to ``keras.Model.fit`` (prefer ``fit__<name>`` parameters).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        return super().fit(X, y, sample_weight=sample_weight, **kwargs)
+
+    # ------------------------------------------------------------------ model building
+    def _check_model_param(self):
+        if self.model is None and self.build_fn is None:
+            return builders.mlp
+        return super()._check_model_param()
+
+    def _default_loss(self):
+        raise NotImplementedError
+
+    def _output_spec(self) -> dict:
+        raise NotImplementedError
+
+    def _resolved_loss(self):
+        return self.loss if self.loss is not None else self._default_loss()
+
+    def _get_compile_kwargs(self):
+        kwargs = super()._get_compile_kwargs()
+        if self.loss is None:
+            loss = self._default_loss()
+            kwargs["loss"] = try_to_convert_strings_to_classes(
+                loss, get_loss_class_function_or_string
+            )
+        return kwargs
+
+    def _build_keras_model(self) -> keras.Model:
+        final_build_fn = self._check_model_param()
+        params = self.get_params()
+        build_params = route_params(
+            params,
+            destination="model",
+            pass_filter=getattr(self, "_user_params", set()),
+            strict=True,
+        )
+        is_model_instance = isinstance(self.model, keras.Model)
+        if not is_model_instance:
+            takes_kwargs = accepts_kwargs(final_build_fn)
+            sample_shape = tuple(self.X_shape_[1:])
+
+            def wants(name):
+                return has_param(final_build_fn, name) or takes_kwargs
+
+            if has_param(final_build_fn, "input_shape"):
+                build_params.setdefault("input_shape", sample_shape)
+            for key, value in self._output_spec().items():
+                if has_param(final_build_fn, key):
+                    build_params.setdefault(key, value)
+            if has_param(final_build_fn, "seed"):
+                build_params.setdefault("seed", self._random_state)
+            if wants("meta"):
+                build_params["meta"] = self._get_metadata()
+            if wants("compile_kwargs"):
+                build_params["compile_kwargs"] = self._get_compile_kwargs()
+            if wants("params"):
+                build_params["params"] = self.get_params()
+        with _seeded(self._random_state):
+            model = final_build_fn(**build_params)
+        self._check_model_input(model)
+        return model
+
+    def _check_model_input(self, model) -> None:
+        inputs = getattr(model, "inputs", None)
+        if not inputs or len(inputs) != 1:
+            return
+        declared = tuple(inputs[0].shape[1:])
+        got = tuple(self.X_shape_[1:])
+        if len(declared) != len(got) or any(
+            d is not None and d != g for d, g in zip(declared, got, strict=True)
+        ):
+            raise InputShapeError(
+                _shape_message(type(self).__name__, got, declared, where="the built model")
+            )
+
+    # ------------------------------------------------------------------ training
+    def _fit_keras_model(
+        self, X, y, sample_weight, warm_start: bool, epochs: int, initial_epoch: int, **kwargs
+    ) -> None:
+        params = self.get_params()
+        fit_args = route_params(params, destination="fit", pass_filter=self._fit_kwargs)
+        fit_args["epochs"] = initial_epoch + epochs
+        fit_args["initial_epoch"] = initial_epoch
+        fit_args.update(kwargs)
+        for key in ("batch_size", "validation_batch_size"):
+            if fit_args.get(key) == -1:
+                fit_args[key] = X.shape[0]
+        fit_args = {k: v for k, v in fit_args.items() if not k.startswith("callbacks")}
+        callbacks = list(self._fit_callbacks)
+        callbacks.append(_DivergenceGuard(fit_args["epochs"]))
+
+        stopper = None
+        patience = self.early_stopping
+        if patience is not None:
+            if isinstance(patience, bool) or not isinstance(patience, numbers.Integral):
+                raise TypeError(
+                    f"early_stopping must be None or a patience in epochs (int >= 0), "
+                    f"got {patience!r}"
+                )
+            if patience < 0:
+                raise ValueError(f"early_stopping must be >= 0 epochs, got {patience}")
+            frac = self.validation_fraction
+            if not (isinstance(frac, numbers.Real) and 0.0 < frac < 1.0):
+                raise ValueError(
+                    f"validation_fraction must lie in (0, 1) when early_stopping is set, "
+                    f"got validation_fraction={frac!r}"
+                )
+            X, y, sample_weight, val = self._carve_validation(X, y, sample_weight, frac)
+            fit_args["validation_data"] = val
+            fit_args.pop("validation_split", None)
+            stopper = keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=int(patience), restore_best_weights=True
+            )
+            callbacks.append(stopper)
+        fit_args["sample_weight"] = sample_weight
+        fit_args["callbacks"] = callbacks
+
+        with _seeded(self._random_state):
+            hist = self.model_.fit(x=X, y=y, **fit_args)
+
+        if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
+            self.history_ = defaultdict(list)
+        for key, val in hist.history.items():
+            if not (key == "loss" or key.startswith("val_")):
+                try:
+                    key = metric_name(key)
+                except ValueError:
+                    pass
+            self.history_[key] += list(val)
+        self.n_epochs_ = len(self.history_["loss"])
+        self.best_epoch_ = None if stopper is None else initial_epoch + int(stopper.best_epoch) + 1
+
+    def _carve_validation(self, X, y, sample_weight, fraction):
+        """Split a validation part off the data given to ``fit`` (never another set)."""
+        n = X.shape[0]
+        n_val = int(np.ceil(fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"validation_fraction={fraction} of {n} samples leaves "
+                f"{n_val} for validation and {n - n_val} for training; both need at least "
+                "1 sample. Use more data or early_stopping=None."
+            )
+        seed = self._random_state if self._random_state is not None else None
+        stratify = None
+        if self._estimator_type_name == "classifier" and y.ndim == 1:
+            _, counts = np.unique(y, return_counts=True)
+            if counts.min() >= 2 and n_val >= counts.size:
+                stratify = y
+        idx = np.arange(n)
+        train_idx, val_idx = train_test_split(
+            idx, test_size=n_val, random_state=seed, stratify=stratify
+        )
+        val = (X[val_idx], y[val_idx])
+        if sample_weight is not None:
+            val = (X[val_idx], y[val_idx], sample_weight[val_idx])
+            sample_weight = sample_weight[train_idx]
+        return X[train_idx], y[train_idx], sample_weight, val
+
+    def __repr__(self) -> str:
+        defaults = {}
+        for klass in reversed(type(self).__mro__):
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for param in inspect.signature(init).parameters.values():
+                if param.default is not inspect.Parameter.empty:
+                    defaults[param.name] = param.default
+        parts = []
+        for key, value in self.get_params(deep=False).items():
+            if key in defaults and _same_value(defaults[key], value):
+                continue
+            shown = getattr(value, "__name__", None) if callable(value) else None
+            parts.append(f"{key}={shown or repr(value)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.two_d_array = True
+        tags.target_tags.required = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _same_value(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def _isnan_mask(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind in "fc":
+        return np.isnan(arr)
+    return np.zeros(arr.shape, dtype=bool)
+
+
+def _is_numeric_dtype_pd(dtype) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return _is_numeric_dtype(dtype)
+
+
+def _as_shape(shape) -> tuple[int, ...]:
+    if isinstance(shape, numbers.Integral):
+        return (int(shape),)
+    return tuple(int(d) for d in shape)
+
+
+def _shape_message(name, got, expected, where="this estimator") -> str:
+    got_n = int(np.prod(got)) if len(got) == 1 else got
+    exp_n = int(np.prod(expected)) if len(expected) == 1 else expected
+    return (
+        f"X has {got_n} features, but {name} is expecting {exp_n} features as input: "
+        f"{where} declares an input shape of {tuple(expected)} per sample and X has samples "
+        f"of shape {tuple(got)}. Pass data with the declared shape, or fix input_shape= "
+        "(or the builder's Input layer)."
+    )
+
+
+_DOC_COMMON = """
+    Parameters
+    ----------
+    model : callable or keras.Model, default=None
+        The builder (see :mod:`tunekit.builders`): a function returning a
+        ``keras.Model``. ``None`` uses :func:`tunekit.builders.mlp`. Its keyword
+        arguments are set as ``model__<name>`` parameters and can be searched.
+    input_shape : tuple of int, default=None
+        The shape of one sample, without the batch axis. ``None`` takes it from
+        ``X`` at fit. When given, ``fit`` and ``predict`` raise a ``ValueError``
+        naming both shapes if ``X`` does not match, before any training.
+    early_stopping : int or None, default=None
+        Patience in epochs. When set, a ``validation_fraction`` part of the data
+        passed to ``fit`` is held out, training stops once the validation loss
+        has not improved for this many epochs, and the best epoch's weights are
+        restored (Keras's ``EarlyStopping(restore_best_weights=True)``).
+    validation_fraction : float, default=0.1
+        Fraction of the data passed to ``fit`` held out for early stopping
+        (stratified for classifiers). Used only when ``early_stopping`` is set.
+    optimizer : str or keras.optimizers.Optimizer, default="rmsprop"
+        Optimizer; its parameters can be routed as ``optimizer__learning_rate``.
+    loss : str, keras.losses.Loss or None, default=None
+        ``None`` picks the loss from the target (see the class notes).
+    metrics : list or None, default=None
+        Keras metrics reported in ``history_``.
+    epochs : int, default=1
+        Number of epochs (the maximum when early stopping is on).
+    batch_size : int or None, default=None
+        Minibatch size (Keras's default of 32 when ``None``; ``-1`` for all samples).
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialization, shuffling, dropout and noise. The same
+        value gives identical results on the CPU, run to run. Unlike scikeras,
+        TensorFlow op determinism is not switched on for the process.
+    verbose : int, default=0
+        Keras's verbosity during ``fit`` and ``predict``.
+    **kwargs
+        Any other scikeras parameter, and routed parameters such as
+        ``model__l2``, ``fit__shuffle`` or ``optimizer__learning_rate``.
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The fitted Keras model.
+    history_ : dict of list
+        Per-epoch values of the loss and metrics (``val_*`` entries when early
+        stopping ran).
+    best_epoch_ : int or None
+        The 1-based epoch whose weights were kept by early stopping; ``None``
+        when early stopping did not run.
+    n_epochs_ : int
+        Number of epochs trained.
+    n_features_in_ : int
+        Number of features seen at fit.
+"""
+
+
+class KerasClassifier(_TunekitWrapper, _sk.KerasClassifier):
+    __doc__ = (
+        """A Keras classifier that is a scikit-learn classifier.
+
+    With ``loss=None`` the loss and output layer follow the labels: binary
+    labels get one sigmoid unit and binary cross-entropy; multiclass labels get
+    one softmax unit per class and sparse categorical cross-entropy (categorical
+    cross-entropy on one-hot labels when ``model__label_smoothing > 0``). Labels
+    may be strings, booleans or any integers.
+"""
+        + _DOC_COMMON
+        + """
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+
+    Examples
+    --------
+    >>> import numpy as np, tunekit as tk
+    >>> X = np.random.RandomState(0).normal(size=(60, 4)).astype("float32")
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> clf = tk.KerasClassifier(tk.builders.mlp, model__hidden=(8,), epochs=2,
+    ...                          random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+    )
+
+    _estimator_type_name = "classifier"
+
+    def __init__(
+        self,
+        model: Callable[..., keras.Model] | keras.Model | None = None,
+        *,
+        input_shape: Sequence[int] | None = None,
+        early_stopping: int | None = None,
+        validation_fraction: float = 0.1,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        epochs: int = 1,
+        batch_size: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        **kwargs,
+    ):
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            epochs=epochs,
+            batch_size=batch_size,
+            random_state=random_state,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.input_shape = input_shape
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+
+    def _label_smoothing(self) -> float:
+        return float(getattr(self, "model__label_smoothing", 0.0) or 0.0)
+
+    def _default_loss(self):
+        target_type = getattr(self, "target_type_", None)
+        if target_type in ("multiclass", "multiclass-multioutput"):
+            if self._label_smoothing() > 0:
+                return "categorical_crossentropy"
+            return "sparse_categorical_crossentropy"
+        return "binary_crossentropy"
+
+    @property
+    def target_encoder(self):
+        categories = "auto" if self.classes_ is None else [self.classes_]
+        return _sk.ClassifierLabelEncoder(loss=self._resolved_loss(), categories=categories)
+
+    def _output_spec(self) -> dict:
+        if self.target_type_ == "binary":
+            return {"output_units": 1, "output_activation": "sigmoid"}
+        if self.target_type_ == "multiclass":
+            return {"output_units": int(self.n_classes_), "output_activation": "softmax"}
+        if self.target_type_ == "multilabel-indicator":
+            return {"output_units": int(self.n_classes_), "output_activation": "sigmoid"}
+        return {}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.regressor_tags = None
+        return tags
+
+
+class KerasRegressor(_TunekitWrapper, _sk.KerasRegressor):
+    __doc__ = (
+        """A Keras regressor that is a scikit-learn regressor.
+
+    With ``loss=None`` the loss is the mean squared error and the output layer
+    has one linear unit per target column.
+"""
+        + _DOC_COMMON
+        + """
+    Examples
+    --------
+    >>> import numpy as np, tunekit as tk
+    >>> X = np.random.RandomState(0).normal(size=(60, 3)).astype("float32")
+    >>> y = X @ np.array([1.0, -1.0, 0.5])
+    >>> reg = tk.KerasRegressor(tk.builders.mlp, model__hidden=(8,), epochs=2,
+    ...                         random_state=0).fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+    )
+
+    _estimator_type_name = "regressor"
+
+    def __init__(
+        self,
+        model: Callable[..., keras.Model] | keras.Model | None = None,
+        *,
+        input_shape: Sequence[int] | None = None,
+        early_stopping: int | None = None,
+        validation_fraction: float = 0.1,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        epochs: int = 1,
+        batch_size: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        **kwargs,
+    ):
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            epochs=epochs,
+            batch_size=batch_size,
+            random_state=random_state,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.input_shape = input_shape
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+
+    def _default_loss(self):
+        return "mean_squared_error"
+
+    def _output_spec(self) -> dict:
+        ndim = getattr(self, "y_ndim_", 1)
+        units = 1 if ndim == 1 else int(self._n_targets)
+        return {"output_units": units, "output_activation": "linear"}
+
+    def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
+        X, y = super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+        if reset and y is not None:
+            self._n_targets = 1 if y.ndim == 1 else y.shape[1]
+        return X, y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        tags.classifier_tags = None
+        return tags
