@@ -170,8 +170,10 @@ def _check_input_shape(input_shape) -> tuple[int, ...]:
     if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
         input_shape = (int(input_shape),)
     try:
+        if isinstance(input_shape, str):
+            raise TypeError
         shape = tuple(int(d) for d in input_shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(
             f"input_shape must be the shape of one sample, e.g. (20,), got {input_shape!r}"
         ) from None
