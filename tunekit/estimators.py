@@ -321,12 +321,13 @@ class _TunekitWrapper:
         fit_args = route_params(params, destination="fit", pass_filter=self._fit_kwargs)
         fit_args["epochs"] = initial_epoch + epochs
         fit_args["initial_epoch"] = initial_epoch
+        extra_callbacks = kwargs.pop("callbacks", None) or []
         fit_args.update(kwargs)
         for key in ("batch_size", "validation_batch_size"):
             if fit_args.get(key) == -1:
                 fit_args[key] = X.shape[0]
         fit_args = {k: v for k, v in fit_args.items() if not k.startswith("callbacks")}
-        callbacks = list(self._fit_callbacks)
+        callbacks = [*self._fit_callbacks, *extra_callbacks]
         callbacks.append(_DivergenceGuard(fit_args["epochs"]))
 
         stopper = None

@@ -1,0 +1,515 @@
+"""The Optuna strategy: a study over a :class:`~tunekit.space.Space`, pruned inside CV.
+
+Each trial cross-validates one candidate fold by fold. After every fold the
+trial reports the mean score so far, and within a fold a Keras estimator
+reports the score on the fold's test part a few times per fold through a
+callback that the objective passes to ``fit``: the callback is never an
+estimator parameter, so ``clone`` cannot cut it off from the study (a
+pruning callback set as a parameter would be deep-copied and never reach the
+study). A pruner can therefore stop a hopeless candidate after one fold, or
+after a few epochs of its first fold.
+
+Steps are aligned across trials: fold ``k``'s epoch ``e`` is step
+``k * (max_epochs + 1) + e`` and the end of fold ``k`` is step
+``k * (max_epochs + 1) + max_epochs``, where ``max_epochs`` is the largest
+number of epochs the space allows.
+
+Per-fold scores, times and epochs are stored in each trial's ``user_attrs``
+(see :func:`tunekit.report.cv_results_from_study`), so ``cv_results_`` is
+built from the study alone and a study resumed from its storage gives the
+same results as one run in a single go.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Sequence
+
+import numpy as np
+import optuna
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import check_cv
+from sklearn.utils import indexable
+from sklearn.utils.validation import _num_samples
+
+from tunekit.exceptions import SearchFailedError
+from tunekit.report import cv_results_from_study, redact_url
+from tunekit.space import Choice, Int, Space
+from tunekit.strategies._common import (
+    EpochAwareScorer,
+    final_estimator,
+    last_line,
+)
+
+__all__ = ["OptunaSearchCV", "check_study_compatible", "space_signature"]
+
+logger = logging.getLogger("tunekit")
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def space_signature(space: Space) -> str:
+    """A JSON description of the space's Optuna distributions, stored on the study."""
+    return json.dumps(
+        {
+            name: optuna.distributions.distribution_to_json(d)
+            for name, d in space.to_optuna().items()
+        },
+        sort_keys=True,
+    )
+
+
+def check_study_compatible(study, space: Space, scoring: str, storage_label: str) -> None:
+    """Refuse to mix trials of another space, scoring or direction into ``study``.
+
+    Raises
+    ------
+    ValueError
+        Naming what differs and how to start a separate study.
+    """
+    fix = "Use another study_name (--study-name) or run with the study's own settings."
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ValueError(
+            f"study {study.study_name!r} in {storage_label} minimizes, but tunekit maximizes "
+            f"scikit-learn scores (higher is better). {fix}"
+        )
+    attrs = study.user_attrs
+    signature = space_signature(space)
+    if "tunekit_space" in attrs and attrs["tunekit_space"] != signature:
+        raise ValueError(
+            f"study {study.study_name!r} in {storage_label} was created with a different "
+            f"search space: stored {attrs['tunekit_space']}, given {signature}. {fix}"
+        )
+    if "scoring" in attrs and attrs["scoring"] != scoring:
+        raise ValueError(
+            f"study {study.study_name!r} in {storage_label} was scored with "
+            f"{attrs['scoring']!r}, but this search scores with {scoring!r}. {fix}"
+        )
+
+
+def _max_epochs(estimator, space: Space) -> int | None:
+    params = estimator.get_params()
+    names = [n for n in params if n == "epochs" or (n.endswith("__epochs") and n.count("__") == 1)]
+    if not names:
+        return None
+    name = names[0]
+    dim = space.get(name)
+    if isinstance(dim, Int):
+        return int(dim.high)
+    if isinstance(dim, Choice):
+        return int(max(dim.values))
+    value = params[name]
+    return int(value) if isinstance(value, (int, np.integer)) else None
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _float_or_none(value):
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _index(data, idx):
+    if hasattr(data, "iloc"):
+        return data.iloc[idx]
+    return data[idx]
+
+
+@functools.cache
+def _epoch_reporter_class():
+    """The Keras callback class, defined on first use so that Keras loads lazily."""
+    import keras
+
+    class EpochReporter(keras.callbacks.Callback):
+        """Reports the fold's running score to the trial every ``every`` epochs."""
+
+        def __init__(self, trial, estimator, scorer, X_test, y_test, done, base, every):
+            super().__init__()
+            self.trial, self.estimator, self.scorer = trial, estimator, scorer
+            self.X_test, self.y_test = X_test, y_test
+            self.done, self.base, self.every = list(done), base, max(1, int(every))
+
+        def on_epoch_end(self, epoch, logs=None):
+            if (epoch + 1) % self.every:
+                return
+            score = self.scorer(self.estimator, self.X_test, self.y_test)
+            if not math.isfinite(score):
+                return
+            self.trial.report(float(np.mean([*self.done, score])), self.base + epoch)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}")
+
+    return EpochReporter
+
+
+class _Objective:
+    """Cross-validates one candidate per trial and stores everything on the trial."""
+
+    def __init__(self, search, X, y, splits, fit_params, max_epochs):
+        self.search = search
+        self.X, self.y = X, y
+        self.splits = splits
+        self.fit_params = fit_params
+        self.max_epochs = max_epochs
+        self.stride = (max_epochs or 0) + 1
+        self.score = EpochAwareScorer(search.estimator, search.scoring)
+
+    def _fit_kwargs(self, estimator, trial, X_test, y_test, done, fold):
+        kwargs = {}
+        search = self.search
+        final = final_estimator(estimator)
+        from tunekit.estimators import _TunekitWrapper
+
+        reports = search.reports_per_fold
+        if not isinstance(final, _TunekitWrapper) or not reports or self.max_epochs is None:
+            return kwargs
+        epochs = int(final.get_params().get("epochs", self.max_epochs))
+        every = max(1, math.ceil(epochs / reports))
+        callback = _epoch_reporter_class()(
+            trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride, every
+        )
+        key = "callbacks"
+        if estimator is not final:
+            key = f"{estimator.steps[-1][0]}__callbacks"
+        kwargs[key] = [callback]
+        return kwargs
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        search = self.search
+        params = search.space.suggest(trial)
+        trial.set_user_attr("params", {k: _jsonable(v) for k, v in params.items()})
+        record = {
+            k: []
+            for k in (
+                "cv_test_scores",
+                "cv_train_scores",
+                "fit_times",
+                "score_times",
+                "best_epochs",
+                "n_epochs",
+            )
+        }
+
+        def save():
+            for key, values in record.items():
+                trial.set_user_attr(key, values)
+
+        for fold, (train, test) in enumerate(self.splits):
+            X_train, y_train = _index(self.X, train), _index(self.y, train)
+            X_test, y_test = _index(self.X, test), _index(self.y, test)
+            estimator = clone(search.estimator).set_params(**params)
+            fit_kwargs = {
+                k: (_index(v, train) if _num_samples(v) == _num_samples(self.X) else v)
+                for k, v in self.fit_params.items()
+            }
+            fit_kwargs.update(
+                self._fit_kwargs(estimator, trial, X_test, y_test, record["cv_test_scores"], fold)
+            )
+            start = time.perf_counter()
+            try:
+                estimator.fit(X_train, y_train, **fit_kwargs)
+                fit_time = time.perf_counter() - start
+                start = time.perf_counter()
+                scored = self.score(estimator, X_test, y_test)
+                score_time = time.perf_counter() - start
+                train_scored = (
+                    self.score(estimator, X_train, y_train) if search.return_train_score else None
+                )
+            except optuna.TrialPruned:
+                save()
+                raise
+            except Exception as err:  # the candidate failed: keep why, go on with the search
+                save()
+                trial.set_user_attr("failure_reason", last_line(traceback.format_exc()))
+                trial.set_user_attr("failure_traceback", traceback.format_exc()[-4000:])
+                logger.warning("trial %d failed in fold %d: %s", trial.number, fold, err)
+                return float("nan")
+            record["cv_test_scores"].append(_float_or_none(scored["score"]))
+            record["cv_train_scores"].append(
+                _float_or_none(train_scored["score"]) if train_scored else None
+            )
+            record["fit_times"].append(fit_time)
+            record["score_times"].append(score_time)
+            record["best_epochs"].append(_float_or_none(scored["best_epoch"]))
+            record["n_epochs"].append(_float_or_none(scored["n_epochs"]))
+            save()
+            if record["cv_test_scores"][-1] is None:
+                trial.set_user_attr("failure_reason", f"non-finite score in fold {fold}")
+                return float("nan")
+            running = float(np.mean(record["cv_test_scores"]))
+            trial.report(running, fold * self.stride + (self.max_epochs or 0))
+            if fold < len(self.splits) - 1 and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
+        return float(np.mean(record["cv_test_scores"]))
+
+
+def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
+    """One worker process: load the shared study and optimize until it holds ``n_trials``.
+
+    Returns the number of trials this worker ran.
+    """
+    from tunekit.storage import make_storage
+
+    seed = None if search.random_state is None else search.random_state + worker
+    sampler = search.sampler or optuna.samplers.TPESampler(seed=seed)
+    pruner = search.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
+    study = optuna.load_study(
+        study_name=search.study_.study_name,
+        storage=make_storage(search.storage),
+        sampler=sampler,
+        pruner=pruner,
+    )
+    before = len(study.get_trials(deepcopy=False))
+    if OptunaSearchCV.n_finished(study) < search.n_trials:
+        study.optimize(
+            objective,
+            timeout=search.timeout,
+            callbacks=[optuna.study.MaxTrialsCallback(search.n_trials, states=FINISHED)],
+        )
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+class OptunaSearchCV:
+    """Cross-validated Optuna search over a :class:`~tunekit.space.Space`.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Any scikit-learn estimator or pipeline; per-epoch pruning needs a
+        tunekit Keras estimator as the final step.
+    space : Space
+        The search space.
+    scoring : str, callable or None, default=None
+        The score to maximize (scikit-learn convention: higher is better).
+    cv : int, cross-validation generator or iterable, default=5
+        As in scikit-learn (stratified for classifiers when an int).
+    n_trials : int, default=20
+        Total number of finished (complete or pruned) trials the study should
+        hold. A resumed study only runs what is missing.
+    timeout : float or None, default=None
+        Stop starting new trials after this many seconds.
+    storage : str, optuna storage or None, default=None
+        Where trials are kept (see :mod:`tunekit.storage`).
+    study_name : str or None, default=None
+        Name of the study in the storage; an existing study is continued.
+    sampler : optuna.samplers.BaseSampler or None, default=None
+        ``None`` gives a TPE sampler seeded with ``random_state``.
+    pruner : optuna.pruners.BasePruner or None, default=None
+        ``None`` gives ``MedianPruner(n_startup_trials=5)``; pass
+        ``optuna.pruners.NopPruner()`` to disable pruning.
+    reports_per_fold : int, default=5
+        How many times per fold a Keras estimator reports its score while
+        training; 0 reports only at the end of each fold.
+    refit : bool, default=True
+        Refit the best candidate on all of ``X`` as ``best_estimator_``.
+    return_train_score : bool, default=True
+        Also score each fold's training part (the overfitting signal).
+    random_state : int or None, default=0
+        Seeds the default sampler.
+    verbose : int, default=1
+        0 is silent; 1 shows a progress bar over trials.
+    n_jobs : int, default=1
+        Worker processes sharing the study (needs a storage that several
+        processes can use: any database URL, or the default SQLite file).
+
+    Attributes
+    ----------
+    study_ : optuna.study.Study
+    cv_results_ : dict
+        scikit-learn's schema plus ``state``, ``failure_reason`` and epochs.
+    best_index_, best_score_, best_params_, best_estimator_, n_splits_
+        As in scikit-learn's searches.
+    interrupted_ : bool
+        True when the search was stopped by Ctrl-C; results hold every
+        finished trial.
+    """
+
+    def __init__(
+        self,
+        estimator,
+        space: Space,
+        *,
+        scoring=None,
+        cv=5,
+        n_trials: int = 20,
+        timeout: float | None = None,
+        storage=None,
+        study_name: str | None = None,
+        sampler=None,
+        pruner=None,
+        reports_per_fold: int = 5,
+        refit: bool = True,
+        return_train_score: bool = True,
+        random_state: int | None = 0,
+        verbose: int = 1,
+        n_jobs: int = 1,
+    ):
+        self.estimator = estimator
+        self.space = space
+        self.scoring = scoring
+        self.cv = cv
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self.storage = storage
+        self.study_name = study_name
+        self.sampler = sampler
+        self.pruner = pruner
+        self.reports_per_fold = reports_per_fold
+        self.refit = refit
+        self.return_train_score = return_train_score
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    # ---------------------------------------------------------------- study
+    def _create_study(self, scoring_name: str, n_splits: int, ratio: float):
+        from tunekit.storage import make_storage
+
+        storage = make_storage(self.storage)
+        label = redact_url(self.storage) if isinstance(self.storage, str) else "memory"
+        sampler = self.sampler or optuna.samplers.TPESampler(seed=self.random_state)
+        pruner = self.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=self.study_name,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
+        check_study_compatible(study, self.space, scoring_name, label)
+        if "tunekit_space" not in study.user_attrs:
+            study.set_user_attr("tunekit_space", space_signature(self.space))
+            study.set_user_attr("scoring", scoring_name)
+            study.set_user_attr("n_splits", n_splits)
+            study.set_user_attr("test_train_ratio", ratio)
+        return study
+
+    @staticmethod
+    def n_finished(study) -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+    def fit(self, X, y=None, **fit_params):
+        """Run (or continue) the study, then build ``cv_results_`` from it.
+
+        Returns
+        -------
+        self : OptunaSearchCV
+        """
+        from tunekit.strategies._common import scorer_name
+
+        X, y = indexable(X, y)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        splits = list(cv.split(X, y))
+        self.n_splits_ = len(splits)
+        sizes = [(len(tr), len(te)) for tr, te in splits]
+        ratio = float(np.mean([te / tr for tr, te in sizes]))
+        scoring_name = scorer_name(self.estimator, self.scoring)
+        self.study_ = self._create_study(scoring_name, self.n_splits_, ratio)
+        objective = _Objective(
+            self, X, y, splits, fit_params, _max_epochs(self.estimator, self.space)
+        )
+        self.interrupted_ = False
+        start = time.perf_counter()
+        verbosity = optuna.logging.get_verbosity()
+        if self.verbose < 2:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            self._optimize(objective)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            logger.warning(
+                "interrupted: %d finished trials are kept in the study %r",
+                self.n_finished(self.study_),
+                self.study_.study_name,
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        self.search_time_ = time.perf_counter() - start
+        self._collect(X, y, fit_params)
+        return self
+
+    def _optimize(self, objective) -> None:
+        remaining = self.n_trials - self.n_finished(self.study_)
+        if remaining <= 0:
+            logger.info(
+                "study %r already holds %d finished trials (n_trials=%d): nothing to run",
+                self.study_.study_name,
+                self.n_finished(self.study_),
+                self.n_trials,
+            )
+            return
+        callbacks = [optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED)]
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=remaining, desc="trials", unit="trial", leave=False)
+            callbacks.append(lambda study, trial: progress.update(1))
+        try:
+            if self.n_jobs == 1:
+                self.study_.optimize(
+                    objective, n_trials=remaining, timeout=self.timeout, callbacks=callbacks
+                )
+            else:
+                self._optimize_in_processes(objective)
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _optimize_in_processes(self, objective) -> None:
+        if not isinstance(self.storage, str):
+            raise ValueError(
+                f"n_jobs={self.n_jobs} with the Optuna strategy runs worker processes that "
+                "share the study through its storage, so storage must be a URL (e.g. "
+                "'sqlite:///study.db' or 'postgresql://...') or None with a study_name; "
+                "an in-memory study cannot be shared."
+            )
+        from joblib import Parallel, delayed
+
+        Parallel(n_jobs=self.n_jobs, backend="loky")(
+            delayed(run_worker)(self, objective, worker) for worker in range(self.n_jobs)
+        )
+
+    def _collect(self, X, y, fit_params) -> None:
+        results = cv_results_from_study(self.study_)
+        self.cv_results_ = results
+        trials = {t.number: t for t in self.study_.get_trials(deepcopy=False)}
+        self._candidate_params = [
+            self.space.decode(trials[n].params) for n in results.get("trial_number", [])
+        ]
+        means = np.asarray(results["mean_test_score"], dtype=float) if results["params"] else []
+        if len(means) == 0 or np.all(np.isnan(means)):
+            failures = [t for t in trials.values() if "failure_traceback" in t.user_attrs]
+            first = failures[0].user_attrs["failure_traceback"] if failures else "no trial ran"
+            raise SearchFailedError(
+                f"every one of the {len(means)} trials of study {self.study_.study_name!r} "
+                f"failed or was pruned; the first failure was:\n{first}"
+            )
+        self.best_index_ = int(np.nanargmax(means))
+        self.best_score_ = float(means[self.best_index_])
+        self.best_params_ = self._candidate_params[self.best_index_]
+        self.scorer_ = EpochAwareScorer(self.estimator, self.scoring).scorer
+        if self.refit:
+            start = time.perf_counter()
+            self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_)
+            self.best_estimator_.fit(X, y, **fit_params)
+            self.refit_time_ = time.perf_counter() - start
+
+    def candidate_params(self) -> Sequence[dict]:
+        """The estimator parameters of each row of ``cv_results_`` (decoded from Optuna)."""
+        return list(self._candidate_params)
