@@ -168,7 +168,7 @@ def _capped_threads(n_jobs: int):
 
 def _split_off_test(X, y, test_size, classifier, random_state):
     if test_size is None:
-        return X, y, None, None
+        return X, None, y, None
     stratify = y if classifier else None
     try:
         return train_test_split(
@@ -446,18 +446,18 @@ def search(
             candidate_params = list(cv_results["params"])
             if progress is not None:
                 progress.close()
-            failed = np.flatnonzero(cv_results["state"] == "FAIL")
-            if failed.size:
-                reasons = sorted({r for r in cv_results["failure_reason"][failed] if r})
-                warnings.warn(
-                    f"{failed.size} of {len(candidate_params)} candidates failed and rank "
-                    f"last; reasons: {'; '.join(reasons) or 'see cv_results_'}",
-                    UserWarning,
-                    stacklevel=2,
-                )
             interrupted = False
             study = None
 
+    failed = np.flatnonzero(np.asarray(cv_results["state"]) == "FAIL")
+    if failed.size:
+        reasons = sorted({r for r in np.asarray(cv_results["failure_reason"])[failed] if r})
+        warnings.warn(
+            f"{failed.size} of {len(candidate_params)} candidates failed and rank "
+            f"last; reasons: {'; '.join(reasons) or 'see cv_results_'}",
+            UserWarning,
+            stacklevel=2,
+        )
     n_splits = searcher.n_splits_
     folds = list(check_cv(cv, y_search, classifier=classifier).split(X_search, y_search))
     ratio = float(np.mean([len(te) / len(tr) for tr, te in folds]))

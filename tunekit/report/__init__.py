@@ -1,0 +1,60 @@
+"""Reports: rank candidates by honest out-of-sample scores, test, plot and write them.
+
+``import tunekit.report`` is cheap: matplotlib, Optuna, SciPy and SQLAlchemy
+are imported only by the functions that need them, and TensorFlow/Keras never.
+
+Main entry points
+-----------------
+leaderboard
+    Every candidate of a search (a tunekit result, any fitted scikit-learn
+    ``*SearchCV`` or an Optuna study) ranked best first, with standard
+    errors, corrected 95% intervals, the train/validation gap, the corrected
+    t-test against the best and the one-standard-error pick.
+compare
+    Several searches on the same data side by side.
+load, write, render, write_report
+    Read results back (storage URLs, result directories; never pickles) and
+    write Markdown, self-contained HTML, CSV and JSON, atomically.
+plot_*
+    Learning curves, score by hyperparameter, the overfitting gap, Optuna's
+    history and parameter importances.
+"""
+
+from tunekit.report._errors import ReportError
+from tunekit.report._leaderboard import STAT_COLUMNS, compare, leaderboard
+from tunekit.report._load import load
+from tunekit.report._plots import (
+    plot_learning_curves,
+    plot_optuna_history,
+    plot_overfitting_gap,
+    plot_param_importances,
+    plot_param_scores,
+)
+from tunekit.report._redact import redact_url
+from tunekit.report._schema import cv_results_from_study
+from tunekit.report._source import LoadedResult
+from tunekit.report._stats import DEFAULT_REGULARIZATION, CorrectedTTest, corrected_ttest
+from tunekit.report._writers import FORMATS, render, write, write_report
+
+__all__ = [
+    "DEFAULT_REGULARIZATION",
+    "FORMATS",
+    "STAT_COLUMNS",
+    "CorrectedTTest",
+    "LoadedResult",
+    "ReportError",
+    "compare",
+    "corrected_ttest",
+    "cv_results_from_study",
+    "leaderboard",
+    "load",
+    "plot_learning_curves",
+    "plot_optuna_history",
+    "plot_overfitting_gap",
+    "plot_param_importances",
+    "plot_param_scores",
+    "redact_url",
+    "render",
+    "write",
+    "write_report",
+]

@@ -1,0 +1,304 @@
+"""Read a result back for reporting: Optuna storages, result directories, JSON, CSV.
+
+Nothing read here is ever unpickled: only JSON, CSV and Optuna's relational
+storages (plain SQL rows) are accepted.
+"""
+
+import difflib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunekit.report._errors import ReportError
+from tunekit.report._redact import redact_url, scrub
+from tunekit.report._schema import _as_param_value
+from tunekit.report._source import LoadedResult
+
+__all__ = ["load"]
+
+logger = logging.getLogger("tunekit.report")
+
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+_TEXT_KEYS = {"state", "failure_reason"}
+
+
+def _is_url(source: Any) -> bool:
+    return isinstance(source, str) and "://" in source
+
+
+def _describe(exc: BaseException) -> str:
+    """The error and its root cause, one line each (Optuna hides driver errors)."""
+    root = exc
+    seen = {id(exc)}
+    while True:
+        nxt = root.__cause__ or root.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        root = nxt
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = f"{type(exc).__name__}: {first.rstrip('. ')}."
+    if root is not exc:
+        cause = str(root).strip().splitlines()[0] if str(root).strip() else ""
+        text += f" Caused by {type(root).__name__}: {cause.rstrip('. ')}."
+    return text
+
+
+def _with_available_driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy >= 2.1; fall back to psycopg2.
+
+    tunekit's ``postgres`` extra installs psycopg2, so a bare ``postgresql://``
+    URL is given the ``+psycopg2`` driver when psycopg 3 is missing.
+    """
+    import importlib.util
+
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in {"postgresql", "postgres"}:
+        return url
+    if importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is None:
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url).set(drivername="postgresql+psycopg2")
+    logger.info("using the psycopg2 driver for %s", redact_url(url))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _open_study(url: str, study: str | None) -> Any:
+    """Load one study from an Optuna RDB storage without creating or changing tables."""
+    shown = redact_url(url)
+    if url.startswith("sqlite"):
+        try:
+            from sqlalchemy.engine import make_url
+
+            database = make_url(url).database
+        except Exception as exc:
+            raise ReportError(
+                f"not a valid storage URL: {shown} ({scrub(str(exc), url)}); "
+                "expected e.g. sqlite:///results/study.db"
+            ) from None
+        if database and database != ":memory:" and not Path(database).is_file():
+            raise ReportError(
+                f"no SQLite database at {database!r} (from {shown}); check the path. "
+                "sqlite:///relative.db is relative to the working directory, "
+                "sqlite:////abs/path.db is absolute"
+            )
+    import optuna
+
+    try:
+        driver_url = _with_available_driver(url)
+        storage = optuna.storages.RDBStorage(driver_url, skip_table_creation=True)
+        names = optuna.study.get_all_study_names(storage=storage)
+    except Exception as exc:
+        message = _describe(exc)
+        hint = ""
+        if any(k in message for k in ("No module named", "DB access module")):
+            scheme = url.split("://", 1)[0]
+            hint = f" Install the database driver for {scheme!r}" + (
+                ": pip install 'tunekit[postgres]' (psycopg2)."
+                if scheme.startswith("postgres")
+                else "."
+            )
+        raise ReportError(
+            f"cannot read an Optuna storage at {shown}: {scrub(message, url)} Check the URL, "
+            f"that the database is reachable and holds Optuna studies.{hint}"
+        ) from None
+    if not names:
+        raise ReportError(f"the storage {shown} holds no study; run a study first")
+    if study is None:
+        if len(names) > 1:
+            raise ReportError(
+                f"the storage {shown} holds {len(names)} studies {sorted(names)}; choose one "
+                "with study=NAME (command line: --study NAME)"
+            )
+        study = names[0]
+    elif study not in names:
+        close = difflib.get_close_matches(study, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ReportError(f"no study named {study!r} in {shown}; it holds {sorted(names)}.{hint}")
+    try:
+        return optuna.load_study(study_name=study, storage=storage)
+    except Exception as exc:
+        raise ReportError(
+            f"cannot load study {study!r} from {shown}: {scrub(str(exc), url)}"
+        ) from None
+
+
+def _decode_cv(raw: dict[str, Any]) -> dict[str, Any]:
+    cv: dict[str, Any] = {}
+    for key, values in raw.items():
+        if key == "params":
+            cv[key] = [{k: _as_param_value(v) for k, v in p.items()} for p in values]
+        elif key.startswith("param_"):
+            array = np.ma.MaskedArray(np.empty(len(values), dtype=object), mask=True)
+            for i, value in enumerate(values):
+                if value is not None:
+                    array[i] = _as_param_value(value)
+            cv[key] = array
+        elif key in _TEXT_KEYS:
+            cv[key] = np.array(["" if v is None else str(v) for v in values], dtype=object)
+        else:
+            cv[key] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return cv
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read {str(path)!r} as JSON: {exc}") from None
+    kind = payload.get("format") if isinstance(payload, dict) else None
+    if kind == "tunekit.cv_results":
+        meta = payload.get("meta") or {}
+        histories = {int(k): v for k, v in (payload.get("histories") or {}).items()}
+        return LoadedResult(
+            cv_results_=_decode_cv(payload["cv_results"]),
+            histories_=histories,
+            strategy=meta.get("strategy"),
+            scoring=meta.get("scoring"),
+            metric=meta.get("metric") or "score",
+            n_splits_=meta.get("n_splits"),
+            test_train_ratio_=meta.get("test_train_ratio"),
+            test_train_ratio_source="result" if meta.get("test_train_ratio") else None,
+            wall_time_=meta.get("wall_time"),
+            n_fits_=meta.get("n_fits"),
+            n_epochs_=meta.get("n_epochs"),
+            source=str(path),
+        )
+    if kind == "tunekit.leaderboard":
+        frame = pd.DataFrame(payload["rows"], columns=payload["columns"]).set_index("candidate")
+        for column in frame.columns:
+            if column.startswith("param_") and frame[column].dtype == object:
+                frame[column] = [_as_param_value(v) for v in frame[column]]
+        for column in ("tied_with_best", "one_se_pick"):
+            if column in frame.columns:
+                frame[column] = frame[column].fillna(False).astype(bool)
+        frame.attrs = dict(payload.get("meta") or {})
+        return frame
+    if isinstance(payload, dict) and "params" in payload:  # a bare cv_results_ dict
+        return LoadedResult(cv_results_=_decode_cv(payload), source=str(path))
+    raise ReportError(
+        f"{str(path)!r} is not a tunekit JSON file (format 'tunekit.cv_results' or "
+        f"'tunekit.leaderboard'); got format={kind!r}"
+    )
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, index_col=0)
+    if not {"rank", "mean_val_score", "state"} <= set(frame.columns):
+        raise ReportError(
+            f"{str(path)!r} is not a leaderboard CSV written by tunekit.report.write "
+            "(it needs the columns rank, mean_val_score and state)"
+        )
+    frame.index.name = "candidate"
+    return frame
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def _from_directory(path: Path, study: str | None) -> Any:
+    databases = sorted(p for p in path.iterdir() if p.suffix.lower() in _SQLITE_SUFFIXES)
+    if len(databases) > 1 and (study is not None or not (path / "cv_results.json").is_file()):
+        raise ReportError(
+            f"{str(path)!r} holds several databases {[p.name for p in databases]}; pass one "
+            "of them (or its sqlite:/// URL) instead of the directory"
+        )
+    if study is not None and databases:
+        return _open_study(_sqlite_url(databases[0]), study)
+    for name, reader in (
+        ("cv_results.json", _read_json),
+        ("leaderboard.json", _read_json),
+        ("leaderboard.csv", _read_csv),
+    ):
+        if (path / name).is_file():
+            return reader(path / name)
+    if databases:
+        return _open_study(_sqlite_url(databases[0]), study)
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES)
+    extra = (
+        f" It holds {pickles}, but pickles are never loaded (unpickling runs arbitrary code)."
+        if pickles
+        else ""
+    )
+    raise ReportError(
+        f"{str(path)!r} is not a result directory: expected cv_results.json, "
+        "leaderboard.json, leaderboard.csv or one SQLite study database (.db, .sqlite, "
+        f".sqlite3).{extra}"
+    )
+
+
+def load(source: str | os.PathLike, study: str | None = None) -> Any:
+    """Read a search result back for :func:`leaderboard` and the writers.
+
+    Parameters
+    ----------
+    source : str or path-like
+        One of: an Optuna storage URL (``sqlite:///study.db``,
+        ``postgresql://user:password@host/db``); a result directory written by
+        :func:`write_report` (or holding ``leaderboard.json``,
+        ``leaderboard.csv`` or one SQLite study database); or one such file.
+    study : str, default=None
+        The study to read from a storage; may be omitted when the storage
+        holds exactly one.
+
+    Returns
+    -------
+    result : optuna.study.Study, LoadedResult or pandas.DataFrame
+        A study (from a storage), a :class:`LoadedResult` (from
+        ``cv_results.json``) or a leaderboard (from ``leaderboard.json`` or
+        ``.csv``); :func:`leaderboard` accepts each.
+
+    Raises
+    ------
+    ReportError
+        If the source does not exist, is not a format tunekit reads, or the
+        storage cannot be read. Messages never contain the URL's password.
+
+    Notes
+    -----
+    Nothing is unpickled: pickled results (``.pkl``, ``.joblib``) are refused,
+    because unpickling can run arbitrary code. Storages are opened without
+    creating tables.
+
+    Examples
+    --------
+    >>> from tunekit.report import load, leaderboard
+    >>> study = load("sqlite:///results/study.db", study="mlp")  # doctest: +SKIP
+    >>> leaderboard(study).head()  # doctest: +SKIP
+    """
+    if _is_url(source):
+        return _open_study(str(source), study)
+    path = Path(os.fspath(source))
+    if path.is_dir():
+        return _from_directory(path, study)
+    if not path.exists():
+        raise ReportError(
+            f"no such file or directory: {str(path)!r}; pass a storage URL "
+            "(sqlite:///..., postgresql://...) or a result directory"
+        )
+    suffix = path.suffix.lower()
+    if suffix in _SQLITE_SUFFIXES:
+        return _open_study(_sqlite_url(path), study)
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix in _PICKLE_SUFFIXES:
+        raise ReportError(
+            f"refusing to unpickle {str(path)!r}: unpickling runs arbitrary code. Report from "
+            "the study storage or from a directory written by tunekit.report.write_report"
+        )
+    raise ReportError(
+        f"cannot read {str(path)!r}: expected a .json, .csv or SQLite (.db, .sqlite, .sqlite3) "
+        "file, a result directory or a storage URL"
+    )
