@@ -260,17 +260,16 @@ def test_failing_candidate_ranks_last_with_its_reason(strategy, binary_data):
 def test_all_candidates_failing_shows_the_first_traceback(strategy, binary_data):
     X, y = binary_data
     with pytest.raises(SearchFailedError, match=r"(?s)failed.*too large for this test"):
-        if True:
-            tk.search(
-                FailingClassifier(),
-                X,
-                y,
-                space={"C": tk.Choice([20.0, 30.0])},
-                strategy=strategy,
-                cv=2,
-                n_trials=2,
-                verbose=0,
-            )
+        tk.search(
+            FailingClassifier(),
+            X,
+            y,
+            space={"C": tk.Choice([20.0, 30.0])},
+            strategy=strategy,
+            cv=2,
+            n_trials=2,
+            verbose=0,
+        )
 
 
 class PruneAllButFirst(optuna.pruners.BasePruner):
