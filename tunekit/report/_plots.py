@@ -210,7 +210,7 @@ def plot_learning_curves(
     fig.legend(
         handles=handles + styles,
         loc="outside lower center",
-        ncols=min(3, len(handles) + len(styles)),
+        ncols=min(3 if len(panels) > 1 else 2, len(handles) + len(styles)),
         fontsize="small",
         frameon=False,
     )
