@@ -144,6 +144,7 @@ def _epoch_reporter_class():
             self.done, self.base, self.every = list(done), base, max(1, int(every))
 
         def on_epoch_end(self, epoch, logs=None):
+            self.epochs_done = epoch + 1
             if (epoch + 1) % self.every:
                 return
             score = self.scorer(self.estimator, self.X_test, self.y_test)
@@ -169,6 +170,7 @@ class _Objective:
         self.score = EpochAwareScorer(search.estimator, search.scoring)
 
     def _fit_kwargs(self, estimator, trial, X_test, y_test, done, fold):
+        """``fit`` arguments that add the epoch reporter, and the reporter (or None)."""
         kwargs = {}
         search = self.search
         final = final_estimator(estimator)
@@ -176,7 +178,7 @@ class _Objective:
 
         reports = search.reports_per_fold
         if not isinstance(final, _TunekitWrapper) or not reports or self.max_epochs is None:
-            return kwargs
+            return kwargs, None
         epochs = int(final.get_params().get("epochs", self.max_epochs))
         every = max(1, math.ceil(epochs / reports))
         callback = _epoch_reporter_class()(
@@ -186,7 +188,7 @@ class _Objective:
         if estimator is not final:
             key = f"{estimator.steps[-1][0]}__callbacks"
         kwargs[key] = [callback]
-        return kwargs
+        return kwargs, callback
 
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
@@ -216,9 +218,10 @@ class _Objective:
                 k: (_index(v, train) if _num_samples(v) == _num_samples(self.X) else v)
                 for k, v in self.fit_params.items()
             }
-            fit_kwargs.update(
-                self._fit_kwargs(estimator, trial, X_test, y_test, record["cv_test_scores"], fold)
+            extra, reporter = self._fit_kwargs(
+                estimator, trial, X_test, y_test, record["cv_test_scores"], fold
             )
+            fit_kwargs.update(extra)
             start = time.perf_counter()
             try:
                 estimator.fit(X_train, y_train, **fit_kwargs)
@@ -230,6 +233,9 @@ class _Objective:
                     self.score(estimator, X_train, y_train) if search.return_train_score else None
                 )
             except optuna.TrialPruned:
+                partial = getattr(reporter, "epochs_done", 0)
+                spent = sum(e or 0 for e in record["n_epochs"]) + partial
+                trial.set_user_attr("epochs_spent", spent)
                 save()
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
@@ -246,6 +252,7 @@ class _Objective:
             record["score_times"].append(score_time)
             record["best_epochs"].append(_float_or_none(scored["best_epoch"]))
             record["n_epochs"].append(_float_or_none(scored["n_epochs"]))
+            trial.set_user_attr("epochs_spent", sum(e or 0 for e in record["n_epochs"]))
             save()
             if record["cv_test_scores"][-1] is None:
                 trial.set_user_attr("failure_reason", f"non-finite score in fold {fold}")
