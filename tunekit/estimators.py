@@ -100,6 +100,37 @@ class _TunekitWrapper:
 
     _estimator_type_name: str = ""
 
+    def __init__(
+        self,
+        model: Callable[..., keras.Model] | keras.Model | None = None,
+        *,
+        input_shape: Sequence[int] | None = None,
+        early_stopping: int | None = None,
+        validation_fraction: float = 0.1,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        epochs: int = 1,
+        batch_size: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        **kwargs,
+    ):
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            epochs=epochs,
+            batch_size=batch_size,
+            random_state=random_state,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.input_shape = input_shape
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+
     # ------------------------------------------------------------------ input checks
     def _check_input(self, X, y, *, fitting: bool):
         name = type(self).__name__
@@ -551,37 +582,6 @@ class KerasClassifier(_TunekitWrapper, _sk.KerasClassifier):
 
     _estimator_type_name = "classifier"
 
-    def __init__(
-        self,
-        model: Callable[..., keras.Model] | keras.Model | None = None,
-        *,
-        input_shape: Sequence[int] | None = None,
-        early_stopping: int | None = None,
-        validation_fraction: float = 0.1,
-        optimizer: Any = "rmsprop",
-        loss: Any = None,
-        metrics: Any = None,
-        epochs: int = 1,
-        batch_size: int | None = None,
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-        **kwargs,
-    ):
-        super().__init__(
-            model=model,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            epochs=epochs,
-            batch_size=batch_size,
-            random_state=random_state,
-            verbose=verbose,
-            **kwargs,
-        )
-        self.input_shape = input_shape
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-
     def _label_smoothing(self) -> float:
         return float(getattr(self, "model__label_smoothing", 0.0) or 0.0)
 
@@ -637,37 +637,6 @@ class KerasRegressor(_TunekitWrapper, _sk.KerasRegressor):
     )
 
     _estimator_type_name = "regressor"
-
-    def __init__(
-        self,
-        model: Callable[..., keras.Model] | keras.Model | None = None,
-        *,
-        input_shape: Sequence[int] | None = None,
-        early_stopping: int | None = None,
-        validation_fraction: float = 0.1,
-        optimizer: Any = "rmsprop",
-        loss: Any = None,
-        metrics: Any = None,
-        epochs: int = 1,
-        batch_size: int | None = None,
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-        **kwargs,
-    ):
-        super().__init__(
-            model=model,
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            epochs=epochs,
-            batch_size=batch_size,
-            random_state=random_state,
-            verbose=verbose,
-            **kwargs,
-        )
-        self.input_shape = input_shape
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
 
     def _default_loss(self):
         return "mean_squared_error"
