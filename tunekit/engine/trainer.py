@@ -1,0 +1,466 @@
+"""Train many members of one architecture as a single compiled model.
+
+:func:`train_stack` is the engine's core. It keeps one copy of the data on the
+device and, for every member, only index arrays (its training rows, its
+validation rows). An epoch is one compiled call: a loop over steps in which
+every member gathers its own batch (``X[idx[step]]``, shape
+``(M, B, features)``), the loss is the sum over members of each member's mean
+batch loss plus its penalty, and one optimizer step updates every member
+(:mod:`tunekit.engine.optimizers`). Because each member's loss depends only
+on its own weights, the gradient of the sum with respect to member ``m``'s
+weights is member ``m``'s own gradient, and the element-wise optimizers make
+the joint step equal to separate steps.
+
+Early stopping runs on the host between epochs with the semantics of
+``keras.callbacks.EarlyStopping(monitor="val_loss", patience=p,
+restore_best_weights=True)``, per member: each member has its own best
+epoch, best weights and patience counter, and a stopped member is frozen
+(its updates are masked) whatever the others do.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from keras import ops
+
+from tunekit.engine._backend import get_backend
+from tunekit.engine.network import HEADS, forward, init_member, penalty, per_row_loss
+from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
+
+__all__ = ["MemberSpec", "StackConfig", "StackResult", "train_stack"]
+
+_RANDOM_KNOBS = ("noise", "activation_noise", "weight_noise", "dropout")
+_STEP_STRIDE = 1024  # random-stream counters reserved per step
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What every member of a stack shares: the compiled model's structure.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of ``X``.
+    hidden : tuple of int
+        Hidden layer widths (``mlp(hidden=...)``).
+    activation : str
+        Hidden activation, one of :data:`tunekit.engine.network.ACTIVATIONS`.
+    n_outputs : int
+        Width of the output layer.
+    output_activation : {"sigmoid", "softmax", "linear"}
+        The output head; it fixes the loss (binary cross-entropy,
+        categorical cross-entropy, mean squared error).
+    optimizer : {"rmsprop", "adam", "sgd"}
+        Optimizer (Keras's defaults apart from the learning rate).
+    batch_size : int
+        Rows per member per step.
+    shuffle : bool, default=True
+        Reshuffle each member's training rows every epoch, as
+        ``model.fit(shuffle=True)``; ``False`` keeps their order.
+    """
+
+    n_features: int
+    hidden: tuple[int, ...]
+    activation: str
+    n_outputs: int
+    output_activation: str
+    optimizer: str
+    batch_size: int
+    shuffle: bool = True
+
+    @property
+    def loss(self) -> str:
+        """The loss fixed by the output head."""
+        return HEADS[self.output_activation]
+
+
+@dataclass
+class MemberSpec:
+    """One member: its rows, its epochs and its own knob values.
+
+    Parameters
+    ----------
+    train_idx : ndarray of int
+        Rows of ``X`` the member trains on (its training fold, less its
+        validation rows when early stopping).
+    val_idx : ndarray of int or None, default=None
+        Rows watched by early stopping; required when ``patience`` is set.
+    epochs : int, default=1
+        Maximum number of epochs.
+    patience : int or None, default=None
+        Early-stopping patience, or ``None`` for no early stopping.
+    learning_rate : float or None, default=None
+        ``None`` uses the optimizer's Keras default.
+    l1, l2, dropout, noise, activation_noise, weight_noise, label_smoothing : float
+        The member's values of :func:`tunekit.builders.mlp`'s knobs.
+    seed : int, default=0
+        Seed of the member's initial weights.
+    initial_weights : list of ndarray or None, default=None
+        Start from these weights (``get_weights()`` order) instead of a draw.
+    """
+
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None = None
+    epochs: int = 1
+    patience: int | None = None
+    learning_rate: float | None = None
+    l1: float = 0.0
+    l2: float = 0.0
+    dropout: float = 0.0
+    noise: float = 0.0
+    activation_noise: float = 0.0
+    weight_noise: float = 0.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    initial_weights: list | None = None
+
+
+@dataclass
+class StackResult:
+    """What :func:`train_stack` returns.
+
+    Attributes
+    ----------
+    weights : list of list of ndarray
+        Final weights of every member (``get_weights()`` order): the best
+        epoch's weights for members with early stopping.
+    n_epochs : ndarray of int, shape (M,)
+        Epochs each member trained.
+    best_epoch : ndarray of int, shape (M,)
+        1-based epoch whose weights the member kept (``n_epochs`` without
+        early stopping).
+    history : dict of str -> ndarray of shape (n_epochs_run, M)
+        ``"loss"`` (training loss, penalty included, as Keras reports it)
+        and, when some member early-stops, ``"val_loss"``; NaN where a member
+        did not train.
+    diverged : ndarray of bool, shape (M,)
+        Members whose weights are not finite.
+    fit_time : float
+        Wall time of the whole stack, compilation included.
+    epoch_times : ndarray of float
+        Wall time of each epoch's compiled call (the first one includes
+        tracing and compilation).
+    """
+
+    weights: list
+    n_epochs: np.ndarray
+    best_epoch: np.ndarray
+    history: dict = field(default_factory=dict)
+    diverged: np.ndarray | None = None
+    fit_time: float = 0.0
+    epoch_times: np.ndarray | None = None
+
+
+class _Compiled:
+    """The compiled functions of one stack structure (traced once, reused)."""
+
+    def __init__(self, config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing):
+        self.backend = backend = get_backend()
+        loss_name = config.loss
+        activation = config.activation
+
+        def member_losses(params, xb, yb, w, hyper, seed, counter, training):
+            logits = forward(
+                params,
+                xb,
+                hyper,
+                activation=activation,
+                training=training,
+                rng=backend,
+                seed=seed,
+                counter=counter,
+                flags=flags,
+            )
+            ls = hyper["label_smoothing"] if smoothing else None
+            rows = per_row_loss(yb, logits, loss_name, ls)
+            return ops.sum(rows * w, axis=1)
+
+        def reg(params, hyper):
+            pen = penalty(params, hyper["l1"], hyper["l2"], use_l1=use_l1, use_l2=use_l2)
+            return pen
+
+        def epoch(params, state, X, Y, idx, valid, active, hyper, seed):
+            def body(i, carry):
+                params, state, loss_sum, n_sum = carry
+                rows = ops.take(idx, i, axis=0)
+                w = ops.take(valid, i, axis=0)
+                xb = ops.take(X, rows, axis=0)
+                yb = ops.take(Y, rows, axis=0)
+                n = ops.sum(w, axis=1)
+
+                def objective(p):
+                    data = member_losses(p, xb, yb, w, hyper, seed, i * _STEP_STRIDE, True)
+                    member = data / ops.maximum(n, 1.0)
+                    pen = reg(p, hyper)
+                    if pen is not None:
+                        member = member + pen
+                    return ops.sum(member), member
+
+                _, member, grads = backend.value_and_grad(objective, params)
+                mask = ops.logical_and(active, n > 0)
+                params, state = apply_updates(
+                    config.optimizer, params, grads, state, hyper["learning_rate"], mask
+                )
+                loss_sum = loss_sum + ops.where(mask, member * n, 0.0)
+                n_sum = n_sum + ops.where(mask, n, 0.0)
+                return params, state, loss_sum, n_sum
+
+            zeros = ops.zeros((params[0].shape[0],), dtype="float32")
+            n_steps = idx.shape[0]
+            return ops.fori_loop(0, n_steps, body, (params, state, zeros, zeros))
+
+        def evaluate(params, X, Y, idx, valid, hyper):
+            xb = ops.take(X, idx, axis=0)
+            yb = ops.take(Y, idx, axis=0)
+            zero = ops.zeros((), dtype="int32")
+            total = member_losses(params, xb, yb, valid, hyper, zero, zero, False)
+            pen = reg(params, hyper)
+            if pen is None:
+                pen = ops.zeros_like(total)
+            return total, pen
+
+        def select(mask, new, old):
+            return [
+                ops.where(ops.reshape(mask, (-1,) + (1,) * (len(a.shape) - 1)), a, b)
+                for a, b in zip(new, old, strict=True)
+            ]
+
+        self.epoch = backend.compile(epoch)
+        self.evaluate = backend.compile(evaluate)
+        self.select = backend.compile(select)
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(config, flags, use_l1, use_l2, smoothing) -> _Compiled:
+    key = (get_backend().name, config, flags, use_l1, use_l2, smoothing)
+    if key not in _COMPILED:
+        if len(_COMPILED) > 32:
+            _COMPILED.clear()
+        _COMPILED[key] = _Compiled(config, flags, use_l1, use_l2, smoothing)
+    return _COMPILED[key]
+
+
+def _pad_rows(rows: Sequence[np.ndarray], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack index arrays into ``(M, length)`` with a 0/1 validity mask."""
+    idx = np.zeros((len(rows), length), dtype="int32")
+    valid = np.zeros((len(rows), length), dtype="float32")
+    for m, r in enumerate(rows):
+        idx[m, : len(r)] = r
+        valid[m, : len(r)] = 1.0
+    return idx, valid
+
+
+def _check_members(config: StackConfig, members: Sequence[MemberSpec], n_rows: int):
+    if not members:
+        raise ValueError("train_stack needs at least one member, got an empty list")
+    for m, spec in enumerate(members):
+        if len(spec.train_idx) == 0:
+            raise ValueError(f"member {m} has no training rows")
+        if spec.patience is not None and (spec.val_idx is None or len(spec.val_idx) == 0):
+            raise ValueError(
+                f"member {m} has patience={spec.patience} but no validation rows; "
+                "early stopping needs val_idx (rows carved from its training fold)"
+            )
+        for rows in (spec.train_idx, spec.val_idx):
+            if rows is not None and len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
+                raise ValueError(f"member {m} has row indices outside [0, {n_rows})")
+        if int(spec.epochs) < 1:
+            raise ValueError(f"epochs must be >= 1, got epochs={spec.epochs} for member {m}")
+
+
+def train_stack(
+    config: StackConfig,
+    members: Sequence[MemberSpec],
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    random_state: int | None = None,
+    eval_batch_size: int = 2048,
+    verbose: int = 0,
+) -> StackResult:
+    """Train ``members`` side by side as one stacked model.
+
+    Parameters
+    ----------
+    config : StackConfig
+        The structure every member shares.
+    members : sequence of MemberSpec
+        One entry per member (e.g. per candidate and fold).
+    X : ndarray of shape (n_samples, n_features)
+        The whole data set, once; members address it by index.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets in the loss's encoding: 0/1 for a sigmoid head, one-hot for
+        softmax, values for linear.
+    random_state : int or None, default=None
+        Seed of the batch order and of the dropout / noise draws. Initial
+        weights come from each member's ``seed``.
+    eval_batch_size : int, default=2048
+        Validation rows per member per evaluation call (bounds memory).
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+
+    Returns
+    -------
+    result : StackResult
+    """
+    start = time.perf_counter()
+    X = np.ascontiguousarray(X, dtype="float32")
+    Y = np.ascontiguousarray(Y, dtype="float32")
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if X.ndim != 2 or X.shape[1] != config.n_features:
+        raise ValueError(f"X must have shape (n_samples, {config.n_features}), got {X.shape}")
+    if Y.shape != (X.shape[0], config.n_outputs):
+        raise ValueError(f"Y must have shape ({X.shape[0]}, {config.n_outputs}), got {Y.shape}")
+    _check_members(config, members, X.shape[0])
+    n_members = len(members)
+    batch = int(config.batch_size)
+    rng = np.random.default_rng(random_state)
+
+    # Per-member knobs as (M,) tensors; static flags drop unused layers.
+    knob = {
+        name: np.array([float(getattr(s, name)) for s in members], dtype="float32")
+        for name in ("l1", "l2", "label_smoothing", *_RANDOM_KNOBS)
+    }
+    lr_default = DEFAULT_LEARNING_RATES[config.optimizer]
+    knob["learning_rate"] = np.array(
+        [lr_default if s.learning_rate is None else float(s.learning_rate) for s in members],
+        dtype="float32",
+    )
+    flags = frozenset(k for k in _RANDOM_KNOBS if np.any(knob[k] > 0))
+    use_l1, use_l2 = bool(np.any(knob["l1"] > 0)), bool(np.any(knob["l2"] > 0))
+    smoothing = bool(np.any(knob["label_smoothing"] > 0))
+    fns = _compiled(config, flags, use_l1, use_l2, smoothing)
+    hyper = {k: ops.convert_to_tensor(v) for k, v in knob.items()}
+
+    # Initial weights, stacked along the member axis.
+    per_member = []
+    for spec in members:
+        if spec.initial_weights is not None:
+            per_member.append([np.asarray(w, dtype="float32") for w in spec.initial_weights])
+        else:
+            member_rng = np.random.default_rng(spec.seed)
+            per_member.append(
+                init_member(member_rng, config.n_features, config.hidden, config.n_outputs)
+            )
+    params = [ops.convert_to_tensor(np.stack(ws)) for ws in zip(*per_member, strict=True)]
+    state = init_state(config.optimizer, params)
+    X_t, Y_t = ops.convert_to_tensor(X), ops.convert_to_tensor(Y)
+
+    train_rows = [np.asarray(s.train_idx, dtype="int64") for s in members]
+    n_train = np.array([len(r) for r in train_rows])
+    n_steps = math.ceil(int(n_train.max()) / batch)
+    epochs = np.array([int(s.epochs) for s in members])
+    patience = [s.patience for s in members]
+    watch = np.array([p is not None for p in patience])
+
+    if watch.any():
+        val_rows = [
+            np.asarray(s.val_idx if s.patience is not None else [], dtype="int64") for s in members
+        ]
+        n_val = np.array([len(r) for r in val_rows], dtype="float64")
+        chunk = max(1, min(int(eval_batch_size), int(n_val.max())))
+        n_chunks = math.ceil(int(n_val.max()) / chunk)
+        v_idx, v_valid = _pad_rows(val_rows, n_chunks * chunk)
+        val_chunks = [
+            (
+                ops.convert_to_tensor(v_idx[:, c * chunk : (c + 1) * chunk]),
+                ops.convert_to_tensor(v_valid[:, c * chunk : (c + 1) * chunk]),
+            )
+            for c in range(n_chunks)
+        ]
+        best_params = list(params)
+
+    stopped = np.zeros(n_members, dtype=bool)
+    trained = np.zeros(n_members, dtype=int)
+    best = np.full(n_members, np.inf)
+    best_epoch = np.full(n_members, -1)
+    wait = np.zeros(n_members, dtype=int)
+    hist_loss, hist_val, epoch_times = [], [], []
+
+    for epoch in range(int(epochs.max())):
+        active = ~stopped & (epoch < epochs)
+        if not active.any():
+            break
+        idx = np.zeros((n_members, n_steps * batch), dtype="int32")
+        valid = np.zeros((n_members, n_steps * batch), dtype="float32")
+        for m, rows in enumerate(train_rows):
+            order = rng.permutation(rows) if config.shuffle else rows
+            idx[m, : len(rows)] = order
+            valid[m, : len(rows)] = 1.0
+        idx = idx.reshape(n_members, n_steps, batch).transpose(1, 0, 2)
+        valid = valid.reshape(n_members, n_steps, batch).transpose(1, 0, 2)
+        seed = np.int32(rng.integers(0, 2**31 - 1))
+        tick = time.perf_counter()
+        params, state, loss_sum, n_sum = fns.epoch(
+            params,
+            state,
+            X_t,
+            Y_t,
+            ops.convert_to_tensor(np.ascontiguousarray(idx)),
+            ops.convert_to_tensor(np.ascontiguousarray(valid)),
+            ops.convert_to_tensor(active),
+            hyper,
+            ops.convert_to_tensor(seed),
+        )
+        trained += active
+        loss_sum, n_sum = ops.convert_to_numpy(loss_sum), ops.convert_to_numpy(n_sum)
+        epoch_times.append(time.perf_counter() - tick)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            hist_loss.append(np.where(active, loss_sum / n_sum, np.nan))
+
+        if watch.any():
+            total = np.zeros(n_members)
+            for c_idx, c_valid in val_chunks:
+                part, pen = fns.evaluate(params, X_t, Y_t, c_idx, c_valid, hyper)
+                total += ops.convert_to_numpy(part)
+            pen = ops.convert_to_numpy(pen)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                val_loss = total / n_val + pen
+            val_loss = np.where(watch & active, val_loss, np.nan)
+            hist_val.append(val_loss)
+            improved = np.zeros(n_members, dtype=bool)
+            for m in np.flatnonzero(watch & active):
+                # keras.callbacks.EarlyStopping.on_epoch_end, member by member:
+                # the first watched epoch is always an improvement (best=None).
+                wait[m] += 1
+                if best_epoch[m] < 0 or val_loss[m] < best[m]:
+                    best[m] = val_loss[m]
+                    best_epoch[m] = epoch
+                    improved[m] = True
+                    wait[m] = 0
+                elif wait[m] >= patience[m] and epoch > 0:
+                    stopped[m] = True
+            if improved.any():
+                best_params = fns.select(ops.convert_to_tensor(improved), params, best_params)
+        if verbose > 0:
+            msg = f"epoch {epoch + 1}: {int(active.sum())}/{n_members} members training"
+            if watch.any():
+                msg += f", {int(stopped.sum())} stopped"
+            print(msg, flush=True)
+
+    if watch.any():
+        params = fns.select(ops.convert_to_tensor(watch), best_params, params)
+    stacked = [ops.convert_to_numpy(p) for p in params]
+    weights = [[np.array(p[m]) for p in stacked] for m in range(n_members)]
+    diverged = np.array([not all(np.isfinite(w).all() for w in ws) for ws in weights])
+    kept = np.where(watch, best_epoch + 1, trained)
+    history = {"loss": np.array(hist_loss)}
+    if watch.any():
+        history["val_loss"] = np.array(hist_val)
+    return StackResult(
+        weights=weights,
+        n_epochs=trained,
+        best_epoch=kept,
+        history=history,
+        diverged=diverged,
+        fit_time=time.perf_counter() - start,
+        epoch_times=np.array(epoch_times),
+    )
