@@ -5,10 +5,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import random  # noqa: E402
+import random
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,3 @@ def regression_data():
     y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=120)).astype("float32")
     return X, y
 
-
-def postgres_url():
-    """The PostgreSQL URL tests may use, or None (tests then skip)."""
-    return os.environ.get("TUNEKIT_TEST_POSTGRES_URL")

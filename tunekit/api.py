@@ -186,6 +186,8 @@ def _split_off_test(X, y, test_size, classifier, random_state):
 def _stack_plan(estimator, candidates, engine):
     if engine == "sklearn":
         return False
+    if engine == "auto" and type(estimator).__module__ != "tunekit.estimators":
+        return False  # only tunekit's own estimators can stack; don't load the engine
     try:
         from tunekit.strategies.stacked import can_stack
     except ImportError:  # pragma: no cover - engine package always ships
@@ -237,6 +239,8 @@ def search(
     return_train_score: bool = True,
     verbose: int = 1,
     fit_params: dict | None = None,
+    backend: str | None = None,
+    scheduler=None,
 ) -> SearchResult:
     """Tune ``estimator`` over ``space`` with cross-validation and a held-out test set.
 
@@ -311,6 +315,16 @@ def search(
         0 silent, 1 progress, 2 and more: scikit-learn's own messages.
     fit_params : dict or None
         Extra arguments for ``fit`` (e.g. ``sample_weight``).
+    backend : {None, "dask"}, default=None
+        ``"dask"`` runs the grid, random and halving searches' fits on a
+        ``dask.distributed`` cluster (``pip install 'tunekit[dask]'``), all
+        its workers at once unless ``n_jobs`` says otherwise; the held-out
+        refits run here. Optuna scales out through a shared ``storage``
+        instead (see :mod:`tunekit.workers`).
+    scheduler : str, distributed.Client or None, default=None
+        With ``backend="dask"``: the scheduler's address
+        (``"tcp://host:8786"``) or a client; ``None`` uses the client already
+        made in this process.
 
     Returns
     -------
@@ -326,10 +340,22 @@ def search(
     """
     start = time.perf_counter()
     _validate(strategy, engine, test_size, n_trials, refit_top)
+    if backend is not None:
+        from tunekit.workers import check_backend
+
+        check_backend(backend, strategy, engine)
     space = space if isinstance(space, Space) else Space(space)
     space.check_params(estimator)
     X, y = indexable(X, y)
     fit_params = dict(fit_params or {})
+    if engine == "stacked" and fit_params:
+        raise ValueError(
+            f"engine='stacked' cannot pass fit_params ({', '.join(fit_params)}) to its members; "
+            "use engine='auto' or 'sklearn'"
+        )
+    if hasattr(estimator, "_check_input"):
+        # a tunekit estimator: reject bad data once, before any candidate trains on it
+        estimator._check_input(X, y, fitting=True)
     classifier = is_classifier(estimator)
 
     if outer_cv is not None:
@@ -359,6 +385,8 @@ def search(
             return_train_score=return_train_score,
             verbose=verbose,
             fit_params=fit_params,
+            backend=backend,
+            scheduler=scheduler,
             start=start,
         )
 
@@ -409,7 +437,8 @@ def search(
             interrupted = searcher.interrupted_
             study = searcher.study_
         else:
-            progress = _progress(verbose, n_jobs)
+            fit_jobs = -1 if backend == "dask" and n_jobs == 1 else n_jobs  # the whole cluster
+            progress = _progress(verbose, fit_jobs)
             searcher = _sklearn_searcher(
                 strategy,
                 estimator,
@@ -418,7 +447,7 @@ def search(
                 cv=cv,
                 n_points=n_points,
                 n_trials=n_trials,
-                n_jobs=n_jobs,
+                n_jobs=fit_jobs,
                 random_state=random_state,
                 resource=resource,
                 factor=factor,
@@ -426,7 +455,7 @@ def search(
                 verbose=verbose,
                 error_score=error_score,
                 return_train_score=return_train_score,
-                engine=engine,
+                engine="sklearn" if backend == "dask" or fit_params else engine,
                 progress=progress,
             )
             try:
@@ -434,7 +463,10 @@ def search(
                     # the epoch columns are NaN for non-Keras models: failures are
                     # reported below from the main score alone
                     warnings.filterwarnings("ignore", message="One or more of the .* scores")
-                    searcher.fit(X_search, y_search, **fit_params)
+                    from tunekit.workers import parallel_backend
+
+                    with parallel_backend(backend, scheduler):
+                        searcher.fit(X_search, y_search, **fit_params)
             except ValueError as err:
                 if "fits failed" in str(err):
                     raise SearchFailedError(
@@ -565,7 +597,9 @@ def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, 
                 verbose=max(0, kwargs["verbose"] - 1),
                 random_state=kwargs["random_state"],
             )
-    scorer = EpochAwareScorer(estimator, scoring, progress=progress)
+    scorer = EpochAwareScorer(
+        estimator, scoring, progress=progress, error_score=kwargs["error_score"]
+    )
     if kwargs["n_jobs"] != 1 and kwargs["verbose"] == 1:
         kwargs["verbose"] = 2  # scikit-learn's per-fit lines stand in for the progress bar
     return make_search(strategy, estimator, space, scoring=scorer, **kwargs)

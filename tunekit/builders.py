@@ -204,7 +204,8 @@ def mlp(
 ) -> keras.Model:
     """Build a multilayer perceptron with every anti-overfitting knob.
 
-    The layers, in order: the input; ``GaussianNoise(noise)`` on the inputs;
+    The layers, in order: the input (flattened when a sample has several
+    axes); ``GaussianNoise(noise)`` on the inputs;
     then for each width in ``hidden`` a ``Dense`` layer (``NoisyDense`` when
     ``weight_noise > 0``) with an L1/L2 kernel penalty and ``activation``,
     ``GaussianNoise(activation_noise)`` on its activations and
@@ -285,7 +286,7 @@ def mlp(
         return keras.regularizers.L1L2(l1=float(l1), l2=float(l2)) if (l1 or l2) else None
 
     inputs = keras.Input(shape=shape, name="features")
-    x = inputs
+    x = layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
     if noise > 0:
         x = layers.GaussianNoise(float(noise), seed=seed, name="input_noise")(x)
     for i, width in enumerate(widths):

@@ -38,6 +38,8 @@ def redact_url(url: str) -> str:
     text = str(url)
     if "://" not in text:
         return text
+    if not _passwords(text):
+        return text  # nothing to hide: keep the URL exactly as given
     try:
         from sqlalchemy.engine import make_url
 

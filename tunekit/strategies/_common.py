@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.metrics import check_scoring
@@ -58,10 +59,11 @@ class EpochAwareScorer:
         Anything :func:`sklearn.metrics.check_scoring` accepts.
     """
 
-    def __init__(self, estimator, scoring=None, progress=None):
+    def __init__(self, estimator, scoring=None, progress=None, error_score=math.nan):
         self.scoring = scoring
         self.scorer = check_scoring(estimator, scoring=scoring)
         self.progress = progress
+        self.error_score = error_score
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -69,7 +71,20 @@ class EpochAwareScorer:
         return state
 
     def __call__(self, estimator, X, y, **kwargs):
-        score = self.scorer(estimator, X, y, **kwargs)
+        try:
+            score = self.scorer(estimator, X, y, **kwargs)
+        except Exception as err:
+            # scikit-learn replaces a failing *callable* scorer's result by a bare float,
+            # which breaks its own dict-of-metrics bookkeeping: keep the dict shape here
+            if isinstance(self.error_score, str) and self.error_score == "raise":
+                raise
+            warnings.warn(
+                f"scoring failed; the score is set to {self.error_score}: "
+                f"{type(err).__name__}: {err}",
+                UserWarning,
+                stacklevel=2,
+            )
+            score = self.error_score
         if self.progress is not None:
             self.progress.update(0.5 if getattr(self, "_two_calls", False) else 1)
         final = final_estimator(estimator)

@@ -26,6 +26,7 @@ import functools
 import json
 import logging
 import math
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -174,10 +175,17 @@ class _Objective:
         kwargs = {}
         search = self.search
         final = final_estimator(estimator)
-        from tunekit.estimators import _TunekitWrapper
-
+        # a Keras estimator implies tunekit.estimators is loaded: don't import TensorFlow
+        # into every worker of a scikit-learn study just to learn that it isn't one
+        estimators = sys.modules.get("tunekit.estimators")
+        wrapper = getattr(estimators, "_TunekitWrapper", None)
         reports = search.reports_per_fold
-        if not isinstance(final, _TunekitWrapper) or not reports or self.max_epochs is None:
+        if (
+            wrapper is None
+            or not isinstance(final, wrapper)
+            or not reports
+            or self.max_epochs is None
+        ):
             return kwargs, None
         epochs = int(final.get_params().get("epochs", self.max_epochs))
         every = max(1, math.ceil(epochs / reports))
@@ -281,12 +289,17 @@ def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
         pruner=pruner,
     )
     before = len(study.get_trials(deepcopy=False))
-    if OptunaSearchCV.n_finished(study) < search.n_trials:
-        study.optimize(
-            objective,
-            timeout=search.timeout,
-            callbacks=[optuna.study.MaxTrialsCallback(search.n_trials, states=FINISHED)],
-        )
+    from tunekit.workers import optimize  # signals -> FAIL + retry; waits for stale trials
+
+    # at most the missing trials each (as with n_jobs=1): failing candidates never count as
+    # finished, so without the cap a study whose candidates all fail would never end
+    optimize(
+        study,
+        objective,
+        n_trials=max(0, search.n_trials - OptunaSearchCV.n_finished(study)),
+        timeout=search.timeout,
+        callbacks=[optuna.study.MaxTrialsCallback(search.n_trials, states=FINISHED)],
+    )
     return len(study.get_trials(deepcopy=False)) - before
 
 
@@ -388,7 +401,9 @@ class OptunaSearchCV:
 
         storage = make_storage(self.storage)
         label = redact_url(self.storage) if isinstance(self.storage, str) else "memory"
-        sampler = self.sampler or optuna.samplers.TPESampler(seed=self.random_state)
+        from tunekit.workers import worker_seed  # workers sharing a study: distinct seeds
+
+        sampler = self.sampler or optuna.samplers.TPESampler(seed=worker_seed(self.random_state))
         pruner = self.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
         study = optuna.create_study(
             storage=storage,
@@ -426,7 +441,13 @@ class OptunaSearchCV:
         sizes = [(len(tr), len(te)) for tr, te in splits]
         ratio = float(np.mean([te / tr for tr, te in sizes]))
         scoring_name = scorer_name(self.estimator, self.scoring)
-        self.study_ = self._create_study(scoring_name, self.n_splits_, ratio)
+        verbosity = optuna.logging.get_verbosity()
+        if self.verbose < 2:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            self.study_ = self._create_study(scoring_name, self.n_splits_, ratio)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         objective = _Objective(
             self, X, y, splits, fit_params, _max_epochs(self.estimator, self.space)
         )
@@ -459,6 +480,10 @@ class OptunaSearchCV:
                 self.n_finished(self.study_),
                 self.n_trials,
             )
+            if self.n_jobs == 1:  # still fail dead workers' trials and run queued retries
+                from tunekit.workers import optimize
+
+                optimize(self.study_, objective, n_trials=0)
             return
         callbacks = [optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED)]
         progress = None
@@ -469,8 +494,14 @@ class OptunaSearchCV:
             callbacks.append(lambda study, trial: progress.update(1))
         try:
             if self.n_jobs == 1:
-                self.study_.optimize(
-                    objective, n_trials=remaining, timeout=self.timeout, callbacks=callbacks
+                from tunekit.workers import optimize  # signals -> FAIL + retry, stale trials
+
+                optimize(
+                    self.study_,
+                    objective,
+                    n_trials=remaining,
+                    timeout=self.timeout,
+                    callbacks=callbacks,
                 )
             else:
                 self._optimize_in_processes(objective)

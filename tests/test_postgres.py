@@ -1,0 +1,325 @@
+"""Studies on PostgreSQL: drivers, heartbeat settings, several workers on one study.
+
+Tests that need the server are marked ``postgres`` and skip unless
+``TUNEKIT_TEST_POSTGRES_URL`` names a reachable database (``.ci/run`` sets
+it). Each uses its own study name and deletes the study afterwards.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import threading
+import uuid
+
+import numpy as np
+import optuna
+import pytest
+import sqlalchemy
+from _postgres import postgres_url
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy.engine import make_url
+
+import tunekit as tk
+from tunekit.storage import RetryStaleTrial, heartbeat_settings, make_storage, resolve_url
+from tunekit.workers import worker_seed
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = {"C": tk.Float(0.01, 100.0, log=True)}
+
+
+@pytest.fixture
+def pg():
+    """``(URL, study name)`` on the test server; the study is deleted afterwards."""
+    url = postgres_url()
+    if not url:
+        pytest.skip("TUNEKIT_TEST_POSTGRES_URL is not set")
+    try:
+        storage = make_storage(url, heartbeat_interval=0)
+    except ValueError as err:
+        pytest.skip(f"PostgreSQL is not reachable: {err}")
+    name = f"pg-{uuid.uuid4().hex[:12]}"
+    yield url, name
+    for study in optuna.study.get_all_study_names(storage):
+        if study.startswith(name):
+            optuna.delete_study(study_name=study, storage=storage)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 4))
+    return X, (X[:, 0] + 0.3 * rng.normal(size=90) > 0).astype(int)
+
+
+# ----------------------------------------------------------------- drivers
+@pytest.mark.parametrize(
+    "url, installed, expected",
+    [
+        ("postgresql://u:p@h/db", {"psycopg", "psycopg2"}, "postgresql+psycopg://u:p@h/db"),
+        ("postgres://u:p@h/db", {"psycopg"}, "postgresql+psycopg://u:p@h/db"),
+        ("postgresql://u@h/db", {"psycopg2"}, "postgresql+psycopg2://u@h/db"),
+        ("postgresql://u@h/db", set(), "postgresql://u@h/db"),
+        ("postgresql+psycopg2://u@h/db", {"psycopg"}, "postgresql+psycopg2://u@h/db"),
+        ("sqlite:///study.db", {"psycopg"}, "sqlite:///study.db"),
+        ("mysql+pymysql://u@h/db", {"psycopg"}, "mysql+pymysql://u@h/db"),
+    ],
+)
+def test_a_bare_postgresql_url_gets_the_installed_driver(url, installed, expected, monkeypatch):
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name in ("psycopg", "psycopg2"):
+            return object() if name in installed else None
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert resolve_url(url) == expected
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("driver", ["", "+psycopg", "+psycopg2"])
+def test_every_installed_driver_opens_the_storage(driver, pg):
+    url, name = pg
+    module = {"": "psycopg", "+psycopg": "psycopg", "+psycopg2": "psycopg2"}[driver]
+    if importlib.util.find_spec(module) is None and driver:
+        pytest.skip(f"{module} is not installed")
+    storage = make_storage(url.replace("postgresql://", f"postgresql{driver}://", 1))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def test_workers_starting_together_on_an_empty_database(kind, tmp_path):
+    """Every worker creates Optuna's tables on a fresh database: the losers must not fail."""
+    if kind == "sqlite":
+        url, cleanup = f"sqlite:///{tmp_path / 'fresh.db'}", None
+    else:
+        base = postgres_url()
+        if not base:
+            pytest.skip("TUNEKIT_TEST_POSTGRES_URL is not set")
+        database = f"tunekit_fresh_{uuid.uuid4().hex[:10]}"
+        admin = sqlalchemy.create_engine(resolve_url(base), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
+        except sqlalchemy.exc.OperationalError as err:
+            pytest.skip(f"PostgreSQL is not reachable: {type(err).__name__}")
+        url = make_url(base).set(database=database).render_as_string(hide_password=False)
+
+        def cleanup():
+            with admin.connect() as conn:
+                conn.execute(sqlalchemy.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+            admin.dispose()
+
+    barrier, errors, storages = threading.Barrier(4), [], []
+
+    def open_storage():
+        barrier.wait()
+        try:
+            storages.append(make_storage(url))
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_storage) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert len(storages) == 4
+        study = optuna.create_study(storage=storages[0], study_name="s", direction="maximize")
+        assert optuna.load_study(study_name="s", storage=storages[3]).direction == study.direction
+    finally:
+        for storage in storages:
+            storage.engine.dispose()
+        if cleanup is not None:
+            cleanup()
+
+
+# ----------------------------------------------------------------- heartbeat settings
+def test_heartbeat_settings_default_and_environment(monkeypatch):
+    for var in ("TUNEKIT_HEARTBEAT_INTERVAL", "TUNEKIT_GRACE_PERIOD", "TUNEKIT_MAX_RETRY"):
+        monkeypatch.delenv(var, raising=False)
+    assert heartbeat_settings() == {"heartbeat_interval": 10, "grace_period": 30, "max_retry": 1}
+    monkeypatch.setenv("TUNEKIT_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNEKIT_GRACE_PERIOD", "3")
+    monkeypatch.setenv("TUNEKIT_MAX_RETRY", "2")
+    assert heartbeat_settings() == {"heartbeat_interval": 1, "grace_period": 3, "max_retry": 2}
+    assert heartbeat_settings(heartbeat_interval=2, grace_period=5)["grace_period"] == 5
+    monkeypatch.setenv("TUNEKIT_MAX_RETRY", "none")
+    assert heartbeat_settings()["max_retry"] is None
+    storage = make_storage("sqlite:///:memory:")
+    assert (storage.heartbeat_interval, storage.grace_period) == (1, 3)
+    assert isinstance(storage.heartbeat_stale_trial_callback, RetryStaleTrial)
+    monkeypatch.setenv("TUNEKIT_HEARTBEAT_INTERVAL", "0")  # off
+    assert make_storage("sqlite:///:memory:").heartbeat_interval is None
+
+
+@pytest.mark.parametrize(
+    "env, kwargs, match",
+    [
+        ({"TUNEKIT_HEARTBEAT_INTERVAL": "ten"}, {}, r"TUNEKIT_HEARTBEAT_INTERVAL='ten' is not an"),
+        ({"TUNEKIT_MAX_RETRY": "1.5"}, {}, r"TUNEKIT_MAX_RETRY='1.5' is not an integer.*retries"),
+        ({}, {"grace_period": -1}, r"grace_period must be an integer >= 0, got grace_period=-1"),
+        ({}, {"heartbeat_interval": 10, "grace_period": 10}, r"grace_period must be longer than"),
+        ({"TUNEKIT_GRACE_PERIOD": "5"}, {"heartbeat_interval": 5}, r"at least two intervals"),
+    ],
+)
+def test_bad_heartbeat_settings_are_refused(env, kwargs, match, monkeypatch):
+    for var in ("TUNEKIT_HEARTBEAT_INTERVAL", "TUNEKIT_GRACE_PERIOD", "TUNEKIT_MAX_RETRY"):
+        monkeypatch.delenv(var, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=match):
+        make_storage("sqlite:///:memory:", **kwargs)
+
+
+def test_retries_keep_only_the_parameters():
+    """A retry must not inherit the dead trial's fold scores or failure reason."""
+    study = optuna.create_study(direction="maximize")
+    dist = {"C": optuna.distributions.FloatDistribution(0.1, 1.0)}
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"C": 0.5},
+            distributions=dist,
+            state=optuna.trial.TrialState.FAIL,
+            user_attrs={"params": {"C": 0.5}, "cv_test_scores": [0.1], "failure_reason": "x"},
+        )
+    )
+    callback = RetryStaleTrial(max_retry=1)
+    callback(study, study.trials[0])
+    retry = study.trials[1]
+    assert retry.state.name == "WAITING" and retry.params == {"C": 0.5}
+    assert retry.user_attrs == {"params": {"C": 0.5}}
+    assert retry.system_attrs["failed_trial"] == 0
+    # a retry that dies too is not retried again (max_retry=1)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"C": 0.5},
+            distributions=dist,
+            state=optuna.trial.TrialState.FAIL,
+            system_attrs=dict(retry.system_attrs),
+        )
+    )
+    callback(study, study.trials[2])
+    assert len(study.trials) == 3
+    # a trial that died before choosing parameters has nothing to redo
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    callback(study, study.trials[3])
+    assert len(study.trials) == 4
+
+
+def test_worker_seed_is_distinct_per_worker(monkeypatch):
+    monkeypatch.delenv("TUNEKIT_WORKER", raising=False)
+    assert worker_seed(0) == 0 and worker_seed(None) is None
+    seeds = set()
+    for tag in ["0", "1", "2", "box-a-0", "box-b-0"]:
+        monkeypatch.setenv("TUNEKIT_WORKER", tag)
+        seeds.add(worker_seed(7))
+    assert len(seeds) == 5
+    monkeypatch.setenv("TUNEKIT_WORKER", "3")
+    assert worker_seed(7) == 10 and worker_seed(None) is None
+
+
+# ----------------------------------------------------------------- searches on PostgreSQL
+@pytest.mark.postgres
+def test_a_search_on_postgresql_matches_the_same_search_on_sqlite(pg, data, tmp_path):
+    url, name = pg
+    kwargs = dict(space=SPACE, strategy="optuna", n_trials=4, cv=2, verbose=0, study_name=name)
+    on_pg = tk.search(LogisticRegression(), *data, storage=url, **kwargs)
+    on_file = tk.search(
+        LogisticRegression(), *data, storage=f"sqlite:///{tmp_path / 's.db'}", **kwargs
+    )
+    assert on_pg.cv_results_["params"] == on_file.cv_results_["params"]
+    np.testing.assert_allclose(
+        on_pg.cv_results_["mean_test_score"], on_file.cv_results_["mean_test_score"]
+    )
+    assert on_pg.heldout_score_ == on_file.heldout_score_
+    # resumed from the server: nothing re-run, same leaderboard
+    again = tk.search(LogisticRegression(), *data, storage=url, **kwargs)
+    assert len(again.study_.trials) == 4
+    loaded = tk.report.load(url, study=name)
+    assert len(tk.report.leaderboard(loaded)) == 4
+
+
+@pytest.mark.postgres
+def test_n_jobs_worker_processes_share_one_postgresql_study(pg, data):
+    url, name = pg
+    result = tk.search(
+        LogisticRegression(),
+        *data,
+        space=SPACE,
+        strategy="optuna",
+        n_trials=6,
+        n_jobs=2,
+        cv=2,
+        storage=url,
+        study_name=name,
+        verbose=0,
+    )
+    states = [t.state.name for t in result.study_.trials]
+    assert 6 <= states.count("COMPLETE") <= 7 and "RUNNING" not in states
+    numbers = [t.number for t in result.study_.trials]
+    assert len(set(numbers)) == len(numbers)
+    assert len(result.cv_results_["params"]) == len(states)
+
+
+WORKER = """
+import os
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+import tunekit as tk
+
+rng = np.random.RandomState(0)
+X = rng.normal(size=(90, 4))
+y = (X[:, 0] + 0.3 * rng.normal(size=90) > 0).astype(int)
+tk.search(LogisticRegression(), X, y, space={"C": tk.Float(0.01, 100.0, log=True)},
+          strategy="optuna", storage=os.environ["STORAGE"], study_name=os.environ["STUDY"],
+          n_trials=8, cv=2, test_size=None, verbose=0)
+"""
+
+
+@pytest.mark.postgres
+def test_workers_command_runs_n_workers_on_one_study(pg, tmp_path):
+    """``python -m tunekit.workers -n 3 SCRIPT``: what ``tunekit run --workers 3`` needs."""
+    url, name = pg
+    script = tmp_path / "study.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "STORAGE": url, "STUDY": name}
+    done = subprocess.run(
+        [sys.executable, "-m", "tunekit.workers", "-n", "3", str(script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name=name, storage=make_storage(url, heartbeat_interval=0))
+    trials = study.get_trials(deepcopy=False)
+    assert 8 <= sum(t.state.name == "COMPLETE" for t in trials) <= 8 + 3 - 1
+    owners = {t.user_attrs["tunekit_worker"] for t in trials}
+    assert len(owners) >= 2  # the trials were shared out
+    params = [t.params["C"] for t in trials]
+    assert len(set(params)) == len(params)  # distinct seeds: no candidate proposed twice
+
+
+def test_workers_command_rejects_bad_arguments(tmp_path):
+    bad = subprocess.run(
+        [sys.executable, "-m", "tunekit.workers", "-n", "0", str(tmp_path / "x.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--workers must be >= 1, got 0" in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "tunekit.workers", str(tmp_path / "missing.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "no such study script" in missing.stderr

@@ -1,0 +1,758 @@
+"""Workers that share one Optuna study, and scikit-learn searches on a Dask cluster.
+
+Several processes, on one machine or many, can run the same study: each one
+calls :func:`tunekit.search` with ``strategy="optuna"``, the same
+``storage`` URL (PostgreSQL for several machines) and the same
+``study_name``. This module gives those workers their guarantees:
+
+* **Signals.** While a trial runs, SIGTERM and SIGINT raise
+  :class:`WorkerTerminated` / :class:`WorkerInterrupted` inside the objective,
+  so Optuna records the trial as FAIL before the worker stops; with a
+  persistent storage the trial is queued again with the same parameters
+  (once, by default). A signal that arrives between trials stops the worker
+  before the next one. SIGTERM then ends the process as its default action
+  would, but cleanly: ``SystemExit(143)``, with no partial result and hence
+  no report. SIGINT keeps the Ctrl-C behaviour: :func:`tunekit.search`
+  returns what finished, marked ``interrupted_``. The previous handlers are
+  restored afterwards, and handlers are only installed in the main thread
+  (and not over a signal that is ignored, as in ``nohup``).
+* **Dead workers.** With heartbeats on (every database storage, see
+  :mod:`tunekit.storage`), a trial whose worker was killed (``kill -9``, OOM,
+  preemption) is failed once its heartbeat is ``grace_period`` seconds stale
+  and retried with the same parameters.
+* **Nothing left behind.** A worker that has reached the study's target does
+  not leave at once: it runs queued retries and waits until no trial of the
+  study is RUNNING (live trials of other workers finish, dead ones go stale
+  and are failed and retried). A new worker started on a study whose workers
+  all died continues it without redoing finished trials.
+* **Storage loss.** A database that goes away mid-run ends the worker with
+  :class:`tunekit.storage.StorageError` (no password in the message, no
+  result, hence no half-written report); the study keeps every finished trial.
+
+``python -m tunekit.workers [-n N] [--gpus 0,1] SCRIPT [ARGS...]`` runs a study
+script (one that calls :func:`tunekit.search`) as one worker, or as ``N``
+worker processes with signals forwarded to them. Exit status: 0 done, 130
+after SIGINT, 143 after SIGTERM, 75 when the storage was lost, 1 for other
+errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import logging
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+
+__all__ = [
+    "BACKENDS",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_STORAGE",
+    "WorkerInterrupted",
+    "WorkerTerminated",
+    "check_backend",
+    "dask_backend",
+    "launch",
+    "main",
+    "optimize",
+    "parallel_backend",
+    "recover_stale_trials",
+    "retry_trial",
+    "run_script",
+    "worker_id",
+    "worker_seed",
+]
+
+logger = logging.getLogger("tunekit")
+
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_STORAGE = 75  # EX_TEMPFAIL: try again once the database is back
+WORKER_ATTR = "tunekit_worker"
+_HANDLED = (signal.SIGTERM, signal.SIGINT)
+_received: list[int] = []  # signals handled by this module, for ``run_script``'s exit status
+
+
+class WorkerInterrupted(KeyboardInterrupt):
+    """A signal stopped the worker; raised inside the running trial's objective.
+
+    It derives from :class:`KeyboardInterrupt` so that the objective's own
+    ``except Exception`` cannot swallow it and Optuna records the trial as
+    FAIL. SIGINT raises this class, SIGTERM :class:`WorkerTerminated`.
+
+    Attributes
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
+        self.signum = int(signum)
+        super().__init__(message or f"worker stopped by {signal.Signals(self.signum).name}")
+
+
+class WorkerTerminated(WorkerInterrupted):
+    """SIGTERM stopped the worker.
+
+    Raised inside the objective so that the trial is recorded as FAIL;
+    :func:`optimize` then queues the trial again and ends the process with
+    ``SystemExit(143)``: unlike Ctrl-C, no partial result is returned.
+    """
+
+
+def _interrupt(signum: int) -> WorkerInterrupted:
+    cls = WorkerInterrupted if signum == signal.SIGINT else WorkerTerminated
+    return cls(signum)
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on each trial as ``user_attrs["tunekit_worker"]``."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_seed(random_state: int | None) -> int | None:
+    """``random_state`` made distinct per worker: offset by ``TUNEKIT_WORKER``.
+
+    Workers that share a study with the same sampler seed would propose the
+    same candidates. :func:`launch` (and ``tunekit run --workers N``) number
+    their workers ``TUNEKIT_WORKER=0..N-1``; on several machines give each
+    worker its own value (a number or any name, e.g. ``box2-0``). Without the
+    variable, or with ``random_state=None``, the seed is returned unchanged.
+
+    Examples
+    --------
+    >>> import os
+    >>> from tunekit.workers import worker_seed
+    >>> os.environ["TUNEKIT_WORKER"] = "3"
+    >>> worker_seed(0)
+    3
+    >>> del os.environ["TUNEKIT_WORKER"]
+    """
+    tag = os.environ.get("TUNEKIT_WORKER", "").strip()
+    if random_state is None or not tag:
+        return random_state
+    offset = int(tag) if tag.isdigit() else zlib.crc32(tag.encode())
+    return (int(random_state) + offset) % 2**32
+
+
+# ------------------------------------------------------------------ retries
+def _persistent(study) -> bool:
+    from optuna.storages import InMemoryStorage
+
+    return not isinstance(study._storage, InMemoryStorage)
+
+
+def _retry_callback(study):
+    """The storage's retry callback, or tunekit's with the configured ``max_retry``."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from tunekit.storage import RetryStaleTrial, heartbeat_settings
+
+    getter = getattr(study._storage, "get_heartbeat_stale_trial_callback", None)
+    callback = getter() if getter is not None else None
+    if isinstance(callback, RetryHeartbeatStaleTrialCallback):
+        return callback
+    return RetryStaleTrial(max_retry=heartbeat_settings()["max_retry"])
+
+
+def retry_trial(study, trial) -> None:
+    """Queue ``trial`` again with the same parameters (a WAITING trial).
+
+    The retry's ``system_attrs`` name the original trial (``failed_trial``)
+    and the chain of retries (``retry_history``), as Optuna's
+    :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` does, and its
+    ``max_retry`` limit applies.
+
+    Parameters
+    ----------
+    study : optuna.study.Study
+    trial : optuna.trial.FrozenTrial
+        A failed trial.
+    """
+    _retry_callback(study)(study, trial)
+
+
+def _heartbeat_backend(study):
+    """The RDBStorage behind ``study`` when it has heartbeats, else None."""
+    from optuna.storages import RDBStorage
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return None
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
+def _orphans(study, backend) -> list[int]:
+    """RUNNING trials that never recorded a heartbeat and started long ago.
+
+    A worker killed between creating a trial and its first heartbeat leaves a
+    trial that Optuna never counts as stale; after three grace periods
+    (measured on this machine's clock) it is treated as dead.
+    """
+    grace = backend.grace_period or 2 * backend.heartbeat_interval
+    try:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from optuna.trial import TrialState
+
+        with _create_scoped_session(backend.scoped_session) as session:
+            rows = (
+                session.query(models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study._study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .filter(~models.TrialModel.heartbeats.any())
+                .all()
+            )
+    except Exception as err:  # Optuna's internals moved: rely on heartbeats alone
+        logger.debug("cannot look for trials without heartbeats: %s", type(err).__name__)
+        return []
+    orphans = []
+    for (trial_id,) in rows:
+        start = study._storage.get_trial(trial_id).datetime_start
+        if start is None:
+            continue
+        now = datetime.datetime.now(start.tzinfo) if start.tzinfo else datetime.datetime.now()
+        if (now - start).total_seconds() > 3 * grace:
+            orphans.append(trial_id)
+    return orphans
+
+
+def recover_stale_trials(study) -> list[int]:
+    """Fail the trials of dead workers and queue their retries.
+
+    Optuna does this at the start of every trial; tunekit also does it when
+    a worker starts and while it waits for the study to settle, so that a
+    study whose workers all died is repaired by the next worker even when
+    the study already holds enough trials. Besides trials whose heartbeat is
+    stale, a RUNNING trial that never sent a heartbeat (its worker died right
+    after creating it) counts as dead three grace periods after its start.
+
+    Returns
+    -------
+    numbers : list of int
+        The trials this call failed (each is queued again while it has
+        retries left). Empty without heartbeats.
+    """
+    backend = _heartbeat_backend(study)
+    if backend is None:
+        return []
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    failed = []
+    for trial_id in [*storage._get_stale_trial_ids(study._study_id), *_orphans(study, backend)]:
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:  # another worker got there first
+            continue
+        trial = storage.get_trial(trial_id)
+        logger.warning(
+            "trial %d of study %r: its worker stopped sending heartbeats; marked FAIL",
+            trial.number,
+            study.study_name,
+        )
+        retry_trial(study, trial)
+        failed.append(trial.number)
+    return failed
+
+
+# ------------------------------------------------------------------ signals
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _signal_handlers(handler: Callable, signals: Sequence[int] = _HANDLED) -> Iterator[None]:
+    """Install ``handler`` for ``signals`` (main thread only), restoring the old ones."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {}
+    try:
+        for signum in signals:
+            old = signal.getsignal(signum)
+            if old is signal.SIG_IGN:  # deliberately ignored (nohup, background jobs)
+                continue
+            signal.signal(signum, handler)
+            previous[signum] = old
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
+
+
+class _Guard:
+    """Wraps the objective: knows the running trial and turns signals into FAIL + retry."""
+
+    def __init__(self, objective: Callable) -> None:
+        self.objective = objective
+        self.current = None
+        self.last_trial_id: int | None = None
+        self.signum: int | None = None
+        self.raised = False
+        self.worker = worker_id()
+
+    def __call__(self, trial) -> float:
+        self.last_trial_id = trial._trial_id
+        try:
+            self.current = trial
+            if self.signum is not None:  # the signal came while Optuna set this trial up
+                self.raised = True
+                raise _interrupt(self.signum)
+            trial.set_user_attr(WORKER_ATTR, self.worker)
+            return self.objective(trial)
+        except WorkerInterrupted as err:
+            self.current = None
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(
+                    "failure_reason", f"{err}; the trial is queued again with the same parameters"
+                )
+            raise
+        finally:
+            self.current = None
+
+    def handle(self, signum, frame) -> None:
+        _received.append(signum)
+        if self.signum is None:
+            self.signum = signum
+        if self.current is not None and not self.raised:
+            self.raised = True
+            raise _interrupt(signum)
+        # outside a trial: stop before the next one (see ``stop_if_signalled``, ``check``)
+
+    def stop_if_signalled(self, study, trial) -> None:
+        if self.signum is not None:
+            study.stop()
+
+    def check(self) -> None:
+        if self.signum is not None:
+            self.raised = True
+            raise _interrupt(self.signum)
+
+    def retry_interrupted(self, study, interrupt: WorkerInterrupted) -> None:
+        """Queue the trial a signal interrupted again (persistent storages only)."""
+        from optuna.trial import TrialState
+
+        logger.warning("%s", interrupt)
+        if self.last_trial_id is None or not _persistent(study):
+            return
+        trial = study._storage.get_trial(self.last_trial_id)
+        if trial.state != TrialState.FAIL:
+            return
+        retry_trial(study, trial)
+        logger.warning(
+            "trial %d of study %r: %s; marked FAIL and queued again with the same parameters",
+            trial.number,
+            study.study_name,
+            interrupt,
+        )
+
+
+def _poll_interval(study) -> float:
+    backend = _heartbeat_backend(study)
+    interval = backend.heartbeat_interval if backend is not None else 1
+    return max(0.2, min(1.0, interval / 2))
+
+
+def _settle(study, guard: _Guard, callbacks) -> None:
+    """Run queued retries and wait until no trial of the study is RUNNING.
+
+    A worker runs a queued (WAITING) trial at once when it queued it itself,
+    and otherwise once it has been waiting for two polls, so that two
+    settling workers rarely race for one retry (the loser would start a new
+    trial instead).
+    """
+    from optuna.trial import TrialState
+
+    waits = _heartbeat_backend(study) is not None  # without heartbeats dead trials never end
+    poll = _poll_interval(study)
+    seen: dict[int, float] = {}
+    announced = False
+    while True:
+        guard.check()
+        mine = set(recover_stale_trials(study))
+        pending = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+        now = time.monotonic()
+        ready = False
+        for trial in pending:
+            if trial.state != TrialState.WAITING:
+                continue
+            first = seen.setdefault(trial._trial_id, now)
+            history = trial.system_attrs.get("retry_history") or [None]
+            ready = ready or history[-1] in mine or now - first >= 2 * poll
+        if ready:
+            study.optimize(guard, n_trials=1, callbacks=callbacks)
+            continue
+        if not pending or not (waits or any(t.state == TrialState.WAITING for t in pending)):
+            return
+        if not announced:
+            logger.info(
+                "study %r: waiting for %d running or queued trial(s) to finish (trials of "
+                "dead workers are failed and retried once their heartbeat is stale)",
+                study.study_name,
+                len(pending),
+            )
+            announced = True
+        time.sleep(poll)
+
+
+def optimize(
+    study,
+    objective: Callable,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    callbacks: Sequence[Callable] | None = None,
+    settle: bool = True,
+) -> None:
+    """``study.optimize`` with the guarantees a shared study needs.
+
+    Parameters
+    ----------
+    study : optuna.study.Study
+        The study (possibly shared with other processes through its storage).
+    objective : callable
+        ``objective(trial) -> float``.
+    n_trials : int or None, default=None
+        Trials this call may start (``None``: until a callback stops it);
+        0 only repairs the study: stale trials are failed and retried, queued
+        retries are run.
+    timeout : float or None, default=None
+        Stop starting new trials after this many seconds.
+    callbacks : sequence of callables or None
+        Optuna callbacks, e.g. ``MaxTrialsCallback``.
+    settle : bool, default=True
+        Afterwards, run queued retries and wait until no trial of the study is
+        RUNNING (see the module docstring).
+
+    Raises
+    ------
+    SystemExit
+        Status 143 after SIGTERM; the trial that ran is FAIL and queued again.
+    WorkerInterrupted
+        After SIGINT (a :class:`KeyboardInterrupt`); the same for the trial.
+    tunekit.storage.StorageError
+        If the storage is lost mid-run.
+    """
+    guard = _Guard(objective)
+    callbacks = [*(callbacks or ()), guard.stop_if_signalled]
+    with _signal_handlers(guard.handle):
+        try:
+            recover_stale_trials(study)
+            if n_trials is None or n_trials > 0:
+                study.optimize(guard, n_trials=n_trials, timeout=timeout, callbacks=callbacks)
+            guard.check()
+            if settle:
+                _settle(study, guard, callbacks)
+        except WorkerInterrupted as interrupt:
+            try:
+                guard.retry_interrupted(study, interrupt)
+            except Exception as err:  # the database is gone too: the heartbeat will tell
+                logger.warning(
+                    "could not queue the interrupted trial again: %s",
+                    _scrubbed(_database_error(err) or err),
+                )
+            if isinstance(interrupt, WorkerTerminated):
+                # SIGTERM's default action ends the process: do so now that the trial is
+                # recorded, with the status a shell gives it (143), and no partial result
+                raise SystemExit(128 + interrupt.signum) from interrupt
+            raise
+        except Exception as err:
+            cause = _database_error(err)
+            if cause is None:
+                raise
+            raise _storage_error(study, cause) from None
+
+
+def _database_error(err: BaseException) -> BaseException | None:
+    """The database error behind ``err``, if any (Optuna sometimes masks it).
+
+    When the database goes away, Optuna may raise ``StorageInternalError``
+    or even an ``AssertionError`` ("Should not reach") while handling the
+    driver's error; the driver's error is then in the exception's chain.
+    """
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    found, seen = None, set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, SQLAlchemyError):
+            return err
+        if isinstance(err, StorageInternalError) and found is None:
+            found = err
+        err = err.__cause__ or err.__context__
+    return found
+
+
+def _scrubbed(err: BaseException, url: str | None = None) -> str:
+    from tunekit.report._redact import scrub
+
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return scrub(text, url) if url else text
+
+
+def _storage_error(study, err: BaseException):
+    from tunekit.storage import StorageError, storage_label
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    url = getattr(backend, "url", None)
+    grace = getattr(backend, "grace_period", None)
+    retry = (
+        f"failed and retried once its heartbeat is {grace} s stale"
+        if grace
+        else "left RUNNING (heartbeats are off)"
+    )
+    return StorageError(
+        f"lost the Optuna storage {storage_label(backend)} while study {study.study_name!r} "
+        f"ran: {type(err).__name__}: {_scrubbed(err, url)}. Finished trials are kept in the "
+        f"storage; the trial that was running is {retry}. Run the worker again once the "
+        "database is reachable to resume the study."
+    )
+
+
+# ------------------------------------------------------------------ dask
+BACKENDS = (None, "dask")
+DASK_CONNECT_TIMEOUT = 10.0  # seconds to wait for a Dask scheduler
+
+
+def check_backend(backend, strategy: str, engine: str = "auto") -> None:
+    """Refuse a parallel backend that cannot run ``strategy``, before any work.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend, for ``backend="dask"`` with the Optuna strategy
+        (Optuna scales out through a shared storage) or with ``engine="stacked"``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend must be None (joblib on this machine) or 'dask' (a dask.distributed "
+            f"cluster), got backend={backend!r}"
+        )
+    if backend == "dask" and strategy == "optuna":
+        raise ValueError(
+            "backend='dask' runs the grid, random and halving searches; an Optuna study "
+            "scales out through its storage instead: pass storage='postgresql://...' and "
+            "start one worker per machine (python -m tunekit.workers, or tunekit run "
+            "--workers N)"
+        )
+    if backend == "dask" and engine == "stacked":
+        raise ValueError(
+            "engine='stacked' trains every candidate in one model on this machine, so it "
+            "cannot use backend='dask'; pass engine='sklearn' (or 'auto') to spread the fits"
+        )
+
+
+@contextlib.contextmanager
+def dask_backend(scheduler=None, *, timeout: float | None = None) -> Iterator:
+    """Run joblib's parallel loops (scikit-learn's searches) on a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None
+        The scheduler's address (``"tcp://host:8786"``), a client, or ``None``
+        for the client already made in this process.
+    timeout : float or None, default=None
+        Seconds to wait for the scheduler (``None``: ``DASK_CONNECT_TIMEOUT``,
+        10).
+
+    Yields
+    ------
+    client : distributed.Client
+
+    Raises
+    ------
+    ImportError
+        If ``dask.distributed`` is not installed.
+    ConnectionError
+        If the scheduler cannot be reached.
+    ValueError
+        If ``scheduler`` is ``None`` and no client exists.
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError(
+            "backend='dask' needs dask.distributed, which is not installed: "
+            "pip install 'tunekit[dask]'"
+        ) from None
+    from joblib import parallel_config
+
+    timeout = DASK_CONNECT_TIMEOUT if timeout is None else timeout
+    own = False
+    if isinstance(scheduler, distributed.Client):
+        client = scheduler
+    elif scheduler is None:
+        try:
+            client = distributed.default_client()
+        except ValueError:
+            raise ValueError(
+                "backend='dask' needs a scheduler: pass scheduler='tcp://HOST:8786' (the "
+                "address `dask scheduler` prints) or create a distributed.Client first"
+            ) from None
+    else:
+        try:
+            client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
+                f"({type(err).__name__}: {_scrubbed(err)}). Start one with `dask scheduler` "
+                "and workers with `dask worker ADDRESS`, and check the address and port."
+            ) from None
+        own = True
+    try:
+        with parallel_config(backend="dask", client=client):
+            yield client
+    finally:
+        if own:
+            client.close()
+
+
+def parallel_backend(backend: str | None, scheduler=None):
+    """The context :func:`tunekit.search` fits under: Dask's, or nothing for ``None``."""
+    if backend is None:
+        return contextlib.nullcontext()
+    check_backend(backend, "grid")
+    return dask_backend(scheduler)
+
+
+# ------------------------------------------------------------------ entry points
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_script(path: str | os.PathLike, argv: Sequence[str] = ()) -> int:
+    """Run a study script as ``__main__`` in this process, as one worker.
+
+    Returns
+    -------
+    status : int
+        0 when the script finished, 143 after SIGTERM, 130 after SIGINT, 75
+        when the storage was lost (the message goes to stderr, without the
+        password). Other exceptions propagate.
+    """
+    from tunekit.storage import StorageError
+
+    def on_signal(signum, frame):
+        _received.append(signum)
+        raise _interrupt(signum)
+
+    _received.clear()
+
+    saved = sys.argv
+    sys.argv = [os.fspath(path), *argv]
+    try:
+        with _signal_handlers(on_signal):
+            runpy.run_path(os.fspath(path), run_name="__main__")
+    except WorkerInterrupted as err:
+        print(f"tunekit worker: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except SystemExit as done:  # sys.exit() in the script, or SIGTERM (143)
+        if done.code is None or isinstance(done.code, int):
+            return done.code or 0
+        print(done.code, file=sys.stderr)
+        return 1
+    except StorageError as err:
+        print(f"tunekit worker: error: {err}", file=sys.stderr)
+        return EXIT_STORAGE
+    finally:
+        sys.argv = saved
+    return 128 + _received[0] if _received else 0
+
+
+def launch(
+    argv: Sequence[str],
+    n_workers: int,
+    *,
+    gpus: Sequence[str] | None = None,
+    env: dict | None = None,
+) -> int:
+    """Start ``n_workers`` processes running ``argv`` and wait for them.
+
+    Each worker gets ``TUNEKIT_WORKER=<i>`` and, with ``gpus``, its own
+    ``CUDA_VISIBLE_DEVICES`` (round robin). SIGTERM and SIGINT received by
+    this process are passed on to every worker (which fail their running
+    trial, queue it again and stop).
+
+    Returns
+    -------
+    status : int
+        0 when every worker succeeded, else the first non-zero status
+        (128 + signal for a worker killed by a signal).
+    """
+    if not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"the number of workers must be an integer >= 1, got {n_workers!r}")
+    procs: list[subprocess.Popen] = []
+
+    def forward(signum, frame):
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    with _signal_handlers(forward):
+        for i in range(n_workers):
+            worker_env = {**os.environ, **(env or {}), "TUNEKIT_WORKER": str(i)}
+            if gpus:
+                worker_env["CUDA_VISIBLE_DEVICES"] = str(gpus[i % len(gpus)])
+            # own session: a terminal's Ctrl-C reaches the workers once, through ``forward``
+            procs.append(subprocess.Popen(list(argv), env=worker_env, start_new_session=True))
+        codes = [_exit_code(proc.wait()) for proc in procs]
+    failed = [c for c in codes if c]
+    return failed[0] if failed else 0
+
+
+def _parse_gpus(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus:
+        raise argparse.ArgumentTypeError(f"--gpus takes a list like 0,1; got {text!r}")
+    return gpus
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tunekit.workers [-n N] [--gpus 0,1] SCRIPT [ARGS...]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tunekit.workers",
+        description="Run a study script as one or several workers sharing its Optuna study.",
+    )
+    parser.add_argument("-n", "--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--gpus", type=_parse_gpus, default=None, help="e.g. 0,1 (round robin)")
+    parser.add_argument("script", help="a Python file that calls tunekit.search")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to the script")
+    opts = parser.parse_args(argv)
+    if opts.workers < 1:
+        parser.error(f"--workers must be >= 1, got {opts.workers}")
+    if not os.path.isfile(opts.script):
+        parser.error(f"no such study script: {opts.script!r}")
+    if opts.workers == 1 and not opts.gpus:
+        return run_script(opts.script, opts.args)
+    command = [sys.executable, "-m", "tunekit.workers", opts.script, *opts.args]
+    return launch(command, opts.workers, gpus=opts.gpus)
+
+
+if __name__ == "__main__":
+    # run the imported module, not this ``__main__`` copy: its exception classes are the
+    # ones tunekit raises
+    from tunekit.workers import main as _main
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    sys.exit(_main())
