@@ -20,6 +20,7 @@ __all__ = [
     "TunekitError",
     "__version__",
     "builders",
+    "datasets",
     "report",
     "search",
     "spaces",
@@ -38,7 +39,16 @@ _LAZY = {
     "SearchResult": "tunekit.api",
     "TunekitError": "tunekit.exceptions",
 }
-_SUBMODULES = {"builders", "report", "spaces", "workflow", "engine", "strategies", "space"}
+_SUBMODULES = {
+    "builders",
+    "datasets",
+    "report",
+    "spaces",
+    "workflow",
+    "engine",
+    "strategies",
+    "space",
+}
 
 
 def __getattr__(name):
@@ -57,7 +67,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tunekit import builders, report, spaces, workflow
+    from tunekit import builders, datasets, report, spaces, workflow
     from tunekit.api import SearchResult, search
     from tunekit.estimators import KerasClassifier, KerasRegressor
     from tunekit.exceptions import TunekitError

@@ -504,7 +504,9 @@ def search(
     )
     best_estimator = getattr(searcher, "best_estimator_", None)
     best_index = int(searcher.best_index_)
-    if X_test is not None:
+    if X_test is not None and interrupted:
+        logger.warning("interrupted: the held-out test of the refit candidates is skipped")
+    elif X_test is not None:
         scorer = EpochAwareScorer(estimator, scoring)
         ranked = [
             i

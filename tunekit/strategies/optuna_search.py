@@ -180,6 +180,9 @@ class _Objective:
         estimators = sys.modules.get("tunekit.estimators")
         wrapper = getattr(estimators, "_TunekitWrapper", None)
         reports = search.reports_per_fold
+        study = getattr(search, "study_", None)
+        if study is not None and isinstance(study.pruner, optuna.pruners.NopPruner):
+            reports = 0  # nothing would ever be pruned: don't pay for the reports
         if (
             wrapper is None
             or not isinstance(final, wrapper)
