@@ -163,6 +163,9 @@ def start_worker(script, url, name, n_trials, index, tmp_path, plain=False, **en
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # a worker started from a shell that ignores SIGINT (nohup, CI runners) would
+        # ignore Ctrl-C by design; the tests want the interactive behaviour
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     proc.log_path = tmp_path / f"worker-{index}.log"
     proc.log_file = log
@@ -375,6 +378,7 @@ def test_in_process_sigterm_ends_with_status_143_and_restores_the_handlers(tmp_p
     url = f"sqlite:///{tmp_path / 'study.db'}"
     kwargs = dict(space=SPACE, strategy="optuna", storage=url, study_name="s", cv=2, verbose=0)
     before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sigint_before = signal.getsignal(signal.SIGINT)
 
     def terminate_mid_trial():
         running_trial_of(open_study(url, "s"), os.getpid(), min_finished=1)
@@ -388,7 +392,7 @@ def test_in_process_sigterm_ends_with_status_143_and_restores_the_handlers(tmp_p
         killer.join()
         assert info.value.code == EXIT_SIGTERM
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is sigint_before
         states = [t.state.name for t in open_study(url, "s").trials]
         assert states.count("FAIL") == 1 and states[-1] == "WAITING"  # queued for the next run
     finally:

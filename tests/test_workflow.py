@@ -208,22 +208,35 @@ def _trial(state, token="t", completed=None):
     )
 
 
-@pytest.mark.parametrize(
-    "queued, others, expected",
-    [
-        (_queued(socket.gethostname(), 2**22 + 12345, 0), [], True),  # its process is gone
-        (_queued(socket.gethostname(), os.getpid(), 3600), [], False),  # alive, however long
-        (_queued("elsewhere", 1, 5), [], False),
-        (_queued("elsewhere", 1, 3600), [], True),
-        (_queued("elsewhere", 1, 3600), [_trial("RUNNING")], False),
-        (_queued("elsewhere", 1, 3600), [_trial("COMPLETE", completed=datetime.now())], False),
-        (_queued("elsewhere", 1, 3600), [_trial("RUNNING", token="other")], True),
-        (SimpleNamespace(user_attrs={}, state=SimpleNamespace(name="WAITING")), [], True),
-    ],
-    ids=["gone", "alive", "fresh", "stale", "running", "just-finished", "others-run", "retry"],
-)
-def test_who_may_take_over_a_queued_configuration(queued, others, expected):
-    assert workflow._orphaned(queued, others) is expected
+# Built inside the test, not at collection: ages are relative to when the test runs.
+ORPHAN_CASES = {
+    "gone": (lambda: _queued(socket.gethostname(), 2**22 + 12345, 0), lambda: [], True),
+    "alive": (lambda: _queued(socket.gethostname(), os.getpid(), 3600), lambda: [], False),
+    "fresh": (lambda: _queued("elsewhere", 1, 5), lambda: [], False),
+    "stale": (lambda: _queued("elsewhere", 1, 3600), lambda: [], True),
+    "running": (lambda: _queued("elsewhere", 1, 3600), lambda: [_trial("RUNNING")], False),
+    "just-finished": (
+        lambda: _queued("elsewhere", 1, 3600),
+        lambda: [_trial("COMPLETE", completed=datetime.now())],
+        False,
+    ),
+    "others-run": (
+        lambda: _queued("elsewhere", 1, 3600),
+        lambda: [_trial("RUNNING", token="other")],
+        True,
+    ),
+    "retry": (
+        lambda: SimpleNamespace(user_attrs={}, state=SimpleNamespace(name="WAITING")),
+        lambda: [],
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ORPHAN_CASES))
+def test_who_may_take_over_a_queued_configuration(case):
+    queued, others, expected = ORPHAN_CASES[case]
+    assert workflow._orphaned(queued(), others()) is expected
 
 
 def test_a_study_run_with_other_settings_is_refused(binary_data, tmp_path):

@@ -518,6 +518,7 @@ class StackedSearchCV(BaseSearchCV):
     # ------------------------------------------------------------------ stacked path
     def _run_stack(self, group, cands, data, splits, X, y, scorers, out, epochs, seeds):
         from tunekit.engine import MemberSpec, resolve_params, stack_config, train_stack
+        from tunekit.engine.plan import MEMBER_KNOBS
 
         base = self.estimator.get_params(deep=False)
         classifier = data.task in ("binary", "multiclass")
@@ -550,18 +551,7 @@ class StackedSearchCV(BaseSearchCV):
                         patience=member["patience"],
                         learning_rate=member["learning_rate"],
                         seed=seed_init,
-                        **{
-                            k: member[k]
-                            for k in (
-                                "l1",
-                                "l2",
-                                "dropout",
-                                "noise",
-                                "activation_noise",
-                                "weight_noise",
-                                "label_smoothing",
-                            )
-                        },
+                        **{k: member[k] for k in MEMBER_KNOBS},
                     )
                 )
                 where.append((c, s))
