@@ -17,6 +17,12 @@ from sklearn.utils import indexable
 
 from tunekit.exceptions import SearchFailedError
 from tunekit.space import Space
+from tunekit.strategies._common import (
+    EpochAwareScorer,
+    clean_cv_results,
+    final_estimator,
+    scorer_name,
+)
 
 __all__ = ["STRATEGIES", "SearchResult", "search"]
 
@@ -400,8 +406,6 @@ def search(
             "pass test_size=None and hold out data yourself"
         )
     X_search, X_test, y_search, y_test = _split_off_test(X, y, test_size, classifier, random_state)
-    from tunekit.strategies._common import EpochAwareScorer, clean_cv_results, scorer_name
-
     name = scorer_name(estimator, scoring)
     if verbose:
         logger.info(
@@ -508,14 +512,9 @@ def search(
         logger.warning("interrupted: the held-out test of the refit candidates is skipped")
     elif X_test is not None:
         scorer = EpochAwareScorer(estimator, scoring)
-        ranked = [
-            i
-            for i in np.argsort(-np.where(np.isnan(means), -np.inf, means), kind="stable")
-            if np.isfinite(means[i])
-        ]
-        for i in ranked[: max(refit_top, 1)]:
+        for i in _refit_order(means, candidate_params, best_index, refit_top):
             if i == best_index and best_estimator is not None:
-                model = best_estimator
+                model = best_estimator  # already refit on the search part: not twice
             else:
                 model = clone(estimator).set_params(**candidate_params[i])
                 try:
@@ -524,20 +523,11 @@ def search(
                     logger.warning("held-out refit of candidate %d failed: %s", i, err)
                     continue
                 n_fits += 1
-            score = float(scorer(model, X_test, y_test)["score"])
-            cv_results["heldout_test_score"][i] = score
-            from tunekit.strategies._common import final_estimator
-
-            history = getattr(final_estimator(model), "history_", None)
-            if history:
-                histories[int(i)] = {k: [float(v) for v in vals] for k, vals in history.items()}
+            cv_results["heldout_test_score"][i] = float(scorer(model, X_test, y_test)["score"])
+            _keep_history(histories, i, model)
         heldout = float(cv_results["heldout_test_score"][best_index])
     elif best_estimator is not None:
-        from tunekit.strategies._common import final_estimator
-
-        history = getattr(final_estimator(best_estimator), "history_", None)
-        if history:
-            histories[best_index] = {k: [float(v) for v in vals] for k, vals in history.items()}
+        _keep_history(histories, best_index, best_estimator)
 
     return SearchResult(
         cv_results_=cv_results,
@@ -560,6 +550,29 @@ def search(
     )
 
 
+def _refit_order(means, candidate_params, best_index: int, refit_top: int) -> list[int]:
+    """The chosen candidate first, then the next best distinct ones, ``refit_top`` in all.
+
+    Halving lists a candidate once per round and picks the best of the last round, which
+    need not have the best mean overall: the chosen one is always refit and scored.
+    """
+    order, seen = [best_index], [candidate_params[best_index]]
+    for i in np.argsort(-np.where(np.isnan(means), -np.inf, means), kind="stable"):
+        if len(order) >= max(refit_top, 1):
+            break
+        if np.isfinite(means[i]) and candidate_params[i] not in seen:
+            order.append(int(i))
+            seen.append(candidate_params[i])
+    return order
+
+
+def _keep_history(histories: dict, index: int, model) -> None:
+    """Store a fitted Keras model's per-epoch history (plain floats) under ``index``."""
+    history = getattr(final_estimator(model), "history_", None)
+    if history:
+        histories[int(index)] = {k: [float(v) for v in vals] for k, vals in history.items()}
+
+
 def _progress(verbose: int, n_jobs: int):
     """A progress bar over fits for in-process searches (workers cannot update it)."""
     if not verbose or n_jobs != 1:
@@ -570,7 +583,6 @@ def _progress(verbose: int, n_jobs: int):
 
 
 def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, **kwargs):
-    from tunekit.strategies._common import EpochAwareScorer
     from tunekit.strategies.sklearn_search import make_search
 
     if strategy in ("grid", "random") and engine != "sklearn":
@@ -610,6 +622,7 @@ def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, 
 def _nested(estimator, X, y, *, outer_cv, start, random_state, verbose, study_name, **kwargs):
     classifier = is_classifier(estimator)
     outer = check_cv(outer_cv, y, classifier=classifier)
+    scorer = EpochAwareScorer(estimator, kwargs["scoring"])
     scores, results = [], []
     for k, (train, test) in enumerate(outer.split(X, y)):
         name = None if study_name is None else f"{study_name}-outer{k}"
@@ -623,9 +636,6 @@ def _nested(estimator, X, y, *, outer_cv, start, random_state, verbose, study_na
             study_name=name,
             **kwargs,
         )
-        from tunekit.strategies._common import EpochAwareScorer
-
-        scorer = EpochAwareScorer(estimator, kwargs["scoring"])
         scores.append(float(scorer(inner.best_estimator_, _take(X, test), _take(y, test))["score"]))
         results.append(inner)
         if verbose:
