@@ -36,10 +36,11 @@ _LAZY = {
     "Choice": "tunekit.space",
     "Space": "tunekit.space",
     "search": "tunekit.api",
-    "SearchResult": "tunekit.api",
+    "SearchResult": "tunekit.results",
     "TunekitError": "tunekit.exceptions",
 }
 _SUBMODULES = {
+    "evaluators",
     "builders",
     "datasets",
     "report",
@@ -51,7 +52,15 @@ _SUBMODULES = {
 }
 
 
+# names whose modules import Keras: imported without TensorFlow's start-up lines
+_KERAS = {"KerasClassifier", "KerasRegressor", "search", "builders", "workflow", "engine"}
+
+
 def __getattr__(name):
+    if name in _KERAS:
+        from tunekit._quiet import import_keras
+
+        import_keras()
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
     elif name in _SUBMODULES:
@@ -68,7 +77,8 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover
     from tunekit import builders, datasets, report, spaces, workflow
-    from tunekit.api import SearchResult, search
+    from tunekit.api import search
+    from tunekit.results import SearchResult
     from tunekit.estimators import KerasClassifier, KerasRegressor
     from tunekit.exceptions import TunekitError
     from tunekit.space import Choice, Float, Int, Space

@@ -65,9 +65,14 @@ def test_unstackable_candidates_say_why(estimator, candidate, reason):
     assert not can_stack(estimator, [candidate])
 
 
-def test_pipelines_take_the_standard_path():
+def test_pipelines_stack_unless_a_candidate_replaces_the_last_step():
     pipe = make_pipeline(StandardScaler(), _clf())
-    assert not can_stack(pipe, {"kerasclassifier__model__l2": [0.0, 0.1]})
+    assert can_stack(pipe, {"kerasclassifier__model__l2": [0.0, 0.1]})
+    assert can_stack(pipe, {"standardscaler__with_std": [True, False]})
+    plan = stack_plan(pipe, [{"kerasclassifier": _clf(epochs=2)}])
+    assert not plan[0].stacked and "replaces the step 'kerasclassifier'" in plan[0].reason
+    nested = make_pipeline(StandardScaler(), make_pipeline(StandardScaler(), _clf()))
+    assert not can_stack(nested, [{}])
 
 
 def test_defaults_follow_keras_and_the_estimator():

@@ -6,6 +6,15 @@ gradient of a Python function, compiling a function, and drawing random
 numbers from a seed that is itself a tensor (``keras.random`` only takes
 Python ints or a stateful ``SeedGenerator``, which JAX cannot carry through a
 compiled loop). They live here, one small implementation per backend.
+
+Random draws are per member: ``uniform(shape, seeds, counter)`` takes one
+seed per member (``seeds`` of shape ``(M,)``, ``shape[0] == M``) and member
+``m``'s numbers depend only on ``seeds[m]``, ``counter`` and the position
+inside the member's slice, never on ``m`` or on ``M``. A member therefore
+draws the same dropout masks and noise whichever stack it trains in. The
+numbers come from a counter-based hash (PCG's output permutation, applied
+three times), which XLA fuses into the step; on CPU it is about twice as
+fast as Threefry for the per-step draws.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from typing import Any
 import keras
 
 __all__ = ["SUPPORTED_BACKENDS", "backend_name", "get_backend"]
+
+_PCG_MUL, _PCG_INC, _PCG_OUT = 747796405, 2891336453, 277803737
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 JIT = True
@@ -50,24 +61,40 @@ class _TensorFlow:
         # this workload (see docs/performance.md).
         return self.tf.function(fn, jit_compile=JIT, autograph=AUTOGRAPH)
 
-    @staticmethod
-    def _alg():
-        # Under XLA on CPU, Threefry is several times faster than the default
-        # ("auto_select", Philox) for the per-step dropout and noise draws; the
-        # plain TensorFlow kernels implement Philox only.
-        return "threefry" if JIT else "philox"
-
-    def uniform(self, shape, seed, counter):
+    def _bits(self, shape, seeds, counter):
         tf = self.tf
-        return tf.random.stateless_uniform(
-            shape, seed=tf.stack([seed, counter]), dtype=tf.float32, alg=self._alg()
-        )
+        u32 = tf.uint32
 
-    def normal(self, shape, seed, counter):
+        def pcg(v):
+            state = v * tf.constant(_PCG_MUL, u32) + tf.constant(_PCG_INC, u32)
+            shift = tf.bitwise.right_shift(state, 28) + tf.constant(4, u32)
+            word = tf.bitwise.bitwise_xor(tf.bitwise.right_shift(state, shift), state)
+            word = word * tf.constant(_PCG_OUT, u32)
+            return tf.bitwise.bitwise_xor(tf.bitwise.right_shift(word, 22), word)
+
+        shape = [int(d) for d in shape]
+        inner = shape[1:]
+        size = 1
+        for d in inner:
+            size *= d
+        pos = tf.cast(tf.reshape(tf.range(size, dtype=tf.int32), inner), u32)
+        key = pcg(tf.bitwise.bitwise_xor(tf.cast(seeds, u32), pcg(tf.cast(counter, u32))))
+        key = tf.reshape(key, [-1] + [1] * len(inner))
+        return pcg(tf.bitwise.bitwise_xor(pos, key)), pcg
+
+    def uniform(self, shape, seeds, counter):
+        """Uniform [0, 1) numbers of ``shape``; member ``m`` from ``seeds[m]`` alone."""
         tf = self.tf
-        return tf.random.stateless_normal(
-            shape, seed=tf.stack([seed, counter]), dtype=tf.float32, alg=self._alg()
-        )
+        bits, _ = self._bits(shape, seeds, counter)
+        return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * (2.0**-24)
+
+    def normal(self, shape, seeds, counter):
+        """Standard normal numbers (Box-Muller), member ``m`` from ``seeds[m]`` alone."""
+        tf = self.tf
+        bits, pcg = self._bits(shape, seeds, counter)
+        u1 = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0**-24)
+        u2 = tf.cast(tf.bitwise.right_shift(pcg(bits), 8), tf.float32) * (2.0**-24)
+        return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(6.283185307179586 * u2)
 
 
 class _Jax:
@@ -85,15 +112,34 @@ class _Jax:
     def compile(self, fn: Callable) -> Callable:
         return self.jax.jit(fn)
 
-    def _key(self, seed, counter):
-        random = self.jax.random
-        return random.fold_in(random.PRNGKey(seed), counter)
+    def _bits(self, shape, seeds, counter):
+        jnp = self.jax.numpy
+        u32 = jnp.uint32
 
-    def uniform(self, shape, seed, counter):
-        return self.jax.random.uniform(self._key(seed, counter), shape, dtype="float32")
+        def pcg(v):
+            state = v * u32(_PCG_MUL) + u32(_PCG_INC)
+            word = ((state >> ((state >> 28) + u32(4))) ^ state) * u32(_PCG_OUT)
+            return (word >> 22) ^ word
 
-    def normal(self, shape, seed, counter):
-        return self.jax.random.normal(self._key(seed, counter), shape, dtype="float32")
+        inner = tuple(int(d) for d in shape[1:])
+        size = 1
+        for d in inner:
+            size *= d
+        pos = jnp.arange(size, dtype=u32).reshape(inner)
+        key = pcg(jnp.asarray(seeds).astype(u32) ^ pcg(jnp.asarray(counter).astype(u32)))
+        key = key.reshape((-1,) + (1,) * len(inner))
+        return pcg(pos ^ key), pcg
+
+    def uniform(self, shape, seeds, counter):
+        bits, _ = self._bits(shape, seeds, counter)
+        return (bits >> 8).astype("float32") * (2.0**-24)
+
+    def normal(self, shape, seeds, counter):
+        jnp = self.jax.numpy
+        bits, pcg = self._bits(shape, seeds, counter)
+        u1 = ((bits >> 8).astype("float32") + 0.5) * (2.0**-24)
+        u2 = (pcg(bits) >> 8).astype("float32") * (2.0**-24)
+        return jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos(6.283185307179586 * u2)
 
 
 _CACHE: dict[str, Any] = {}

@@ -133,7 +133,9 @@ def forward(
     rng : object, optional
         The backend glue (``uniform`` / ``normal`` from a tensor seed);
         required when ``training`` and ``flags`` is not empty.
-    seed, counter : int32 tensors, optional
+    seed : int32 tensor of shape (M,), optional
+        One seed per member: member ``m``'s draws depend on ``seed[m]`` alone.
+    counter : int32 tensor, optional
         The random stream: every draw uses ``(seed, counter + k)`` for its own
         ``k``, so the draws of one step are independent.
     flags : frozenset of str

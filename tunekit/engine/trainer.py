@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,6 +100,10 @@ class MemberSpec:
         The member's values of :func:`tunekit.builders.mlp`'s knobs.
     seed : int, default=0
         Seed of the member's initial weights.
+    stream_seed : int or None, default=None
+        Seed of the member's batch order and of its dropout and noise draws;
+        ``None`` uses ``seed``. A member's draws come from its own seeds
+        alone, so it trains the same way in any stack, at any position.
     initial_weights : list of ndarray or None, default=None
         Start from these weights (``get_weights()`` order) instead of a draw.
     """
@@ -117,6 +121,7 @@ class MemberSpec:
     weight_noise: float = 0.0
     label_smoothing: float = 0.0
     seed: int = 0
+    stream_seed: int | None = None
     initial_weights: list | None = None
 
 
@@ -284,6 +289,7 @@ def train_stack(
     random_state: int | None = None,
     eval_batch_size: int = 2048,
     verbose: int = 0,
+    on_epoch_end: Callable[[int, list, np.ndarray], None] | None = None,
 ) -> StackResult:
     """Train ``members`` side by side as one stacked model.
 
@@ -299,12 +305,18 @@ def train_stack(
         Targets in the loss's encoding: 0/1 for a sigmoid head, one-hot for
         softmax, values for linear.
     random_state : int or None, default=None
-        Seed of the batch order and of the dropout / noise draws. Initial
+        Mixed into every member's stream seed (batch order, dropout and
+        noise); ``None`` leaves the members' own seeds alone. Initial
         weights come from each member's ``seed``.
     eval_batch_size : int, default=2048
         Validation rows per member per evaluation call (bounds memory).
     verbose : int, default=0
         Print one line per epoch when > 0.
+    on_epoch_end : callable or None, default=None
+        ``on_epoch_end(epoch, params, active)`` after every epoch: the
+        1-based epoch, the stacked weights as NumPy arrays (member axis
+        first, before any early-stopping restore) and the mask of members
+        that trained in it. Used to score members along the way.
 
     Returns
     -------
@@ -322,7 +334,13 @@ def train_stack(
     _check_members(config, members, X.shape[0])
     n_members = len(members)
     batch = int(config.batch_size)
-    rng = np.random.default_rng(random_state)
+    streams = [
+        np.random.default_rng(
+            [s.seed if s.stream_seed is None else s.stream_seed]
+            + ([] if random_state is None else [int(random_state)])
+        )
+        for s in members
+    ]
 
     # Per-member knobs as (M,) tensors; static flags drop unused layers.
     knob = {
@@ -392,12 +410,12 @@ def train_stack(
         idx = np.zeros((n_members, n_steps * batch), dtype="int32")
         valid = np.zeros((n_members, n_steps * batch), dtype="float32")
         for m, rows in enumerate(train_rows):
-            order = rng.permutation(rows) if config.shuffle else rows
+            order = streams[m].permutation(rows) if config.shuffle else rows
             idx[m, : len(rows)] = order
             valid[m, : len(rows)] = 1.0
         idx = idx.reshape(n_members, n_steps, batch).transpose(1, 0, 2)
         valid = valid.reshape(n_members, n_steps, batch).transpose(1, 0, 2)
-        seed = np.int32(rng.integers(0, 2**31 - 1))
+        seed = np.array([r.integers(0, 2**31 - 1) for r in streams], dtype="int32")
         tick = time.perf_counter()
         params, state, loss_sum, n_sum = fns.epoch(
             params,
@@ -440,6 +458,8 @@ def train_stack(
                     stopped[m] = True
             if improved.any():
                 best_params = fns.select(ops.convert_to_tensor(improved), params, best_params)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, [ops.convert_to_numpy(p) for p in params], active)
         if verbose > 0:
             msg = f"epoch {epoch + 1}: {int(active.sum())}/{n_members} members training"
             if watch.any():

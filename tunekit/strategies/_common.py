@@ -8,7 +8,8 @@ import warnings
 
 import numpy as np
 from sklearn.metrics import check_scoring
-from sklearn.pipeline import Pipeline
+
+from tunekit.evaluators._base import final_estimator
 
 __all__ = [
     "EpochAwareScorer",
@@ -17,13 +18,6 @@ __all__ = [
     "last_line",
     "scorer_name",
 ]
-
-
-def final_estimator(estimator):
-    """The last step of a pipeline, or the estimator itself."""
-    while isinstance(estimator, Pipeline):
-        estimator = estimator.steps[-1][1]
-    return estimator
 
 
 def scorer_name(estimator, scoring) -> str:

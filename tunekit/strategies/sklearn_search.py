@@ -1,9 +1,11 @@
 """scikit-learn's searches, as strategies: grid, random and successive halving.
 
-The classes here are scikit-learn's own searches with one addition: each
-candidate's ``failure_reason`` (the last line of its first fold's traceback)
-is kept in ``cv_results_``, so a failed candidate is explained in reports
-rather than only in a warning.
+Each class is scikit-learn's own search for the choice of candidates (its
+``_run_search``: the whole grid, a random sample, or halving's rungs) with
+tunekit's seam for their evaluation (:class:`~tunekit.strategies._search.EvaluatorSearchCV`):
+an ``evaluator`` trains every batch, on the stacked engine or the standard
+path, and ``cv_results_`` keeps scikit-learn's schema plus ``failure_reason``,
+``state`` and the per-fold epochs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 
-from tunekit.strategies._common import last_line
+from tunekit.strategies._search import EvaluatorSearchCV
 
 __all__ = [
     "TunekitGridSearchCV",
@@ -26,30 +28,125 @@ __all__ = [
 ]
 
 
-class _FailureReasons:
-    """Adds ``failure_reason`` to ``cv_results_`` (a hook on BaseSearchCV's formatter)."""
+class TunekitGridSearchCV(GridSearchCV, EvaluatorSearchCV):
+    """:class:`~sklearn.model_selection.GridSearchCV` whose fits an ``evaluator`` runs.
 
-    def _format_results(self, candidate_params, n_splits, out, more_results=None):
-        results = super()._format_results(candidate_params, n_splits, out, more_results)
-        reasons = []
-        for i in range(len(candidate_params)):
-            errors = [o.get("fit_error") for o in out[i * n_splits : (i + 1) * n_splits]]
-            errors = [e for e in errors if e]
-            reasons.append(last_line(errors[0]) if errors else "")
-        results["failure_reason"] = np.array(reasons, dtype=object)
-        return results
+    ``evaluator=None`` is the standard path (scikit-learn's semantics).
+    """
+
+    def __init__(
+        self,
+        estimator,
+        param_grid,
+        *,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        error_score=np.nan,
+        return_train_score=False,
+        evaluator=None,
+    ):
+        super().__init__(
+            estimator,
+            param_grid,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.evaluator = evaluator
 
 
-class TunekitGridSearchCV(_FailureReasons, GridSearchCV):
-    """:class:`~sklearn.model_selection.GridSearchCV` that keeps failure reasons."""
+class TunekitRandomizedSearchCV(RandomizedSearchCV, EvaluatorSearchCV):
+    """:class:`~sklearn.model_selection.RandomizedSearchCV` whose fits an ``evaluator`` runs."""
+
+    def __init__(
+        self,
+        estimator,
+        param_distributions,
+        *,
+        n_iter=10,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        random_state=None,
+        error_score=np.nan,
+        return_train_score=False,
+        evaluator=None,
+    ):
+        super().__init__(
+            estimator,
+            param_distributions,
+            n_iter=n_iter,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            random_state=random_state,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.evaluator = evaluator
 
 
-class TunekitRandomizedSearchCV(_FailureReasons, RandomizedSearchCV):
-    """:class:`~sklearn.model_selection.RandomizedSearchCV` that keeps failure reasons."""
+class TunekitHalvingRandomSearchCV(HalvingRandomSearchCV, EvaluatorSearchCV):
+    """:class:`~sklearn.model_selection.HalvingRandomSearchCV` whose rungs an ``evaluator`` runs.
 
+    Each rung is one batch: with the stacked evaluator, one stack per rung.
+    """
 
-class TunekitHalvingRandomSearchCV(_FailureReasons, HalvingRandomSearchCV):
-    """:class:`~sklearn.model_selection.HalvingRandomSearchCV` that keeps failure reasons."""
+    def __init__(
+        self,
+        estimator,
+        param_distributions,
+        *,
+        n_candidates="exhaust",
+        factor=3,
+        resource="n_samples",
+        max_resources="auto",
+        min_resources="smallest",
+        aggressive_elimination=False,
+        cv=5,
+        scoring=None,
+        refit=True,
+        error_score=np.nan,
+        return_train_score=True,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+        evaluator=None,
+    ):
+        super().__init__(
+            estimator,
+            param_distributions,
+            n_candidates=n_candidates,
+            factor=factor,
+            resource=resource,
+            max_resources=max_resources,
+            min_resources=min_resources,
+            aggressive_elimination=aggressive_elimination,
+            cv=cv,
+            scoring=scoring,
+            refit=refit,
+            error_score=error_score,
+            return_train_score=return_train_score,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        self.evaluator = evaluator
 
 
 def make_search(
@@ -69,18 +166,17 @@ def make_search(
     verbose: int,
     error_score,
     return_train_score: bool,
+    evaluator=None,
 ):
-    """Build the scikit-learn search object for ``strategy`` over ``space``."""
-    if getattr(scoring, "progress", None) is not None:
-        scoring._two_calls = return_train_score  # the scorer also runs on training folds
+    """Build the search object for ``strategy`` over ``space``, trained by ``evaluator``."""
     common = dict(
         scoring=scoring,
         cv=cv,
         n_jobs=n_jobs,
-        refit="score",
         verbose=max(0, verbose - 1),
         error_score=error_score,
         return_train_score=return_train_score,
+        evaluator=evaluator,
     )
     if strategy == "grid":
         return TunekitGridSearchCV(estimator, space.to_grid(n=n_points), **common)
@@ -104,7 +200,6 @@ def make_search(
                     "resource='n_samples'."
                 )
             max_resources = int(estimator.get_params()[resource_name])
-        common.pop("refit")
         return TunekitHalvingRandomSearchCV(
             estimator,
             space.to_distributions(),
@@ -114,15 +209,9 @@ def make_search(
             max_resources=max_resources,
             min_resources=min_resources if min_resources is not None else "exhaust",
             random_state=random_state,
-            refit=_halving_refit,
             **common,
         )
     raise ValueError(f"unknown scikit-learn strategy {strategy!r}")
-
-
-def _halving_refit(results):
-    """Successive halving's own rule (best of the last round), for a dict-returning scorer."""
-    return HalvingRandomSearchCV._select_best_index(None, None, results)
 
 
 def _epochs_parameter(estimator) -> str:

@@ -1,0 +1,332 @@
+"""The seam: what an evaluator is given, what it returns, and the pieces both share.
+
+A strategy decides *which* candidates to try; an evaluator decides *how* a
+batch of candidates is cross-validated. Every evaluator returns the same
+:class:`Evaluation`, one entry per (candidate, fold) in the form of
+scikit-learn's ``_fit_and_score`` (``test_scores``, ``train_scores``,
+``fit_time``, ``score_time``, ``n_test_samples``, ``fit_error``) plus
+``best_epoch`` and ``n_epochs``, so the search that formats them writes the
+same ``cv_results_`` keys whatever trained the candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.utils import _safe_indexing
+
+__all__ = [
+    "Evaluation",
+    "Evaluator",
+    "Family",
+    "epoch_families",
+    "fail_entry",
+    "final_estimator",
+    "score_entry",
+]
+
+#: Columns of an evaluation's per-epoch curve rows.
+CURVE_COLUMNS = ("candidate", "fold", "epoch", "train_loss", "test_score", "val_loss")
+
+
+@dataclass
+class Evaluation:
+    """What :meth:`Evaluator.evaluate` returns for a batch of candidates.
+
+    Attributes
+    ----------
+    entries : list of list of dict
+        ``entries[c][s]``: candidate ``c`` on fold ``s``, in
+        ``_fit_and_score``'s form plus ``best_epoch`` and ``n_epochs``.
+    engines : list of str
+        Per candidate, ``"stacked"`` or ``"sklearn"``: what trained it.
+    curves : list of dict
+        Per-epoch rows (:data:`CURVE_COLUMNS`); ``candidate`` is the
+        position in the batch. Empty for models that have no epochs.
+    n_trained : int
+        Models (standard path) or members (engine) actually trained: a
+        candidate read from a longer run of another costs nothing.
+    n_epochs : int
+        Epochs trained over all of them.
+    """
+
+    entries: list
+    engines: list
+    curves: list = field(default_factory=list)
+    n_trained: int = 0
+    n_epochs: int = 0
+
+    def merge(self, other: Evaluation, positions: list[int]) -> None:
+        """Put ``other`` (an evaluation of the candidates at ``positions``) into this one."""
+        for k, c in enumerate(positions):
+            self.entries[c] = other.entries[k]
+            self.engines[c] = other.engines[k]
+        self.curves.extend(
+            {**row, "candidate": positions[row["candidate"]]} for row in other.curves
+        )
+        self.n_trained += other.n_trained
+        self.n_epochs += other.n_epochs
+
+
+class Evaluator:
+    """Base class of evaluators: cross-validate a batch of candidates.
+
+    Subclasses implement :meth:`evaluate`. The contract:
+
+    - every (candidate, fold) gets an entry, failed or not: a fit that raises
+      gives ``error_score`` and its traceback in ``fit_error`` (or raises when
+      ``error_score="raise"``);
+    - a fold's test part is only ever scored, never trained or early-stopped
+      on;
+    - with an integer ``random_state`` on the estimator, every fit starts
+      from that seed: a candidate's scores do not depend on its position in
+      the batch nor on the other candidates.
+
+    Parameters
+    ----------
+    error_score : "raise" or float, default=np.nan
+        Score of a failed fit.
+    return_train_score : bool, default=True
+        Score the training part of every fold too.
+    epoch_curves : bool, default=True
+        Score every fold's test part after every epoch (:attr:`Evaluation.curves`).
+    progress : object or None, default=None
+        A ``tqdm``-like bar; ``update(n)`` is called as (candidate, fold)
+        pairs finish.
+    verbose : int, default=0
+        Print what is trained when > 0.
+    """
+
+    name = "base"
+
+    def __init__(
+        self,
+        *,
+        error_score: Any = np.nan,
+        return_train_score: bool = True,
+        epoch_curves: bool = True,
+        progress: Any = None,
+        verbose: int = 0,
+    ):
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.epoch_curves = epoch_curves
+        self.progress = progress
+        self.verbose = verbose
+
+    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
+        """Cross-validate ``candidates`` on ``splits``.
+
+        Parameters
+        ----------
+        estimator : estimator
+            The unfitted base estimator; each candidate is
+            ``clone(estimator).set_params(**candidate)``.
+        candidates : list of dict
+            The batch.
+        splits : list of (ndarray, ndarray)
+            ``(train, test)`` row indices of every fold.
+        X, y : indexable
+            The data the folds index.
+        scorers : callable
+            From ``BaseSearchCV._get_scorers`` (one scorer or a multimetric one).
+        fit_params : dict or None
+            Extra ``fit`` arguments; per-sample ones are indexed per fold.
+
+        Returns
+        -------
+        Evaluation
+        """
+        raise NotImplementedError
+
+    def _tick(self, n: int = 1) -> None:
+        if self.progress is not None:
+            self.progress.update(n)
+
+
+def final_estimator(estimator):
+    """The last step of a pipeline (recursively), or the estimator itself."""
+    while hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    return estimator
+
+
+def _error_scores(scorers, error_score):
+    names = getattr(scorers, "_scorers", None)
+    return {name: error_score for name in names} if names else error_score
+
+
+def fail_entry(scorers, n_test: int, fit_time: float, reason: str, *, error_score, train: bool):
+    """The entry of a (candidate, fold) whose fit failed."""
+    entry = {
+        "fit_time": fit_time,
+        "score_time": 0.0,
+        "n_test_samples": n_test,
+        "fit_error": reason,
+        "test_scores": _error_scores(scorers, error_score),
+        "best_epoch": math.nan,
+        "n_epochs": math.nan,
+    }
+    if train:
+        entry["train_scores"] = _error_scores(scorers, error_score)
+    return entry
+
+
+def _score(scorers, est, X, y, error_score):
+    """Score like scikit-learn's ``_score``: a failure gives ``error_score`` (or raises)."""
+    if isinstance(error_score, str) and error_score == "raise":
+        scores = scorers(est, X, y)
+    else:
+        try:
+            scores = scorers(est, X, y)
+        except Exception as err:  # mirrors scikit-learn's error_score rule
+            warnings.warn(
+                f"Scoring failed. The score on this train-test partition for these "
+                f"parameters will be set to {error_score}. Details: {err!r}",
+                UserWarning,
+                stacklevel=3,
+            )
+            return _error_scores(scorers, error_score)
+    if isinstance(scores, dict):
+        clean = {}
+        for name, value in scores.items():
+            if isinstance(value, str):  # _MultimetricScorer reports a failure as text
+                if isinstance(error_score, str) and error_score == "raise":
+                    raise RuntimeError(value)
+                value = error_score
+            clean[name] = value
+        return clean
+    return scores
+
+
+def score_entry(
+    scorers,
+    est,
+    X,
+    y,
+    train,
+    test,
+    fit_time: float,
+    *,
+    error_score,
+    train_score: bool,
+    best_epoch=math.nan,
+    n_epochs=math.nan,
+):
+    """The entry of a fitted (candidate, fold): its test (and train) scores."""
+    start = time.perf_counter()
+    entry = {
+        "fit_time": fit_time,
+        "n_test_samples": len(test),
+        "fit_error": None,
+        "test_scores": _score(
+            scorers, est, _safe_indexing(X, test), _safe_indexing(y, test), error_score
+        ),
+        "best_epoch": _as_float(best_epoch),
+        "n_epochs": _as_float(n_epochs),
+    }
+    entry["score_time"] = time.perf_counter() - start
+    if train_score:
+        entry["train_scores"] = _score(
+            scorers, est, _safe_indexing(X, train), _safe_indexing(y, train), error_score
+        )
+    return entry
+
+
+def _as_float(value) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def main_score(scores) -> float:
+    """The number a curve row records: the score, or the first metric of a dict."""
+    if isinstance(scores, dict):
+        scores = next(iter(scores.values()), math.nan)
+    return _as_float(scores)
+
+
+# --------------------------------------------------------------------- epochs for free
+@dataclass
+class Family:
+    """Candidates equal apart from their epochs: one run to the largest serves all.
+
+    Attributes
+    ----------
+    leader : int
+        The candidate with the most epochs; it is the one trained.
+    epochs : dict of int -> int
+        Every member candidate's epochs (the leader's included).
+    """
+
+    leader: int
+    epochs: dict
+
+    @property
+    def members(self) -> list[int]:
+        """Candidates of the family, leader first."""
+        return [self.leader, *(c for c in self.epochs if c != self.leader)]
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_freeze(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value
+
+
+def _epoch_keys(estimator) -> tuple[str | None, str | None]:
+    """The names of the estimator's ``epochs`` and ``early_stopping`` parameters."""
+    names = estimator.get_params(deep=True)
+    found = [n for n in names if n == "epochs" or (n.endswith("__epochs") and n.count("__") == 1)]
+    if not found:
+        return None, None
+    prefix = found[0][: -len("epochs")]
+    stop = prefix + "early_stopping"
+    return found[0], stop if stop in names else None
+
+
+def epoch_families(estimator, candidates) -> list[Family]:
+    """Group candidates that differ only in ``epochs`` (and stop on no validation loss).
+
+    Without early stopping, ``epochs=10`` is the first ten epochs of an
+    ``epochs=40`` run on the same seed and batch order, so only the largest
+    count is trained and the smaller ones are read along the way. A candidate
+    with early stopping, or with a non-integer ``epochs``, is a family of its
+    own: it keeps its own stopping rule.
+    """
+    epochs_key, stop_key = _epoch_keys(estimator)
+    if epochs_key is None:
+        return [Family(c, {c: None}) for c in range(len(candidates))]
+    defaults = estimator.get_params(deep=True)
+    groups: dict = {}
+    singles = []
+    for c, cand in enumerate(candidates):
+        epochs = cand.get(epochs_key, defaults[epochs_key])
+        stops = stop_key is not None and cand.get(stop_key, defaults[stop_key]) is not None
+        if stops or isinstance(epochs, bool) or not isinstance(epochs, int | np.integer):
+            singles.append(Family(c, {c: epochs}))
+            continue
+        try:
+            key = _freeze({k: v for k, v in cand.items() if k != epochs_key})
+            hash(key)
+        except TypeError:
+            singles.append(Family(c, {c: int(epochs)}))
+            continue
+        groups.setdefault(key, {})[c] = int(epochs)
+    families = []
+    for members in groups.values():
+        leader = max(members, key=lambda c: (members[c], -c))
+        families.append(Family(leader, members))
+    return sorted(families + singles, key=lambda f: min(f.epochs))

@@ -1,0 +1,310 @@
+"""The standard evaluator: clone, set_params, fit, score, one (candidate, fold) at a time.
+
+It follows scikit-learn's ``_fit_and_score`` semantics (``error_score``,
+per-fold ``fit_params``, train scores) and adds what Keras models allow:
+a callback scores the fold's test part after every epoch (the per-epoch
+curves), and candidates that differ only in ``epochs`` are read from one
+run to the largest count (see :func:`~tunekit.evaluators._base.epoch_families`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import sys
+import time
+import traceback
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _num_samples
+
+from tunekit.evaluators._base import (
+    Evaluation,
+    Evaluator,
+    Family,
+    _score,
+    epoch_families,
+    fail_entry,
+    final_estimator,
+    main_score,
+    score_entry,
+)
+
+__all__ = ["StandardEvaluator", "epoch_callback_key", "is_keras_estimator"]
+
+
+def is_keras_estimator(estimator) -> bool:
+    """Whether ``estimator`` (or a pipeline's last step) is a tunekit Keras estimator.
+
+    Looked up without importing TensorFlow: a process that never loaded
+    :mod:`tunekit.estimators` has no such estimator.
+    """
+    module = sys.modules.get("tunekit.estimators")
+    wrapper = getattr(module, "_TunekitWrapper", None)
+    return wrapper is not None and isinstance(final_estimator(estimator), wrapper)
+
+
+def epoch_callback_key(estimator) -> str:
+    """The ``fit`` argument that hands Keras callbacks to the (last step's) model."""
+    names = []
+    while hasattr(estimator, "steps"):
+        name, estimator = estimator.steps[-1]
+        names.append(name)
+    return "__".join([*names, "callbacks"])
+
+
+@contextlib.contextmanager
+def _direct_predict(estimator):
+    """Within the block, the Keras model predicts with direct calls, not ``model.predict``.
+
+    ``model.predict`` builds a data pipeline per call, which costs more than a
+    small model's whole epoch; scoring after every epoch calls the model
+    directly instead (in chunks, in inference mode: the same numbers).
+    """
+    model = getattr(final_estimator(estimator), "model_", None)
+    if model is None:
+        yield
+        return
+    from keras import ops
+
+    def predict(x, batch_size=None, **kwargs):
+        size = 4096
+        parts = [
+            ops.convert_to_numpy(model(x[i : i + size], training=False))
+            for i in range(0, len(x), size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0,))
+
+    model.predict = predict
+    try:
+        yield
+    finally:
+        del model.predict
+
+
+@functools.cache
+def _recorder_class():
+    """The Keras callback class, defined on first use so that Keras loads lazily."""
+    import keras
+
+    class EpochRecorder(keras.callbacks.Callback):
+        """Scores a fold's test part after each epoch; full entries at ``wanted`` epochs."""
+
+        def __init__(self, est, scorers, X, y, train, test, wanted, curves, error_score, scored):
+            super().__init__()
+            self.est, self.scorers = est, scorers
+            self.X, self.y, self.train_rows, self.test_rows = X, y, train, test
+            self.X_test, self.y_test = _safe_indexing(X, test), _safe_indexing(y, test)
+            self.wanted, self.curves = set(wanted), curves
+            self.error_score, self.train_score = error_score, scored
+            self.snapshots, self.rows = {}, []
+            self.scoring_time = 0.0
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            tick = time.perf_counter()
+            n = epoch + 1
+            score = math.nan
+            with _direct_predict(self.est):
+                score = self._score(n, tick)
+            if self.curves:
+                self.rows.append(
+                    {
+                        "epoch": n,
+                        "train_loss": float(logs.get("loss", math.nan)),
+                        "test_score": score,
+                        "val_loss": float(logs.get("val_loss", math.nan)),
+                    }
+                )
+            self.scoring_time += time.perf_counter() - tick
+
+        def _score(self, n, tick):
+            score = math.nan
+            if n in self.wanted:
+                fit_time = tick - self.start - self.scoring_time
+                entry = score_entry(
+                    self.scorers,
+                    self.est,
+                    self.X,
+                    self.y,
+                    self.train_rows,
+                    self.test_rows,
+                    fit_time,
+                    error_score=self.error_score,
+                    train_score=self.train_score,
+                    best_epoch=n,
+                    n_epochs=n,
+                )
+                self.snapshots[n] = entry
+                score = main_score(entry["test_scores"])
+            elif self.curves:
+                scores = _score(self.scorers, self.est, self.X_test, self.y_test, np.nan)
+                score = main_score(scores)
+            return score
+
+    return EpochRecorder
+
+
+def _fold_params(fit_params: dict, X, train) -> dict:
+    """Index per-sample ``fit`` arguments by the fold's training rows."""
+    n = _num_samples(X)
+    out = {}
+    for key, value in fit_params.items():
+        try:
+            per_sample = _num_samples(value) == n
+        except TypeError:
+            per_sample = False
+        out[key] = _safe_indexing(value, train) if per_sample else value
+    return out
+
+
+def _fit_family(est, params, family, X, y, train, test, fit_params, scorers, settings):
+    """Train ``family``'s leader on one fold; entries for every member, curve rows."""
+    error_score, train_score, curves = settings
+    est = est.set_params(**clone(params, safe=False))
+    kwargs = _fold_params(fit_params, X, train)
+    lead_epochs = family.epochs[family.leader]
+    wanted = {e for c, e in family.epochs.items() if c != family.leader and e != lead_epochs}
+    recorder = None
+    if curves or wanted:
+        recorder = _recorder_class()(
+            est, scorers, X, y, train, test, wanted, curves, error_score, train_score
+        )
+        key = epoch_callback_key(est)
+        kwargs[key] = [*(kwargs.get(key) or []), recorder]
+    start = time.perf_counter()
+    try:
+        est.fit(_safe_indexing(X, train), _safe_indexing(y, train), **kwargs)
+        failure = None
+    except Exception:
+        if isinstance(error_score, str) and error_score == "raise":
+            raise
+        failure = traceback.format_exc()
+    fit_time = time.perf_counter() - start - (recorder.scoring_time if recorder else 0.0)
+    final = final_estimator(est)
+    entries = {}
+    for c, epochs in family.epochs.items():
+        if c == family.leader or epochs == lead_epochs:
+            if failure is not None:
+                entries[c] = fail_entry(
+                    scorers,
+                    len(test),
+                    fit_time,
+                    failure,
+                    error_score=error_score,
+                    train=train_score,
+                )
+                continue
+            n_epochs = getattr(final, "n_epochs_", None)
+            best = getattr(final, "best_epoch_", None)
+            entries[c] = score_entry(
+                scorers,
+                est,
+                X,
+                y,
+                train,
+                test,
+                fit_time,
+                error_score=error_score,
+                train_score=train_score,
+                best_epoch=best if best is not None else n_epochs,
+                n_epochs=n_epochs,
+            )
+        elif recorder is not None and epochs in recorder.snapshots:
+            entries[c] = recorder.snapshots[epochs]
+        else:  # the run failed before reaching this candidate's epochs
+            entries[c] = fail_entry(
+                scorers,
+                len(test),
+                fit_time,
+                failure or "",
+                error_score=error_score,
+                train=train_score,
+            )
+    rows = recorder.rows if recorder is not None else []
+    trained = getattr(final, "n_epochs_", None) if failure is None else None
+    if trained is None and recorder is not None:
+        trained = len(recorder.rows) or None
+    return entries, rows, trained
+
+
+def _return_as() -> str:
+    """``"generator"`` (progress as fits come back) where the active joblib backend has it.
+
+    Ray's joblib backend has not: its results come back as a list.
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    return "generator" if getattr(backend, "supports_return_generator", False) else "list"
+
+
+class StandardEvaluator(Evaluator):
+    """Fit and score each (candidate, fold) the way scikit-learn's searches do.
+
+    Parameters
+    ----------
+    n_jobs : int, default=1
+        Parallel fits through joblib (its active backend: processes, Dask,
+        Ray). Progress is counted here as fits come back.
+    pre_dispatch : int or str, default="2*n_jobs"
+        As for scikit-learn's searches.
+    **kwargs
+        :class:`~tunekit.evaluators.Evaluator`'s settings.
+    """
+
+    name = "sklearn"
+
+    def __init__(self, *, n_jobs: int | None = 1, pre_dispatch="2*n_jobs", **kwargs):
+        super().__init__(**kwargs)
+        self.n_jobs = n_jobs
+        self.pre_dispatch = pre_dispatch
+
+    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
+        fit_params = dict(fit_params or {})
+        keras = is_keras_estimator(estimator)
+        if keras:
+            families = epoch_families(estimator, candidates)
+        else:
+            families = [Family(c, {c: None}) for c in range(len(candidates))]
+        settings = (self.error_score, self.return_train_score, self.epoch_curves and keras)
+        tasks = [(family, s) for family in families for s in range(len(splits))]
+        parallel = Parallel(
+            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as=_return_as()
+        )
+        results = parallel(
+            delayed(_fit_family)(
+                clone(estimator),
+                candidates[family.leader],
+                family,
+                X,
+                y,
+                *splits[s],
+                fit_params,
+                scorers,
+                settings,
+            )
+            for family, s in tasks
+        )
+        evaluation = Evaluation(
+            entries=[[None] * len(splits) for _ in candidates],
+            engines=[self.name] * len(candidates),
+        )
+        for (family, s), (entries, rows, trained) in zip(tasks, results, strict=True):
+            for c, entry in entries.items():
+                evaluation.entries[c][s] = entry
+                limit = family.epochs[c]
+                evaluation.curves.extend(
+                    {"candidate": c, "fold": s, **row}
+                    for row in rows
+                    if limit is None or row["epoch"] <= limit
+                )
+            evaluation.n_trained += 1
+            evaluation.n_epochs += int(trained or 0)
+            self._tick(len(entries))
+        return evaluation

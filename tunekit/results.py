@@ -1,0 +1,131 @@
+"""What a search returns: :class:`SearchResult`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BASELINES_ATTR", "SearchResult"]
+
+#: Optuna study user attribute that holds the baselines' scores (plain JSON).
+BASELINES_ATTR = "tunekit_baselines"
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search` returns.
+
+    Attributes
+    ----------
+    cv_results_ : dict
+        scikit-learn's schema for every strategy (``params``, ``param_*``,
+        ``split{i}_test_score``, ``mean/std/rank_test_score``, train scores,
+        fit and score times) plus ``state``, ``failure_reason``,
+        ``heldout_test_score`` and per-fold ``split{i}_best_epoch`` /
+        ``split{i}_n_epochs``.
+    best_params_ : dict
+        Parameters of the candidate with the best mean CV score.
+    best_estimator_ : estimator
+        That candidate refit on the whole search part of the data.
+    best_index_ : int
+        Its row in ``cv_results_``.
+    best_score_ : float
+        Its mean CV score.
+    heldout_score_ : float or None
+        Its score on the held-out test set (``None`` with ``test_size=None``):
+        the honest estimate of how the chosen model does on new data.
+    search_ : object
+        The underlying search object (a ``*SearchCV`` or ``OptunaSearchCV``).
+    study_ : optuna.study.Study or None
+        The study, for ``strategy="optuna"``.
+    strategy, scoring : str
+        The strategy used and the scorer's name.
+    n_splits_ : int
+        Cross-validation folds.
+    test_train_ratio_ : float
+        Mean ``n_test / n_train`` over the folds (for corrected t-tests).
+    histories_ : dict
+        Keras training histories of the candidates refit for the held-out
+        test, keyed by their row in ``cv_results_``.
+    outer_scores_ : list of float or None
+        Held-out scores of nested cross-validation (``outer_cv=``).
+    wall_time_ : float
+        Seconds the whole call took.
+    n_fits_ : int
+        Models trained: the cross-validation's (engine members count one
+        each; a run read at several epoch counts counts once), the refit of
+        the chosen candidate and the held-out refits.
+    n_epochs_ : int or None
+        Epochs trained in cross-validation, when known.
+    interrupted_ : bool
+        The search was stopped with Ctrl-C; the result holds what finished.
+    engine_ : {"stacked", "sklearn", "mixed"}
+        What trained the candidates: the stacked engine, the standard
+        (scikit-learn) path, or both.
+    epoch_curves_ : pandas.DataFrame or None
+        One row per (candidate, fold, epoch): ``train_loss``, ``test_score``
+        (the search's scorer on the fold's test part, the number it ranks by)
+        and ``val_loss`` (the early-stopping split's loss, NaN without early
+        stopping). ``None`` for Optuna studies, whose trials keep only their
+        per-fold scores.
+    baselines_ : dict or None
+        Baselines (a dummy predictor and a scaled linear model by default)
+        cross-validated on the same folds and scored on the same held-out set,
+        in ``cv_results_``'s per-fold schema plus ``baseline`` (their names)
+        and ``seconds`` (what they cost); ``None`` when skipped. They are never
+        ranked among the candidates.
+    """
+
+    cv_results_: dict
+    best_params_: dict
+    best_estimator_: Any
+    best_index_: int
+    best_score_: float
+    heldout_score_: float | None
+    search_: Any
+    study_: Any
+    strategy: str
+    scoring: str
+    n_splits_: int
+    test_train_ratio_: float
+    histories_: dict = field(default_factory=dict)
+    outer_scores_: list | None = None
+    wall_time_: float = 0.0
+    n_fits_: int = 0
+    n_epochs_: int | None = None
+    interrupted_: bool = False
+    baselines_: dict | None = None
+    engine_: str = "sklearn"
+    epoch_curves_: Any = None
+    greater_is_better: bool = True
+
+    @property
+    def leaderboard(self):
+        """Every candidate ranked best first (see :func:`tunekit.report.leaderboard`)."""
+        from tunekit.report import leaderboard
+
+        return leaderboard(self)
+
+    def __str__(self) -> str:
+        """The summary, the comparison with the baselines and the top of the leaderboard.
+
+        At most 100 columns wide: what ``print(result)`` shows in a terminal.
+        """
+        from tunekit.report._table import result_text
+
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        """The summary, the top of the leaderboard with the baselines and the per-epoch curves."""
+        from tunekit.report._table import result_html
+
+        return result_html(self)
+
+    def __repr__(self) -> str:
+        held = "n/a" if self.heldout_score_ is None else f"{self.heldout_score_:.4f}"
+        return (
+            f"SearchResult(strategy={self.strategy!r}, "
+            f"candidates={len(self.cv_results_['params'])}, "
+            f"best_score_={self.best_score_:.4f}, heldout_score_={held}, "
+            f"best_params_={self.best_params_!r})"
+        )
