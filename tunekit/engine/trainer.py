@@ -316,7 +316,9 @@ def train_stack(
         ``on_epoch_end(epoch, params, active)`` after every epoch: the
         1-based epoch, the stacked weights as NumPy arrays (member axis
         first, before any early-stopping restore) and the mask of members
-        that trained in it. Used to score members along the way.
+        that trained in it. Used to score members along the way. It may
+        return the indices of members to freeze (e.g. pruned trials): they
+        train no further and keep their current weights.
 
     Returns
     -------
@@ -459,7 +461,9 @@ def train_stack(
             if improved.any():
                 best_params = fns.select(ops.convert_to_tensor(improved), params, best_params)
         if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, [ops.convert_to_numpy(p) for p in params], active)
+            halt = on_epoch_end(epoch + 1, [ops.convert_to_numpy(p) for p in params], active)
+            if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
+                stopped[np.asarray(list(halt), dtype=int)] = True
         if verbose > 0:
             msg = f"epoch {epoch + 1}: {int(active.sum())}/{n_members} members training"
             if watch.any():

@@ -53,6 +53,9 @@ class Evaluation:
         candidate read from a longer run of another costs nothing.
     n_epochs : int
         Epochs trained over all of them.
+    pruned : dict of int -> int
+        Candidates stopped by the evaluator's ``on_epoch`` hook, with the
+        epoch they stopped after.
     """
 
     entries: list
@@ -60,6 +63,7 @@ class Evaluation:
     curves: list = field(default_factory=list)
     n_trained: int = 0
     n_epochs: int = 0
+    pruned: dict = field(default_factory=dict)
 
     def merge(self, other: Evaluation, positions: list[int]) -> None:
         """Put ``other`` (an evaluation of the candidates at ``positions``) into this one."""
@@ -71,6 +75,7 @@ class Evaluation:
         )
         self.n_trained += other.n_trained
         self.n_epochs += other.n_epochs
+        self.pruned.update({positions[c]: e for c, e in other.pruned.items()})
 
 
 class Evaluator:

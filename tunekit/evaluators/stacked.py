@@ -431,6 +431,13 @@ class StackedEvaluator(Evaluator):
         Seeds members whose estimator has no integer ``random_state``.
     fallback : StandardEvaluator or None, default=None
         Evaluates the candidates that cannot be stacked.
+    on_epoch : callable or None, default=None
+        ``on_epoch(epoch, scores)`` after every epoch of a stack, with
+        ``scores`` mapping each training candidate (its position in the
+        batch) to its folds' test scores at that epoch, all folds in lockstep.
+        It returns the candidates to stop (e.g. pruned Optuna trials): their
+        members are frozen at once and the candidates are listed in
+        :attr:`Evaluation.pruned`. Needs ``epoch_curves=True``.
     **kwargs
         :class:`~tunekit.evaluators.Evaluator`'s settings.
 
@@ -442,11 +449,14 @@ class StackedEvaluator(Evaluator):
 
     name = "stacked"
 
-    def __init__(self, *, strict: bool = False, random_state=None, fallback=None, **kwargs):
+    def __init__(
+        self, *, strict: bool = False, random_state=None, fallback=None, on_epoch=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.strict = strict
         self.random_state = random_state
         self.fallback = fallback
+        self.on_epoch = on_epoch
 
     # ------------------------------------------------------------------ plan
     def plan(self, estimator, candidates, y=None, fit_params=None) -> list[CandidateGroup]:
@@ -718,7 +728,9 @@ class StackedEvaluator(Evaluator):
                 else:
                     scores = _score(scorers, est, X_all[rows], y_all[rows], np.nan)
                     curve[m, epoch] = main_score(scores)
+            halt = self._halt(epoch, active, slots, group, curve, evaluation)
             spent[0] += time.perf_counter() - tick
+            return halt
 
         result = train_stack(
             config,
@@ -751,6 +763,20 @@ class StackedEvaluator(Evaluator):
                 snaps,
                 curve,
             )
+
+    def _halt(self, epoch, active, slots, group, curve, evaluation):
+        """Ask ``on_epoch`` which candidates stop; return their members."""
+        if self.on_epoch is None:
+            return None
+        scores: dict = {}
+        for m, slot in enumerate(slots):
+            if active[m] and (m, epoch) in curve:
+                lead = group.indices[slot.family.leader]
+                scores.setdefault(lead, []).append(curve[m, epoch])
+        stop = set(self.on_epoch(epoch, scores) or ())
+        for c in stop:
+            evaluation.pruned.setdefault(c, epoch)
+        return [m for m, slot in enumerate(slots) if group.indices[slot.family.leader] in stop]
 
     def _finish_member(
         self,

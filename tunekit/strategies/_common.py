@@ -1,4 +1,4 @@
-"""Pieces every strategy shares: the epoch-aware scorer and the results clean-up."""
+"""Pieces every strategy shares: the epoch-aware scorer, names and JSON-safe values."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from tunekit.evaluators._base import final_estimator
 
 __all__ = [
     "EpochAwareScorer",
-    "clean_cv_results",
     "final_estimator",
+    "jsonable",
     "last_line",
     "scorer_name",
 ]
@@ -42,8 +42,7 @@ class EpochAwareScorer:
 
     It returns ``{"score": s, "best_epoch": b, "n_epochs": n}``, so a search's
     ``cv_results_`` holds the usual ``*_test_score`` keys plus per-fold epoch
-    counts for Keras estimators (NaN for others). :func:`clean_cv_results`
-    turns the extra metrics into ``split{i}_best_epoch`` / ``split{i}_n_epochs``.
+    counts for Keras estimators (NaN for others).
 
     Parameters
     ----------
@@ -53,16 +52,10 @@ class EpochAwareScorer:
         Anything :func:`sklearn.metrics.check_scoring` accepts.
     """
 
-    def __init__(self, estimator, scoring=None, progress=None, error_score=math.nan):
+    def __init__(self, estimator, scoring=None, error_score=math.nan):
         self.scoring = scoring
         self.scorer = check_scoring(estimator, scoring=scoring)
-        self.progress = progress
         self.error_score = error_score
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["progress"] = None  # a progress bar stays in the process that shows it
-        return state
 
     def __call__(self, estimator, X, y, **kwargs):
         try:
@@ -79,8 +72,6 @@ class EpochAwareScorer:
                 stacklevel=2,
             )
             score = self.error_score
-        if self.progress is not None:
-            self.progress.update(0.5 if getattr(self, "_two_calls", False) else 1)
         final = final_estimator(estimator)
         return {
             "score": score,
@@ -89,31 +80,17 @@ class EpochAwareScorer:
         }
 
 
-_AUX = ("best_epoch", "n_epochs")
-
-
-def clean_cv_results(raw: dict, n_splits: int) -> dict:
-    """Turn a search's ``cv_results_`` (scored by :class:`EpochAwareScorer`) into tunekit's schema.
-
-    Keeps scikit-learn's keys for the main score, moves the per-fold epoch
-    counts to ``split{i}_best_epoch`` / ``split{i}_n_epochs`` and adds
-    ``state`` (``"COMPLETE"`` or ``"FAIL"``) and ``failure_reason``.
-    """
-    out = {}
-    for key, value in raw.items():
-        if any(key.endswith(f"_{aux}") for aux in _AUX):
-            continue
-        out[key] = value
-    for aux in _AUX:
-        for i in range(n_splits):
-            key = f"split{i}_test_{aux}"
-            if key in raw:
-                out[f"split{i}_{aux}"] = np.asarray(raw[key], dtype=float)
-    means = np.asarray(out["mean_test_score"], dtype=float)
-    out["state"] = np.where(np.isnan(means), "FAIL", "COMPLETE").astype(object)
-    if "failure_reason" not in out:
-        out["failure_reason"] = np.array([""] * len(means), dtype=object)
-    return out
+def jsonable(value):
+    """A parameter value as JSON can store it (NumPy scalars unwrapped, tuples as lists)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
 
 
 def last_line(traceback_text: str) -> str:

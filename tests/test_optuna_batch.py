@@ -1,0 +1,89 @@
+"""Optuna trials in batches on the stacked engine: lockstep folds, per-epoch pruning, resume."""
+
+import numpy as np
+import optuna
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import tunekit as tk
+
+SPACE = {"model__dropout": tk.Float(0.0, 0.4), "model__l2": tk.Float(1e-5, 1e-2, log=True)}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 4)).astype("float32")
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    return X, y
+
+
+def _clf(**kw):
+    params = dict(model__hidden=(6,), epochs=4, batch_size=16, random_state=0, verbose=0)
+    params.update(kw)
+    return tk.KerasClassifier(tk.builders.mlp, **params)
+
+
+def _search(estimator, X, y, **kw):
+    params = dict(
+        space=SPACE, strategy="optuna", cv=2, test_size=None, verbose=0, baselines=False,
+        n_trials=5,
+    )
+    params.update(kw)
+    return tk.search(estimator, X, y, **params)
+
+
+def test_trials_run_in_batches_on_the_engine(data):
+    X, y = data
+    result = _search(make_pipeline(StandardScaler(), _clf()), X, y,
+                     space=tk.Space(SPACE).prefixed("kerasclassifier__"),
+                     pruner=optuna.pruners.NopPruner(), trial_batch=3)
+    trials = result.study_.get_trials()
+    assert len(trials) == 5
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(t.user_attrs["engine"] == "stacked" for t in trials)
+    for t in trials:  # the objective's record, written in one go per trial
+        assert len(t.user_attrs["cv_test_scores"]) == 2
+        assert t.user_attrs["n_epochs"] == [4, 4]
+        assert t.value == pytest.approx(np.mean(t.user_attrs["cv_test_scores"]))
+    assert np.isfinite(result.cv_results_["mean_test_score"]).all()
+
+
+def test_pruning_freezes_members_mid_stack(data, tmp_path):
+    X, y = data
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    # prune every trial whose fold mean is below 1.1 (all) from the first epoch on
+    with pytest.raises(tk.TunekitError):
+        _search(_clf(epochs=6), X, y, storage=storage, study_name="p",
+                pruner=optuna.pruners.ThresholdPruner(lower=1.1), trial_batch=5)
+    study = optuna.load_study(study_name="p", storage=storage)
+    trials = study.get_trials()
+    assert len(trials) == 5
+    assert {t.state for t in trials} == {optuna.trial.TrialState.PRUNED}
+    for t in trials:
+        assert t.user_attrs["n_epochs"] == [1, 1]  # frozen after the epoch it was pruned at
+        assert list(t.intermediate_values) == [1]
+
+
+def test_resume_runs_only_the_missing_trials(data, tmp_path):
+    X, y = data
+    storage = f"sqlite:///{tmp_path / 'r.db'}"
+    first = _search(_clf(), X, y, storage=storage, study_name="r", n_trials=3)
+    before = {t.number: t.params for t in first.study_.get_trials()}
+    second = _search(_clf(), X, y, storage=storage, study_name="r", n_trials=5)
+    trials = second.study_.get_trials()
+    assert len(trials) == 5
+    assert {t.number: t.params for t in trials if t.number in before} == before
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [(0, ValueError, "trial_batch must be >= 1"), (2.5, TypeError, "positive integer")],
+)
+def test_a_bad_batch_size_is_refused_before_any_trial(data, tmp_path, value, error, match):
+    X, y = data
+    storage = f"sqlite:///{tmp_path / 'b.db'}"
+    with pytest.raises(error, match=match):
+        _search(_clf(), X, y, storage=storage, study_name="b", trial_batch=value)
+    assert "b" not in optuna.get_all_study_names(storage)
