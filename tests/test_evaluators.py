@@ -214,3 +214,53 @@ def test_halving_over_epochs_runs_its_rungs_on_the_engine(data):
     assert result.engine_ == "stacked"
     assert set(result.cv_results_["iter"]) == {0, 1}
     assert set(result.cv_results_["n_resources"]) == {2, 4}
+
+
+def _conv1d(input_shape, filters=3, dropout=0.0, output_units=1, output_activation="sigmoid"):
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv1D(filters, 3, activation="relu")(inputs)
+    x = keras.layers.Dropout(dropout)(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(output_units, activation=output_activation)(x)
+    return keras.Model(inputs, outputs)
+
+
+def _lstm(input_shape, units=3, output_units=1, output_activation="sigmoid"):
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.LSTM(units)(inputs)
+    outputs = keras.layers.Dense(output_units, activation=output_activation)(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def signals():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 12, 1)).astype("float32")
+    y = (X[:, :6, 0].mean(axis=1) > 0).astype(int)
+    return X, y
+
+
+def test_a_users_own_builder_trains_on_the_engine(signals):
+    X, y = signals
+    clf = tk.KerasClassifier(_conv1d, epochs=2, batch_size=16, random_state=0, verbose=0)
+    grid = {"model__filters": [2, 3], "model__dropout": [0.0, 0.2]}
+    result = _search(clf, grid, X, y, "auto", cv=2)
+    assert result.engine_ == "stacked"
+    standard = _search(clf, grid, X, y, "sklearn", cv=2)
+    assert set(result.cv_results_) == set(standard.cv_results_)
+    assert np.isfinite(result.cv_results_["mean_test_score"]).all()
+    curves = result.epoch_curves_
+    assert len(curves) == 4 * 2 * 2 and np.isfinite(curves.test_score).all()
+
+
+def test_engine_stacked_names_the_layer_that_cannot_stack(signals):
+    X, y = signals
+    clf = tk.KerasClassifier(_lstm, epochs=1, batch_size=16, random_state=0, verbose=0)
+    with pytest.raises(ValueError, match="engine='stacked' cannot stack candidate 0 .*LSTM"):
+        _search(clf, {"model__units": [2, 3]}, X, y, "stacked", cv=2)
+    result = _search(clf, {"model__units": [2]}, X, y, "auto", cv=2)
+    assert result.engine_ == "sklearn"

@@ -96,6 +96,7 @@ class CandidateGroup:
     fit_time: float = 0.0
     n_members: int = 0
     epoch_times: list = field(default_factory=list)
+    keras: object = None  # the any-builder path's group (tunekit.engine.keras_stack)
 
     @property
     def stacked(self) -> bool:
@@ -336,14 +337,14 @@ def _prepare(estimator, y) -> _Data:
     return _Data("regression", None, Y, None, None, Y.shape[1], ya.ndim)
 
 
-def _matrix(X) -> tuple[np.ndarray | None, str | None]:
-    """``X`` as a float32 matrix, or why it cannot be stacked."""
+def _matrix(X, any_shape: bool = False) -> tuple[np.ndarray | None, str | None]:
+    """``X`` as a float32 array (2-D unless ``any_shape``), or why it cannot be stacked."""
     try:
         Xa = np.asarray(X, dtype="float32")
     except (TypeError, ValueError):
         return None, "X is not numeric"
-    if Xa.ndim != 2 or not np.all(np.isfinite(Xa)):
-        return None, "X is not a finite 2-D array"
+    if (Xa.ndim != 2 and not any_shape) or not np.all(np.isfinite(Xa)):
+        return None, "X is not a finite 2-D array" if not any_shape else "X is not finite"
     return Xa, None
 
 
@@ -523,6 +524,8 @@ class StackedEvaluator(Evaluator):
     def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
         candidates = list(candidates)
         groups = self.plan(estimator, candidates, y, fit_params)
+        if not fit_params:
+            groups = self._any_builder(estimator, candidates, groups, splits, X, y)
         if self.strict:
             self._refuse(candidates, groups)
         self.groups_ = groups
@@ -537,7 +540,9 @@ class StackedEvaluator(Evaluator):
         for g in groups:
             start = time.perf_counter()
             rest = g.indices
-            if g.stacked:
+            if g.keras is not None:
+                rest = self._run_keras(g, candidates, splits, X, y, scorers, evaluation, estimator)
+            elif g.stacked:
                 rest = self._run_group(g, candidates, splits, X, y, scorers, evaluation, estimator)
             if rest:
                 sub = self._fallback().evaluate(
@@ -555,13 +560,14 @@ class StackedEvaluator(Evaluator):
         return evaluation
 
     # ------------------------------------------------------------------ data
-    def _copies(self, pre, prefix, cands, splits, X, y, variants) -> _Copies:
+    def _copies(self, pre, prefix, cands, splits, X, y, variants, any_shape=False) -> _Copies:
         """One float32 copy of X per (preprocessing variant, fold); the reason where not."""
         if pre is None:
-            Xa, why = _matrix(X)
+            Xa, why = _matrix(X, any_shape)
             if why is not None:
                 return _Copies(None, {(None, s): why for s in range(len(splits))})
-            return _Copies(Xa, {(None, s): (0, Xa.shape[1]) for s in range(len(splits))}, 1)
+            width = Xa.shape[1] if Xa.ndim > 1 else 1
+            return _Copies(Xa, {(None, s): (0, width) for s in range(len(splits))}, 1)
         from sklearn.utils import _safe_indexing
 
         blocks, where, offset = [], {}, 0
@@ -571,7 +577,7 @@ class StackedEvaluator(Evaluator):
                 try:
                     steps = clone(pre).set_params(**clone(pre_params, safe=False))
                     steps.fit(_safe_indexing(X, train), _safe_indexing(y, train))
-                    Xt, why = _matrix(steps.transform(X))
+                    Xt, why = _matrix(steps.transform(X), any_shape)
                     if why is not None:
                         raise ValueError(f"the pipeline's steps before its last give: {why}")
                 except Exception:
@@ -579,11 +585,164 @@ class StackedEvaluator(Evaluator):
                         raise
                     where[(key, s)] = traceback.format_exc()
                     continue
-                where[(key, s)] = (offset, Xt.shape[1])
+                where[(key, s)] = (offset, Xt.shape[1] if Xt.ndim > 1 else 1)
                 blocks.append(Xt)
                 offset += Xt.shape[0]
         X_all = np.concatenate(blocks) if blocks else None
         return _Copies(X_all, where, len(blocks))
+
+    # ------------------------------------------------------------------ any builder
+    def _any_builder(self, estimator, candidates, groups, splits, X, y):
+        """Send the candidates ``mlp()``'s engine cannot take to the any-builder path."""
+        singles = [g for g in groups if not g.stacked]
+        pre, final, prefix = split_pipeline(estimator)
+        if not singles or prefix is None or _task_of(final) is None:
+            return groups
+        if any(prefix and prefix[:-2] in candidates[i] for g in singles for i in g.indices):
+            return groups  # a candidate replaces the last step: nothing to probe
+        from tunekit.engine import keras_stack
+
+        index = [i for g in singles for i in g.indices]
+        own = [split_params(candidates[i], prefix)[1] for i in index]
+        try:
+            sample = X
+            if pre is not None:
+                pre_params = split_params(candidates[index[0]], prefix)[0]
+                steps = clone(pre).set_params(**clone(pre_params, safe=False))
+                sample = steps.fit(X, y).transform(X)  # shapes only: nothing is trained
+            found = keras_stack.probe(final, own, sample, y)
+        except Exception as err:  # a builder that cannot even be built: the standard path says
+            self._log(f"the any-builder path cannot probe these candidates: {err}")
+            return groups
+        out = [g for g in groups if g.stacked]
+        for kg in found:
+            members = [index[c] for c in kg.indices]
+            if kg.stackable:
+                out.append(CandidateGroup(members, ("keras", id(kg)), None, keras=kg))
+            else:
+                out.extend(CandidateGroup([i], None, kg.reason) for i in members)
+        return out
+
+    def _log(self, message: str) -> None:
+        import logging
+
+        logging.getLogger("tunekit").info(message)
+
+    def _run_keras(self, group, candidates, splits, X, y, scorers, evaluation, estimator):
+        """Train a group of any builder's candidates on :mod:`tunekit.engine.keras_stack`."""
+        from tunekit.engine import keras_stack
+
+        pre, final, prefix = split_pipeline(estimator)
+        kg = group.keras
+        cands = [candidates[i] for i in group.indices]
+        variants: dict = {}
+        for k, cand in enumerate(cands):
+            key = _freeze(split_params(cand, prefix)[0]) if pre is not None else None
+            variants.setdefault(key, []).append(k)
+        copies = self._copies(pre, prefix, cands, splits, X, y, variants, any_shape=True)
+        if copies.X is None and pre is None:
+            return group.indices
+        n_copies = max(copies.n_copies, 1)
+        y_all = np.concatenate([np.asarray(y)] * n_copies)
+        data = _prepare(final, y)
+        seeds = _Seeds(final, self.random_state)
+        base = final.get_params(deep=False)
+        members, slots = [], []
+        for k, index in enumerate(group.indices):
+            c = kg.indices[k]
+            key = _freeze(split_params(cands[k], prefix)[0]) if pre is not None else None
+            fraction = {**base, **split_params(cands[k], prefix)[1]}.get("validation_fraction")
+            for s, (train, test) in enumerate(splits):
+                copy = copies.where[(key, s)]
+                init, _, carve_seed = seeds.draw()
+                if isinstance(copy, str):
+                    self._fail_one(evaluation, index, s, len(test), scorers, copy)
+                    continue
+                offset = copy[0]
+                fit_rows, val = train, None
+                if kg.patience.get(c) is not None:
+                    try:
+                        fit_rows, val = _carve(
+                            train, data.codes, fraction, carve_seed, data.codes is not None
+                        )
+                    except ValueError as err:
+                        reason = f"ValueError: {err}"
+                        self._fail_one(evaluation, index, s, len(test), scorers, reason)
+                        continue
+                members.append(
+                    keras_stack.KerasMember(
+                        candidate=c,
+                        train_idx=np.asarray(fit_rows) + offset,
+                        val_idx=None if val is None else np.asarray(val) + offset,
+                        seed=init,
+                    )
+                )
+                slots.append((index, s, offset))
+        if not members:
+            return []
+        curve = {}
+        spent = [0.0]
+
+        def on_epoch_end(epoch, result):
+            if not self.epoch_curves:
+                return
+            tick = time.perf_counter()
+            for m, (_, s, offset) in enumerate(slots):
+                if result.n_epochs[m] != epoch + 1:
+                    continue  # this member did not train this epoch
+                rows = splits[s][1] + offset
+                est = keras_stack.member_estimator(result, m)
+                curve[m, epoch + 1] = main_score(
+                    _score(scorers, est, copies.X[rows], y_all[rows], np.nan)
+                )
+            spent[0] += time.perf_counter() - tick
+
+        result = keras_stack.train_group(kg, members, copies.X, y_all, on_epoch_end=on_epoch_end)
+        group.fit_time += result.fit_time
+        group.n_members += len(members)
+        evaluation.n_trained += len(members)
+        evaluation.n_epochs += int(np.sum(result.n_epochs))
+        fit_time = (result.fit_time - spent[0]) / len(members)
+        loss, val_loss = result.history.get("loss"), result.history.get("val_loss")
+        for m, (index, s, offset) in enumerate(slots):
+            train, test = splits[s]
+            if result.diverged is not None and result.diverged[m]:
+                entry = fail_entry(
+                    scorers, len(test), fit_time,
+                    f"DivergedError: training diverged: the weights of candidate {index} on "
+                    f"split {s} became non-finite. Lower the learning rate or scale the inputs.",
+                    error_score=self.error_score, train=self.return_train_score,
+                )  # fmt: skip
+            else:
+                entry = score_entry(
+                    scorers, keras_stack.member_estimator(result, m), copies.X, y_all,
+                    train + offset, test + offset, fit_time, error_score=self.error_score,
+                    train_score=self.return_train_score, best_epoch=result.best_epoch[m],
+                    n_epochs=result.n_epochs[m],
+                )  # fmt: skip
+            evaluation.entries[index][s] = entry
+            evaluation.engines[index] = self.name
+            if self.epoch_curves and loss is not None:
+                evaluation.curves.extend(
+                    {
+                        "candidate": index, "fold": s, "epoch": e,
+                        "train_loss": float(loss[e - 1, m]),
+                        "test_score": curve.get((m, e), math.nan),
+                        "val_loss": float(val_loss[e - 1, m]) if val_loss is not None
+                        else math.nan,
+                    }
+                    for e in range(1, int(result.n_epochs[m]) + 1)
+                )  # fmt: skip
+            self._tick()
+        return []
+
+    def _fail_one(self, evaluation, index, s, n_test, scorers, reason) -> None:
+        evaluation.entries[index][s] = fail_entry(
+            scorers, n_test, 0.0, reason, error_score=self.error_score,
+            train=self.return_train_score,
+        )  # fmt: skip
+        evaluation.engines[index] = self.name
+        self._tick()
 
     # ------------------------------------------------------------------ a stack group
     def _run_group(self, group, candidates, splits, X, y, scorers, evaluation, estimator):
