@@ -15,6 +15,10 @@ EXPECTED_FAILED_CHECKS = {
         "scikeras's wrappers inherit (BaseWrapper, ClassifierMixin), so BaseEstimator comes "
         "first in the MRO; tunekit sets the classifier/regressor tags explicitly instead"
     ),
+    "check_regressor_multioutput": (
+        "the regressor predicts in Keras's float type (float32), as scikeras does and as "
+        "scikeras's own tests require; scikit-learn wants float64 multi-output predictions"
+    ),
     "check_sample_weight_equivalence_on_dense_data": (
         "under minibatch gradient descent, weighting a sample by 2 is not the same as "
         "repeating it: batches, step counts and shuffles differ"
@@ -26,12 +30,12 @@ def _expected_failed_checks(estimator):
     return EXPECTED_FAILED_CHECKS
 
 
-# Enough training (adam, 50 epochs of batch 16) to pass the checks' score thresholds on
-# their small unscaled data sets; no routed model__ kwargs so that __init__ sets only
-# constructor parameters.
+# Short fits: like scikeras, the estimators carry the `poor_score` tag, so the checks test
+# behaviour (shapes, classes, determinism, errors) rather than accuracy thresholds. No
+# routed model__ kwargs, so that __init__ sets only constructor parameters.
 ESTIMATORS = [
-    tk.KerasClassifier(optimizer="adam", epochs=50, batch_size=16, random_state=0),
-    tk.KerasRegressor(optimizer="adam", epochs=50, batch_size=16, random_state=0),
+    tk.KerasClassifier(optimizer="adam", epochs=5, batch_size=16, random_state=0),
+    tk.KerasRegressor(optimizer="adam", epochs=5, batch_size=16, random_state=0),
 ]
 
 
@@ -53,5 +57,6 @@ def test_expected_failures_still_fail(check_name):
     if check_name == "check_sample_weight_equivalence_on_dense_data":
         pytest.skip("statistical check; its failure is covered by the parametrized run")
     check = getattr(checks, check_name)
+    estimator = ESTIMATORS[1] if "regressor" in check_name else ESTIMATORS[0]
     with pytest.raises((AssertionError, TypeError)):
-        check(type(ESTIMATORS[0]).__name__, ESTIMATORS[0])
+        check(type(estimator).__name__, estimator)

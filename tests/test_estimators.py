@@ -147,7 +147,16 @@ def _bad_inputs(X, y):
     X_inf[0, 0] = np.inf
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     frame["colour"] = "red"
+    ragged = [list(row) for row in X]
+    ragged[7] = ragged[7][:-2]
+    X_huge = X.astype(np.float64)
+    X_huge[2, 3] = 1e308  # finite in float64, infinity in float32
     return {
+        "ragged_X": (ragged, y, ValueError,
+                     r"Input X is ragged.*row 0 has 6 and row 7 has 4.*pad or truncate"),
+        "float32_overflow_X": (X_huge, y, ValueError,
+                               r"Input X holds finite values too large for float32.*1e\+308"
+                               r".*Rescale"),
         "nan_X": (X_nan, y, ValueError, r"contains NaN or infinity \(1 NaN"),
         "inf_X": (X_inf, y, ValueError, r"contains NaN or infinity \(0 NaN, 1 infinite"),
         "non_numeric_column": (frame, y, ValueError, r"non-numeric columns \['colour'\]"),
@@ -161,7 +170,7 @@ def _bad_inputs(X, y):
 @pytest.mark.parametrize(
     "case",
     ["nan_X", "inf_X", "non_numeric_column", "single_class", "empty_X",
-     "one_dimensional_X", "sparse_X"],
+     "one_dimensional_X", "sparse_X", "ragged_X", "float32_overflow_X"],
 )
 def test_bad_input_is_rejected_before_training(case, binary_data):
     X, y, error, match = _bad_inputs(*binary_data)[case]
@@ -169,6 +178,16 @@ def test_bad_input_is_rejected_before_training(case, binary_data):
     with pytest.raises(error, match=match):
         est.fit(X, y)
     assert not hasattr(est, "history_")
+
+
+def test_predict_rejects_values_that_overflow_float32(binary_data):
+    X, y = binary_data
+    est = small_clf(epochs=1).fit(X.astype(np.float64), y)
+    X_huge = X.astype(np.float64)
+    X_huge[0, 0] = -1e300
+    with pytest.raises(ValueError, match=r"too large for float32.*largest magnitude is 1e\+300"):
+        est.predict(X_huge)
+    assert est.predict(X.astype(np.float64)).shape == (len(X),)  # values that fit are fine
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -319,9 +338,10 @@ def test_without_early_stopping_all_data_is_used(binary_data, monkeypatch):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"early_stopping": -1}, r"early_stopping must be >= 0"),
-        ({"early_stopping": 2, "validation_fraction": 1.5}, r"validation_fraction must lie"),
-        ({"early_stopping": 2.5}, r"patience in epochs"),
+        ({"early_stopping": -1}, r"early_stopping=-1 is out of range: .* integer >= 0"),
+        ({"early_stopping": 2, "validation_fraction": 1.5},
+         r"validation_fraction=1.5 is out of range: .* real number in \(0, 1\)"),
+        ({"early_stopping": 2.5}, r"early_stopping=2.5 has the wrong type"),
     ],
 )
 def test_early_stopping_parameters_are_checked(params, match, binary_data):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import numbers
 import random
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,10 @@ from typing import Any
 import keras
 import numpy as np
 import scipy.sparse as sp
+import tensorflow as tf
+from keras.src.backend.common import global_state as _global_state
+from keras.src.random import seed_generator as _seed_generator
+from keras.src.utils import rng_utils as _rng_utils
 from scikeras import wrappers as _sk
 from scikeras._utils import (
     accepts_kwargs,
@@ -41,11 +44,12 @@ from scikeras._utils import (
     try_to_convert_strings_to_classes,
 )
 from scikeras.utils import metric_name
-from sklearn.exceptions import DataConversionWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, RegressorTags
+from tensorflow.python.eager import context as _tf_context
 
 from tunekit import builders
+from tunekit._checks import check_estimator_params
 from tunekit.exceptions import DivergedError, InputShapeError
 
 __all__ = ["KerasClassifier", "KerasRegressor"]
@@ -57,20 +61,63 @@ def _seeded(seed: int | None):
 
     scikeras's own ``tensorflow_random_state`` enables TensorFlow op determinism
     and can leave it on, after which any unseeded random op in the process
-    raises. Here only the seeds are set; Python's and NumPy's global random
-    states are restored on exit.
+    raises. Here only the seeds are set, and every global random state the
+    block touched is put back on exit: Python's, NumPy's, TensorFlow's global
+    seed and Keras's global seed, so code running after a seeded fit draws the
+    same (unseeded) numbers as if the fit had never run.
     """
     if seed is None:
         yield
         return
     py_state = random.getstate()
     np_state = np.random.get_state()  # noqa: NPY002 - restoring the legacy global state
+    keras_state = _keras_seed_state()
+    tf_state = _tf_seed_state()
     keras.utils.set_random_seed(int(seed))
     try:
         yield
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)  # noqa: NPY002
+        _restore_keras_seed_state(keras_state)
+        _restore_tf_seed_state(tf_state)
+
+
+def _keras_seed_state() -> tuple:
+    """Keras's global seed and global seed generator, as ``set_random_seed`` leaves them."""
+    return (
+        _global_state.get_global_attribute(_rng_utils.GLOBAL_RANDOM_SEED),
+        _global_state.get_global_attribute(_seed_generator.GLOBAL_SEED_GENERATOR),
+    )
+
+
+def _restore_keras_seed_state(state: tuple) -> None:
+    seed, generator = state
+    _global_state.set_global_attribute(_rng_utils.GLOBAL_RANDOM_SEED, seed)
+    _global_state.set_global_attribute(_seed_generator.GLOBAL_SEED_GENERATOR, generator)
+
+
+def _tf_seed_state() -> tuple | None:
+    """TensorFlow's eager global seed and its op-seed sequence (``None`` in graph mode).
+
+    ``keras.utils.set_random_seed`` sets TensorFlow's global seed whenever
+    TensorFlow is installed, whatever the Keras backend. (scikeras imports
+    TensorFlow in any case.)
+    """
+    if not _tf_context.executing_eagerly():
+        return None
+    rng = getattr(_tf_context.context(), "_rng", None)
+    return _tf_context.global_seed(), None if rng is None else rng.getstate()
+
+
+def _restore_tf_seed_state(state: tuple | None) -> None:
+    if state is None:
+        return
+    seed, rng_state = state
+    tf.random.set_seed(seed)  # None: unseeded again, as before the block
+    rng = getattr(_tf_context.context(), "_rng", None)
+    if seed is not None and rng is not None and rng_state is not None:
+        rng.setstate(rng_state)  # continue the caller's op-seed sequence where it was
 
 
 class _DivergenceGuard(keras.callbacks.Callback):
@@ -154,8 +201,13 @@ class _TunekitWrapper:
                 )
         try:
             arr = np.asarray(X)
-        except Exception:  # ragged or exotic input: let scikit-learn's checks speak
+        except ValueError:
+            _check_not_ragged(X, name)
+            return None  # exotic input: let scikit-learn's checks speak
+        except Exception:
             return None
+        if arr.dtype == object and arr.ndim == 1:
+            _check_not_ragged(X, name)
         if arr.ndim == 0 or arr.ndim == 1:
             raise ValueError(
                 f"{name} expects X to be 2-D (n_samples, n_features) or more, but got "
@@ -195,6 +247,8 @@ class _TunekitWrapper:
                 f"values); {name} cannot train on them. Impute them first, e.g. "
                 "SimpleImputer in a Pipeline."
             )
+        if arr.dtype.kind in "fiu":
+            _check_fits_floatx(arr, name)
         shape = arr.shape
         if y is None:
             return shape
@@ -214,7 +268,8 @@ class _TunekitWrapper:
                 )
         elif fitting:
             labels = np.unique(y_arr[~_isnan_mask(y_arr)]) if y_arr.size else y_arr
-            if y_arr.ndim == 1 and labels.size < 2:
+            is_column = y_arr.ndim == 2 and y_arr.shape[1] == 1
+            if (y_arr.ndim == 1 or is_column) and labels.size < 2:
                 raise ValueError(
                     f"{name} needs at least 2 classes in y, but y has 1 class "
                     f"({labels.tolist()}). Check the labels, or use a stratified split so every "
@@ -225,14 +280,8 @@ class _TunekitWrapper:
     def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
         if y is not None and not hasattr(y, "ndim"):
             y = np.asarray(y)
-        if y is not None and y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected. Please change "
-                "the shape of y to (n_samples,), for example using ravel().",
-                DataConversionWarning,
-                stacklevel=3,
-            )
-            y = np.ravel(np.asarray(y))
+        if y is not None and not reset:
+            self._check_target_ndim(y)
         if X is not None:
             shape = self._check_input(X, y, fitting=reset)
             expected = None
@@ -246,6 +295,24 @@ class _TunekitWrapper:
         elif y is not None:
             self._check_input(np.zeros((1, 1)), y, fitting=reset)
         return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+
+    def _check_target_ndim(self, y) -> None:
+        """Refuse a target whose number of dimensions changed since the model was built.
+
+        Like scikeras, ``y`` keeps the dimensions it was fitted with (a column
+        ``(n, 1)`` stays a column in ``predict``), so ``partial_fit`` and warm
+        starts must pass the same kind of ``y``.
+        """
+        expected = getattr(self, "y_ndim_", None)
+        if expected is None or y.ndim == expected:
+            return
+        how = "y.reshape(-1, 1)" if expected == 2 else "np.ravel(y)"
+        raise ValueError(
+            f"y has {y.ndim} dimensions, but this {type(self).__name__} is expecting "
+            f"{expected} dimensions in y: it was fitted on y of {expected} dimensions, and "
+            f"the target's dimensions cannot change between fits. Pass y as at the first "
+            f"fit ({how}), or call fit() without warm_start to start over."
+        )
 
     def fit(self, X, y, sample_weight=None, **kwargs):
         """Build a new model with the builder and train it on ``(X, y)``.
@@ -270,11 +337,19 @@ class _TunekitWrapper:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        check_estimator_params(self)  # every knob in its valid range, before any training
         return super().fit(X, y, sample_weight=sample_weight, **kwargs)
 
     # ------------------------------------------------------------------ model building
     def _check_model_param(self):
-        if self.model is None and self.build_fn is None:
+        """Return the function that builds the model.
+
+        :func:`tunekit.builders.mlp` is the default only when nothing else
+        says how to build: no ``model``, no ``build_fn`` and no
+        ``_keras_build_fn`` method on a subclass. Everything else is
+        scikeras's rule.
+        """
+        if self.model is None and self.build_fn is None and not hasattr(self, "_keras_build_fn"):
             return builders.mlp
         return super()._check_model_param()
 
@@ -315,9 +390,13 @@ class _TunekitWrapper:
 
             if has_param(final_build_fn, "input_shape"):
                 build_params.setdefault("input_shape", sample_shape)
-            for key, value in self._output_spec().items():
-                if has_param(final_build_fn, key):
-                    build_params.setdefault(key, value)
+            asked = [
+                key for key in _OUTPUT_KEYS
+                if has_param(final_build_fn, key) and key not in build_params
+            ]
+            if asked:  # only a builder that asks for the output layer gets one inferred
+                spec = self._output_spec()
+                build_params.update({key: spec[key] for key in asked if key in spec})
             if has_param(final_build_fn, "seed"):
                 build_params.setdefault("seed", self._random_state)
             if wants("meta"):
@@ -337,9 +416,7 @@ class _TunekitWrapper:
             return
         declared = tuple(inputs[0].shape[1:])
         got = tuple(self.X_shape_[1:])
-        if len(declared) != len(got) or any(
-            d is not None and d != g for d, g in zip(declared, got, strict=True)
-        ):
+        if not _keras_accepts(declared, got):
             raise InputShapeError(
                 _shape_message(type(self).__name__, got, declared, where="the built model")
             )
@@ -348,6 +425,7 @@ class _TunekitWrapper:
     def _fit_keras_model(
         self, X, y, sample_weight, warm_start: bool, epochs: int, initial_epoch: int, **kwargs
     ) -> None:
+        self._check_compiled_loss()
         params = self.get_params()
         fit_args = route_params(params, destination="fit", pass_filter=self._fit_kwargs)
         fit_args["epochs"] = initial_epoch + epochs
@@ -356,7 +434,7 @@ class _TunekitWrapper:
         fit_args.update(kwargs)
         for key in ("batch_size", "validation_batch_size"):
             if fit_args.get(key) == -1:
-                fit_args[key] = X.shape[0]
+                fit_args[key] = _n_samples_for_full_batch(X, key)
         fit_args = {k: v for k, v in fit_args.items() if not k.startswith("callbacks")}
         callbacks = [*self._fit_callbacks, *extra_callbacks]
         callbacks.append(_DivergenceGuard(fit_args["epochs"]))
@@ -401,6 +479,23 @@ class _TunekitWrapper:
             self.history_[key] += list(val)
         self.n_epochs_ = len(self.history_["loss"])
         self.best_epoch_ = None if stopper is None else initial_epoch + int(stopper.best_epoch) + 1
+
+    def _check_compiled_loss(self) -> None:
+        """Refuse a model compiled with a list or dict of losses that holds no loss at all."""
+        loss = self.model_.loss
+        entries = loss.values() if isinstance(loss, dict) else loss
+        if not isinstance(loss, (list, tuple, dict)):
+            return
+        if any(callable(entry) or isinstance(entry, str) for entry in entries):
+            return
+        shown = dict(loss) if isinstance(loss, dict) else list(loss)
+        raise ValueError(
+            f"No valid loss function found: the model is compiled with loss={shown!r}, which "
+            "names no loss. You must provide a loss function to train: pass one (loss=\"mse\", "
+            "loss=[\"mse\", \"binary_crossentropy\"] for two outputs, or loss=None for the "
+            "loss inferred from the target), or compile the model with a loss inside the "
+            "builder."
+        )
 
     def _carve_validation(self, X, y, sample_weight, fraction):
         """Split a validation part off the data given to ``fit`` (never another set)."""
@@ -452,8 +547,84 @@ class _TunekitWrapper:
         tags.input_tags.allow_nan = False
         tags.input_tags.two_d_array = True
         tags.target_tags.required = True
+        tags.target_tags.multi_output = True  # scikeras's "multioutput" tag
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+_OUTPUT_KEYS = ("output_units", "output_activation")
+
+
+def _check_not_ragged(X, name: str) -> None:
+    """Raise a ``ValueError`` when ``X`` is a list of rows of different lengths."""
+    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
+        return
+    lengths = [len(row) if hasattr(row, "__len__") else None for row in X]
+    first = lengths[0]
+    odd = next((i for i, n in enumerate(lengths) if n != first), None)
+    if odd is None:
+        return
+    raise ValueError(
+        f"Input X is ragged: every sample must have the same number of features, but row 0 "
+        f"has {first} and row {odd} has {lengths[odd]} (row lengths seen: "
+        f"{sorted({n for n in lengths if n is not None})}). {name} needs a rectangular X: "
+        "pad or truncate the rows to one length first (for sequences: "
+        "keras.utils.pad_sequences)."
+    )
+
+
+def _check_fits_floatx(arr: np.ndarray, name: str) -> None:
+    """Raise a ``ValueError`` when finite values of ``arr`` overflow Keras's float type."""
+    floatx = keras.backend.floatx()
+    limit = float(np.finfo(floatx).max)
+    info = np.finfo(arr.dtype) if arr.dtype.kind == "f" else np.iinfo(arr.dtype)
+    if float(info.max) <= limit:  # every value of this dtype fits: nothing to scan
+        return
+    low, high = float(arr.min()), float(arr.max())
+    largest = max(abs(low), abs(high))
+    if largest <= limit:
+        return
+    raise ValueError(
+        f"Input X holds finite values too large for {floatx}, the type {name} trains in: the "
+        f"largest magnitude is {largest:.3g}, above {floatx}'s maximum of {limit:.3g}, so "
+        "those values would become infinity. Rescale those features (divide by a constant "
+        "or take a log) or clip or drop the outliers before fitting."
+    )
+
+
+def _n_samples_for_full_batch(X, key: str) -> int:
+    """The batch size that ``-1`` stands for: all samples of ``X``, which must have a shape."""
+    try:
+        return int(X.shape[0])
+    except AttributeError:
+        raise ValueError(
+            f"`{key}=-1` requires that `X` implement `shape`: -1 means one batch of all "
+            f"samples, but X reached the model as a {type(X).__name__} (for example from a "
+            f"feature_encoder that splits X into several inputs). Set {key} to a number of "
+            "samples instead."
+        ) from None
+
+
+def _count(value) -> int | None:
+    """``value`` as one count, or ``None`` when it is a list (one entry per output) or unset."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return int(value)
+    return None
+
+
+def _several_outputs(estimator) -> bool:
+    """Whether the target encoder maps ``y`` to several Keras outputs.
+
+    A custom ``target_encoder`` for multi-output models sets
+    ``n_outputs_expected_`` above 1 (or list-valued metadata); one
+    ``output_units`` value cannot describe such a model, so none is inferred.
+    """
+    expected = getattr(estimator, "n_outputs_expected_", None)
+    if expected is not None and not isinstance(expected, numbers.Integral):
+        return True
+    return expected is not None and int(expected) > 1
 
 
 def _same_value(a, b) -> bool:
@@ -486,11 +657,34 @@ def _as_shape(shape) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+def _keras_accepts(declared: tuple, got: tuple) -> bool:
+    """Whether a model whose input declares ``declared`` per sample takes samples ``got``.
+
+    ``None`` entries match any size. Like Keras's functional models, a rank
+    that differs by one trailing axis of size 1 is accepted (Keras squeezes or
+    expands that axis).
+    """
+    if len(got) == len(declared) + 1 and got[-1] == 1:
+        got = got[:-1]
+    elif len(declared) == len(got) + 1 and declared[-1] == 1:
+        declared = declared[:-1]
+    return len(declared) == len(got) and all(
+        d is None or d == g for d, g in zip(declared, got, strict=True)
+    )
+
+
 def _shape_message(name, got, expected, where="this estimator") -> str:
     got_n = int(np.prod(got)) if len(got) == 1 else got
     exp_n = int(np.prod(expected)) if len(expected) == 1 else expected
+    if len(got) != len(expected):
+        head = (
+            f"X has {len(got) + 1} dimensions, but this {name} is expecting "
+            f"{len(expected) + 1} dimensions in X"
+        )
+    else:
+        head = f"X has {got_n} features, but {name} is expecting {exp_n} features as input"
     return (
-        f"X has {got_n} features, but {name} is expecting {exp_n} features as input: "
+        f"{head}: "
         f"{where} declares an input shape of {tuple(expected)} per sample and X has samples "
         f"of shape {tuple(got)}. Pass data with the declared shape, or fix input_shape= "
         "(or the builder's Input layer)."
@@ -502,8 +696,10 @@ _DOC_COMMON = """
     ----------
     model : callable or keras.Model, default=None
         The builder (see :mod:`tunekit.builders`): a function returning a
-        ``keras.Model``. ``None`` uses :func:`tunekit.builders.mlp`. Its keyword
-        arguments are set as ``model__<name>`` parameters and can be searched.
+        ``keras.Model``. ``None`` uses a subclass's ``_keras_build_fn`` method
+        when it defines one (as in scikeras), else :func:`tunekit.builders.mlp`.
+        Its keyword arguments are set as ``model__<name>`` parameters and can be
+        searched.
     input_shape : tuple of int, default=None
         The shape of one sample, without the batch axis. ``None`` takes it from
         ``X`` at fit. When given, ``fit`` and ``predict`` raise a ``ValueError``
@@ -599,18 +795,22 @@ class KerasClassifier(_TunekitWrapper, _sk.KerasClassifier):
         return _sk.ClassifierLabelEncoder(loss=self._resolved_loss(), categories=categories)
 
     def _output_spec(self) -> dict:
+        if _several_outputs(self):
+            return {}
+        n_classes = _count(getattr(self, "n_classes_", None))
         if self.target_type_ == "binary":
             return {"output_units": 1, "output_activation": "sigmoid"}
-        if self.target_type_ == "multiclass":
-            return {"output_units": int(self.n_classes_), "output_activation": "softmax"}
-        if self.target_type_ == "multilabel-indicator":
-            return {"output_units": int(self.n_classes_), "output_activation": "sigmoid"}
+        if self.target_type_ == "multiclass" and n_classes is not None:
+            return {"output_units": n_classes, "output_activation": "softmax"}
+        if self.target_type_ == "multilabel-indicator" and n_classes is not None:
+            return {"output_units": n_classes, "output_activation": "sigmoid"}
         return {}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "classifier"
-        tags.classifier_tags = ClassifierTags()
+        # scikeras's "poor_score": its default fits are too short for sklearn's score checks
+        tags.classifier_tags = ClassifierTags(poor_score=True)
         tags.regressor_tags = None
         return tags
 
@@ -642,6 +842,8 @@ class KerasRegressor(_TunekitWrapper, _sk.KerasRegressor):
         return "mean_squared_error"
 
     def _output_spec(self) -> dict:
+        if _several_outputs(self):
+            return {"output_activation": "linear"}
         ndim = getattr(self, "y_ndim_", 1)
         units = 1 if ndim == 1 else int(self._n_targets)
         return {"output_units": units, "output_activation": "linear"}
@@ -655,6 +857,6 @@ class KerasRegressor(_TunekitWrapper, _sk.KerasRegressor):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "regressor"
-        tags.regressor_tags = RegressorTags()
+        tags.regressor_tags = RegressorTags(poor_score=True)
         tags.classifier_tags = None
         return tags
