@@ -10,14 +10,17 @@ engine, and Optuna).
 """
 
 import warnings
+from contextlib import contextmanager
+from unittest import mock
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 import tunekit as tk
-from tunekit.exceptions import InputShapeError, SearchFailedError
+from tunekit.exceptions import DivergedError, InputShapeError, SearchFailedError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -129,8 +132,9 @@ def test_empty_x_is_a_clear_error(strategy):
 
 
 def test_3d_x_with_a_declared_input_shape_is_a_clear_error():
+    """A trailing axis of size 1 is Keras's to squeeze; any other extra axis is refused."""
     with pytest.raises(InputShapeError, match=r"declares an input shape of \(3,\) per sample"):
-        clf(model__input_shape=(3,)).fit(X.reshape(N, 3, 1), Y)
+        clf(model__input_shape=(3,)).fit(X.reshape(N, 1, 3), Y)
 
 
 def test_3d_x_without_a_declared_input_shape_is_flattened_by_mlp():
@@ -230,3 +234,155 @@ def test_class_weight_is_a_searchable_parameter(strategy):
     assert set(result.cv_results_["state"]) == {"COMPLETE"}
     seen = {repr(p["class_weight"]) for p in result.cv_results_["params"]}
     assert len(seen) >= 2
+
+
+# ---------------------------------------------------------------- knobs outside their range
+@contextmanager
+def _no_training():
+    """Fail the test if anything trains inside the block."""
+    with mock.patch.object(keras.Model, "fit", side_effect=AssertionError("training started")):
+        yield
+
+
+KNOB_CASES = [
+    ("batch_size", 0, r"batch_size=0, but batch_size must be an integer >= 1, or None or -1"),
+    ("epochs", -3, r"epochs=-3, but epochs must be an integer >= 1"),
+    ("model__l2", -1.0, r"model__l2=-1.0, but model__l2 must be a finite real number >= 0"),
+    ("model__dropout", 1.5, r"model__dropout=1.5, but model__dropout must be a real number in "
+     r"\[0, 1\)"),
+    ("optimizer__learning_rate", -0.1, r"optimizer__learning_rate=-0.1, but"),
+    ("early_stopping", -2, r"early_stopping=-2, but early_stopping must be an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("strategy", ["grid", "optuna"])
+@pytest.mark.parametrize("name, value, pattern", KNOB_CASES)
+def test_a_space_with_a_bad_value_is_refused_before_the_search(name, value, pattern, strategy):
+    space = {name: tk.Choice([value])}
+    with _no_training(), pytest.raises(ValueError, match=r"the space's dimension .*" + pattern):
+        tk.search(clf(), X, Y, space=space, strategy=strategy, n_trials=1, cv=2, verbose=0)
+
+
+@pytest.mark.parametrize("name, value, pattern", KNOB_CASES)
+def test_the_estimator_refuses_a_bad_knob_before_training(name, value, pattern):
+    message = pattern.replace(", but", " is out of range:")
+    bad = clf().set_params(**{name: value})
+    with _no_training(), pytest.raises(ValueError, match=message):
+        bad.fit(X, Y)
+    with _no_training(), pytest.raises(ValueError, match=message):  # held by the estimator
+        tk.search(bad, X, Y, space={"verbose": [0]}, cv=2, verbose=0)
+
+
+# ---------------------------------------------------------------- search() arguments and data
+ARGUMENT_CASES = [
+    ({"cv": 1}, r"cv must be a number of folds >= 2, .* got cv=1"),
+    ({"cv": "5"}, r"got cv='5'"),
+    ({"n_points": 0}, r"n_points must be an integer >= 1 \(grid points\), got 0"),
+    ({"random_state": 2**32}, r"random_state must be None or an integer in \[0, 2\*\*32 - 1\]"),
+    ({"random_state": -1}, r"random_state must be None or an integer"),
+    ({"error_score": "nan"}, r"error_score must be a number .* or 'raise', got 'nan'"),
+    ({"timeout": -1.0}, r"timeout must be None or a number of seconds >= 0, got -1.0"),
+    ({"factor": 1}, r"factor must be a number > 1 \(halving's reduction\), got 1"),
+    ({"resource": None}, r"resource must be 'n_samples', 'epochs' or a parameter name"),
+    ({"n_jobs": 0}, r"n_jobs must be None, a positive number of workers or -1"),
+    ({"verbose": -1}, r"verbose must be an integer >= 0, got -1"),
+    ({"n_trials": True}, r"n_trials must be a positive integer or None, got True"),
+    ({"test_size": np.float64(np.nan)}, r"test_size must be a fraction in \(0, 1\)"),
+    ({"test_size": np.float32(0.25)}, r"test_size must be a fraction in \(0, 1\)"),
+]
+
+
+@pytest.mark.parametrize("kwargs, pattern", ARGUMENT_CASES)
+def test_bad_search_arguments_are_refused_before_training(kwargs, pattern):
+    with _no_training(), pytest.raises(ValueError, match=pattern):
+        tk.search(clf(), X, Y, space=SPACE, **{"verbose": 0, **kwargs})
+
+
+class _Trained(BaseException):
+    """Raised where training starts; a BaseException so no fit loop swallows it."""
+
+
+def test_numpy_scalars_are_valid_search_arguments():
+    with mock.patch.object(keras.Model, "fit", side_effect=_Trained), pytest.raises(_Trained):
+        tk.search(clf(), X, Y, space=SPACE, cv=np.int64(2), test_size=np.float64(0.25),
+                  random_state=np.int64(3), engine="sklearn", verbose=0)
+
+
+DATA_CASES = [
+    ("y too short", X, Y[:-1], r"X and y must hold the same number of samples, but X has 40 "
+     r"and y has 39"),
+    ("y is None", X, None, r"KerasClassifier learns from targets, but y is None"),
+    ("continuous y", X, Y_REG, r"needs class labels in y, but y holds continuous values"),
+    ("mixed labels", X, np.array([0, "a"] * (N // 2), dtype=object),
+     r"needs class labels in y, but y holds unknown values"),
+    ("scalar X", np.float32(1.0), Y, r"X must be an array-like of samples"),
+]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in DATA_CASES])
+def test_bad_data_is_refused_before_training(case):
+    _, X_bad, y_bad, pattern = next(c for c in DATA_CASES if c[0] == case)
+    with _no_training(), pytest.raises(ValueError, match=pattern):
+        tk.search(clf(), X_bad, y_bad, space=SPACE, cv=2, test_size=None, verbose=0)
+
+
+# ---------------------------------------------------------------- known defects, pinned
+def test_halving_runs_with_its_default_candidates():
+    result = tk.search(clf(), X, Y, space={"model__dropout": tk.Choice([0.0, 0.2])},
+                       strategy="halving", cv=2, test_size=None, verbose=0)
+    assert set(result.cv_results_["state"]) == {"COMPLETE"}
+
+
+@pytest.mark.xfail(
+    strict=True, raises=DivergedError, reason="a refit that diverges escapes search() raw"
+)
+@pytest.mark.parametrize("engine", ["auto", "sklearn"])
+def test_a_diverging_refit_fails_as_a_search(engine):
+    """Folds of 8 rows train; the refit on all 16 diverges (X near float32's square root)."""
+    X_big = X[:16] * np.float32(1e19)
+    y_small = Y_REG[:16]
+    space = {"optimizer__learning_rate": tk.Choice([1e-3])}
+    try:
+        result = tk.search(reg(), X_big, y_small, space=space, cv=2, test_size=None,
+                           engine=engine, verbose=0)
+    except SearchFailedError as err:
+        assert "diverged" in str(err)
+    else:
+        assert result.best_estimator_ is None or np.isnan(result.best_score_)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="a fit whose weights become NaN fails with no reason"
+)
+@pytest.mark.parametrize("engine", ["auto", "sklearn"])
+def test_a_nan_row_always_says_why(engine):
+    """A learning rate of 1e20 leaves NaN weights (the loss of the epoch was finite)."""
+    space = {"optimizer__learning_rate": tk.Choice([1e20, 1e-3])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = tk.search(reg(), X[:16], Y_REG[:16], space=space, cv=2, test_size=None,
+                           engine=engine, verbose=0)
+    cv = result.cv_results_
+    assert list(cv["state"]) == ["FAIL", "COMPLETE"]
+    assert "diverged" in cv["failure_reason"][0]
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="an infinite score is kept as COMPLETE"
+)
+def test_an_infinite_score_is_a_nan_row():
+    """X and y scaled by 1e9 with a learning rate of 1e6: predictions overflow, R² is -inf."""
+    X_big, y_big = X[:16] * np.float32(1e9), Y_REG[:16] * np.float32(1e9)
+    space = {"optimizer__learning_rate": tk.Choice([1e6])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            est = reg().set_params(model__hidden=(3,), batch_size=None)
+            result = tk.search(est, X_big, y_big, space=space, cv=2,
+                               test_size=None, engine="sklearn", verbose=0)
+        except SearchFailedError as err:
+            assert "diverged" in str(err)
+            return
+    cv = result.cv_results_
+    assert not np.isinf(cv["mean_test_score"]).any(), (cv["state"], cv["mean_test_score"])
+

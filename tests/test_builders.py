@@ -1,5 +1,7 @@
 """The mlp() reference builder and the builder protocol."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -81,13 +83,25 @@ def test_label_smoothing_is_applied_to_the_loss():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"dropout": 1.0}, ValueError, r"dropout must lie in \[0.0, 1.0\), got dropout=1.0"),
-        ({"dropout": -0.1}, ValueError, r"dropout must lie in"),
-        ({"l2": -1e-3}, ValueError, r"l2 must lie in \[0.0, inf\], got l2=-0.001"),
-        ({"noise": "a lot"}, TypeError, r"noise must be a real number"),
-        ({"hidden": (16, 0)}, ValueError, r"every hidden layer width must be a positive"),
-        ({"hidden": "16"}, TypeError, r"hidden must be a tuple of layer widths"),
-        ({"output_units": 0}, ValueError, r"output_units must be >= 1"),
+        ({"dropout": 1.0}, ValueError,
+         r"dropout=1.0 is out of range: dropout must be a real number in \[0, 1\)"),
+        ({"dropout": -0.1}, ValueError, r"dropout=-0.1 is out of range"),
+        ({"l2": -1e-3}, ValueError,
+         r"l2=-0.001 is out of range: l2 must be a finite real number >= 0"),
+        ({"l1": float("inf")}, ValueError, r"l1=inf is out of range"),
+        ({"noise": "a lot"}, TypeError,
+         r"noise='a lot' has the wrong type: noise must be a real number in \[0, 1\]"),
+        ({"noise": 1.5}, ValueError, r"noise=1.5 is out of range: .* in \[0, 1\]"),
+        ({"activation_noise": 2}, ValueError, r"activation_noise=2 is out of range"),
+        ({"weight_noise": float("nan")}, ValueError, r"weight_noise=nan is out of range"),
+        ({"hidden": (16, 0)}, ValueError,
+         r"hidden=\(16, 0\) is out of range: hidden must be a tuple of positive integers"),
+        ({"hidden": "16"}, TypeError, r"hidden='16' has the wrong type"),
+        ({"hidden": (16, 2.5)}, TypeError, r"hidden=\(16, 2.5\) holds a value that is not an int"),
+        ({"output_units": 0}, ValueError, r"output_units=0 is out of range: .* integer >= 1"),
+        ({"output_units": True}, TypeError, r"output_units=True has the wrong type"),
+        ({"activation": "relux"}, ValueError, r"activation='relux' is not a Keras activation"),
+        ({"output_activation": 3}, ValueError, r"output_activation=3 is not a Keras activation"),
         ({"label_smoothing": 0.1}, ValueError, r"label_smoothing=0.1 acts on the loss"),
     ],
 )
@@ -96,10 +110,26 @@ def test_bad_knobs_are_rejected(kwargs, error, match):
         mlp((6,), **kwargs)
 
 
-@pytest.mark.parametrize("shape", [(), (0,), "six"])
+@pytest.mark.parametrize("shape", [(), (0,), "six", (6.0,), None])
 def test_bad_input_shape_is_rejected(shape):
-    with pytest.raises((ValueError, TypeError), match="input_shape must be"):
+    with pytest.raises((ValueError, TypeError), match=r"input_shape=.* input_shape must be a"):
         mlp(shape)
+
+
+def test_mlp_declares_its_ranges_for_spaces_and_estimators():
+    """The builder protocol's ``param_ranges``: the one table mlp() checks itself against."""
+    from tunekit._checks import MLP_RANGES
+
+    assert mlp.param_ranges is MLP_RANGES
+    assert set(MLP_RANGES) <= set(inspect.signature(mlp).parameters)
+    mlp((6,), noise=1.0, activation_noise=0.0, dropout=0.999, l2=1e300)  # the edges are valid
+
+
+def test_numpy_scalars_and_shapes_are_accepted():
+    model = mlp(np.array([6]), hidden=np.array([4, 2]), l2=np.float32(0.01),
+                dropout=np.float64(0.25), output_units=np.int64(2))
+    assert model.input_shape == (None, 6)
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [4, 2, 2]
 
 
 def test_smooth_loss_refuses_non_crossentropy():

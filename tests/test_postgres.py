@@ -243,7 +243,9 @@ def test_a_search_on_postgresql_matches_the_same_search_on_sqlite(pg, data, tmp_
     again = tk.search(LogisticRegression(), *data, storage=url, **kwargs)
     assert len(again.study_.trials) == 4
     loaded = tk.report.load(url, study=name)
-    assert len(tk.report.leaderboard(loaded)) == 4
+    from tunekit.report._leaderboard import candidate_rows  # without the baseline rows
+
+    assert len(candidate_rows(tk.report.leaderboard(loaded))) == 4
 
 
 @pytest.mark.postgres
@@ -323,3 +325,109 @@ def test_workers_command_rejects_bad_arguments(tmp_path):
         timeout=60,
     )
     assert missing.returncode == 2 and "no such study script" in missing.stderr
+
+
+# ----------------------------------------------------------------- batched writes
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def test_a_folds_record_is_written_in_one_transaction(kind, tmp_path, request):
+    from sqlalchemy import event
+
+    from tunekit.storage import set_user_attrs
+
+    if kind == "postgres":
+        url, name = request.getfixturevalue("pg")
+    else:
+        url, name = f"sqlite:///{tmp_path / 'study.db'}", "batched"
+    storage = make_storage(url, heartbeat_interval=0)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    record = {"cv_test_scores": [0.5, None], "fit_times": [0.1, 0.2], "epochs_spent": 3,
+              "failure_reason": "x", "best_epochs": [None], "n_epochs": [2.0], "params": {"C": 1}}
+    commits = []
+    event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+
+    def objective(trial):
+        trial.set_user_attr("cv_test_scores", [0.0])  # overwritten below
+        before = len(commits)
+        set_user_attrs(trial, record)
+        assert len(commits) - before == 1  # one transaction for the seven attributes
+        assert trial.user_attrs == record
+        return 1.0
+
+    study.optimize(objective, n_trials=1)
+    stored = optuna.load_study(study_name=name, storage=storage).trials[0].user_attrs
+    assert stored == record  # the layout set_user_attr gives, one key per attribute
+
+
+def test_set_user_attrs_without_a_database_sets_each_attribute():
+    from tunekit.storage import set_user_attrs
+
+    study = optuna.create_study()
+    study.optimize(lambda t: (set_user_attrs(t, {"a": 1, "b": [2]}), 0.0)[1], n_trials=1)
+    assert study.trials[0].user_attrs == {"a": 1, "b": [2]}
+
+
+# ----------------------------------------------------------------- reconnecting
+class _Clock:
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _lost():
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the link"))
+
+
+def test_a_lost_connection_is_retried_with_a_bounded_backoff(monkeypatch):
+    import tunekit.storage as storage
+
+    clock = _Clock()
+    monkeypatch.setattr(storage, "time", clock)
+    monkeypatch.setenv("TUNEKIT_RECONNECT_SECONDS", "20")
+    outcomes = iter([_lost(), _lost(), _lost(), "done"])
+
+    def action():
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise optuna.exceptions.StorageInternalError("commit failed") from outcome
+        return outcome
+
+    assert storage._with_reconnects(action, "get_trial", "postgresql://u@h/db") == "done"
+    assert clock.sleeps == [0.5, 1.0, 2.0]
+    # a server that stays away: the budget ends it, with the error itself
+    clock.sleeps.clear()
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="server closed the link"):
+        storage._with_reconnects(lambda: (_ for _ in ()).throw(_lost()), "get_trial", "x")
+    assert sum(clock.sleeps) <= 20 and max(clock.sleeps) <= 8.0
+    # any other error is not a lost connection: no retry
+    clock.sleeps.clear()
+    with pytest.raises(ValueError):
+        storage._with_reconnects(lambda: (_ for _ in ()).throw(ValueError("bad")), "get", "x")
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [("soon", r"TUNEKIT_RECONNECT_SECONDS='soon' is not a number of seconds >= 0"),
+     ("-1", r"TUNEKIT_RECONNECT_SECONDS='-1' is not a number.*unset it")],
+)  # fmt: skip
+def test_a_bad_reconnect_budget_is_refused(value, match, monkeypatch):
+    from tunekit.storage import reconnect_budget
+
+    monkeypatch.setenv("TUNEKIT_RECONNECT_SECONDS", value)
+    with pytest.raises(ValueError, match=match):
+        reconnect_budget()
+
+
+def test_server_databases_reconnect_and_sqlite_files_do_not(tmp_path):
+    from tunekit.storage import ReconnectingRDBStorage
+
+    assert not isinstance(make_storage(f"sqlite:///{tmp_path / 's.db'}"), ReconnectingRDBStorage)
+    url = postgres_url()
+    if url:
+        assert isinstance(make_storage(url, heartbeat_interval=0), ReconnectingRDBStorage)

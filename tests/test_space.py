@@ -169,3 +169,107 @@ def test_every_translation_stays_inside_the_space(dim, n, seed):
         study.tell(trial, 0.0)
     fixed = study.ask(space.to_optuna())
     assert dim.contains(space.decode(fixed.params)["p"])
+
+
+# ---------------------------------------------------------------- valid ranges, before search
+RANGE_ERRORS = [
+    ({"batch_size": Int(0, 64)}, ValueError,
+     r"batch_size = Int\(.*\) allows batch_size=0, but batch_size must be an integer >= 1, "
+     r"or None or -1"),
+    ({"batch_size": Choice([32, 0])}, ValueError, r"allows batch_size=0, but batch_size must"),
+    ({"batch_size": Int(-2, 8)}, ValueError, r"allows batch_size=-2"),
+    ({"batch_size": Int(-1, 8)}, ValueError, r"allows batch_size=0"),  # -1 is valid, 0 is not
+    ({"epochs": Int(-3, 10)}, ValueError,
+     r"allows epochs=-3, but epochs must be an integer >= 1\. Narrow the dimension"),
+    ({"epochs": Float(1.0, 10.0)}, TypeError, r"epochs must be an integer >= 1, but the space "
+     r"gives it Float\(.*\), which draws real numbers\. Use Int"),
+    ({"model__l2": Float(-1.0, 0.1)}, ValueError,
+     r"allows model__l2=-1.0, but model__l2 must be a finite real number >= 0"),
+    ({"model__l2": Choice([0.0, -1])}, ValueError, r"allows model__l2=-1, but"),
+    ({"model__dropout": Float(0.0, 1.5)}, ValueError,
+     r"allows model__dropout=1.5, but model__dropout must be a real number in \[0, 1\)"),
+    ({"model__dropout": Float(0.0, 1.0)}, ValueError, r"allows model__dropout=1.0"),
+    ({"model__noise": Float(0.0, 2.0)}, ValueError, r"model__noise must be a real number in \[0, "),
+    ({"model__hidden": Float(1.0, 8.0)}, TypeError, r"Use a Choice of tuples"),
+    ({"model__hidden": Choice([(16,), (16, 0)])}, ValueError, r"allows model__hidden=\(16, 0\)"),
+    ({"model__hidden": Int(0, 8)}, ValueError, r"allows model__hidden=0"),
+    ({"optimizer__learning_rate": Float(0.0, 0.1)}, ValueError,
+     r"allows optimizer__learning_rate=0.0, but optimizer__learning_rate must be a Python "
+     r"float \(1.0, not 1\) > 0"),
+    ({"optimizer__learning_rate": Choice([0.1, 1])}, TypeError,
+     r"allows optimizer__learning_rate=1, but .* must be a Python float \(1.0, not 1\) > 0"),
+    ({"optimizer__learning_rate": Int(1, 3)}, TypeError, r"which draws integers\. Use Float"),
+    ({"validation_fraction": Choice([0.1, 1.0])}, ValueError, r"real number in \(0, 1\)"),
+    ({"early_stopping": Int(-1, 5)}, ValueError, r"allows early_stopping=-1"),
+    ({"epochs": Choice(["10"])}, TypeError, r"allows epochs='10', but epochs must be an int"),
+    ({"model__dropout": Choice([float("nan")])}, ValueError, r"allows model__dropout=nan"),
+]
+
+
+@pytest.mark.parametrize("dims, error, match", RANGE_ERRORS)
+def test_check_params_refuses_values_outside_their_range(dims, error, match):
+    with pytest.raises(error, match=match):
+        Space(dims).check_params(tk.KerasClassifier(tk.builders.mlp))
+
+
+def test_check_params_refuses_the_estimators_own_bad_knobs():
+    """Values held by the estimator are checked too, unless the space replaces them."""
+    est = tk.KerasClassifier(tk.builders.mlp, epochs=-3, model__l2=-1.0)
+    with pytest.raises(ValueError, match=r"epochs=-3 is out of range: epochs must be an integ"):
+        Space({"batch_size": [32]}).check_params(est)
+    with pytest.raises(ValueError, match=r"model__l2=-1.0 is out of range"):
+        Space({"epochs": Int(1, 3)}).check_params(est)
+    Space({"epochs": Int(1, 3), "model__l2": [0.0]}).check_params(est)
+
+
+@pytest.mark.parametrize(
+    "dims",
+    [
+        {"batch_size": Choice([None, -1, 16]), "epochs": Int(1, 1)},
+        {"model__dropout": Float(0.0, 0.999), "model__noise": Float(0.0, 1.0)},
+        {"model__hidden": Choice([(), (8,), 4])},
+        {"model__hidden": Int(1, 64, log=True), "early_stopping": Choice([None, 0, 5])},
+        {"optimizer__learning_rate": Float(1e-5, 1e-1, log=True), "validation_fraction": [0.2]},
+        dict(tk.spaces.overfitting()),
+    ],
+)
+def test_check_params_accepts_valid_ranges(dims):
+    Space(dims).check_params(tk.KerasClassifier(tk.builders.mlp))
+
+
+def test_check_params_follows_pipelines_for_ranges():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), tk.KerasClassifier(tk.builders.mlp))
+    Space({"kerasclassifier__model__dropout": Float(0.0, 0.5)}).check_params(pipe)
+    with pytest.raises(ValueError, match=r"kerasclassifier__model__dropout=1.5, but"):
+        Space({"kerasclassifier__model__dropout": [1.5]}).check_params(pipe)
+    bad_step = make_pipeline(StandardScaler(), tk.KerasClassifier(tk.builders.mlp, epochs=0))
+    with pytest.raises(ValueError, match=r"epochs=0 is out of range"):
+        Space({"standardscaler__with_mean": [True]}).check_params(bad_step)
+
+
+def test_ranges_apply_only_where_they_are_known():
+    """A builder without ``param_ranges`` and a non-Keras estimator are not second-guessed."""
+    from sklearn.linear_model import LogisticRegression
+
+    def builder(input_shape, *, dropout=0.0):  # its own meaning of "dropout"
+        raise AssertionError("never built by check_params")
+
+    Space({"model__dropout": [2.0]}).check_params(tk.KerasClassifier(builder))
+    Space({"C": Float(0.0, 1.0)}).check_params(LogisticRegression())
+    with pytest.raises(ValueError, match=r"allows epochs=0"):  # the estimator's own still are
+        Space({"epochs": [0]}).check_params(tk.KerasClassifier(builder))
+
+
+def test_stepped_dimensions_give_optuna_an_aligned_top():
+    """No Optuna warning about a range that is not a multiple of the step."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Int(150, 266, step=3).optuna().high == 264
+        assert Float(0.0, 1.0, step=0.3).optuna().high == pytest.approx(0.9)
+        trial = optuna.create_study().ask()
+        assert Int(1, 10, step=4).suggest(trial, "p") in (1, 5, 9)

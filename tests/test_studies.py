@@ -96,17 +96,21 @@ def test_each_study_runs_in_smoke_mode_and_writes_its_report(name, tmp_path, cap
     assert (out / "study.db").is_file()
 
 
-# Runs a study with Keras's fit paused in the second trial, so that Ctrl-C lands in training.
+# Runs a study with Keras's fit paused once a trial has finished, so that Ctrl-C lands in
+# the training of the next one (the signal is honoured at the end of that epoch).
 PAUSED = """\
-import pathlib, runpy, sys, time
+import pathlib, runpy, sqlite3, sys, time
 import keras
 marker, script = pathlib.Path(sys.argv[1]), sys.argv[2]
-fit, calls = keras.Model.fit, []
+db = pathlib.Path(sys.argv[sys.argv.index("--out") + 1]) / "study.db"
+fit = keras.Model.fit
+def complete():
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
 def paused_fit(self, *args, **kwargs):
-    calls.append(1)
-    if len(calls) == 4:  # two folds per trial in smoke mode: the second fold of trial 1
+    if not marker.exists() and db.is_file() and complete() == 1:
         marker.write_text("training")
-        time.sleep(120)
+        time.sleep(8)
     return fit(self, *args, **kwargs)
 keras.Model.fit = paused_fit
 sys.argv = [script, *sys.argv[3:]]
@@ -119,7 +123,8 @@ def test_a_study_interrupted_with_ctrl_c_resumes_where_it_stopped(tmp_path):
     out, marker = tmp_path / "out", tmp_path / "marker"
     (tmp_path / "paused.py").write_text(PAUSED)
     script = str(ROOT / "studies" / "regularization.py")
-    flags = ["--smoke", "--n-trials", "3", "--out", str(out), "--quiet"]
+    # --worker: one configuration at a time (no report), as tunekit run's workers do
+    flags = ["--smoke", "--n-trials", "3", "--out", str(out), "--quiet", "--worker"]
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "paused.py"), str(marker), script, *flags],
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

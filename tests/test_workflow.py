@@ -410,3 +410,76 @@ def test_a_study_where_everything_fails_says_so(binary_data, tmp_path):
             cv=3,
             verbose=0,
         )
+
+
+# ------------------------------------------------------------------ disk trouble
+def _no_space(real_fdopen):
+    """``os.fdopen`` whose files fail to write as on a full disk (ENOSPC)."""
+    import errno
+
+    class Full:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])  # half of it made it to the disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    return lambda fd, mode="r", *args, **kwargs: Full(real_fdopen(fd, mode, *args, **kwargs))
+
+
+@pytest.mark.parametrize("trouble", ["full", "unwritable"])
+def test_disk_trouble_names_the_path_and_the_report_can_be_rebuilt(
+    trouble, binary_data, tmp_path, monkeypatch
+):
+    import tunekit.report._io as report_io
+    from tunekit import cli
+
+    X, y = binary_data
+    url, name = f"sqlite:///{tmp_path / 'study.db'}", "disk"
+    out = tmp_path / "report"
+    if trouble == "full":
+        monkeypatch.setattr(report_io.os, "fdopen", _no_space(os.fdopen))
+        match = r"cannot write .*report.*No space left on device \(ENOSPC\)"
+    else:  # a file where the directory should be: nothing can be created in it
+        (tmp_path / "blocker").write_text("")
+        out = tmp_path / "blocker" / "report"
+        match = r"cannot write the report to .*blocker.*Not a directory"
+    kwargs = dict(storage=url, study_name=name, space={"C": tk.Float(0.1, 10.0, log=True)},
+                  n_trials=2, cv=2, test_size=None, verbose=0)  # fmt: skip
+    if trouble == "unwritable":  # refused before any training
+        with pytest.raises(OSError, match=r"cannot write the report to .*blocker.*Nothing was"):
+            run_study(LogisticRegression(), X, y, out=out, **kwargs)
+        assert not os.path.exists(tmp_path / "study.db")  # no study was even opened
+        monkeypatch.setattr(workflow, "_check_writable", lambda out: None)  # it breaks later
+    with pytest.raises(OSError, match=match) as info:
+        run_study(LogisticRegression(), X, y, out=out, **kwargs)
+    monkeypatch.undo()
+    message = str(info.value)
+    assert "2 finished trials of study 'disk' are intact" in message
+    assert f"tunekit report {url} --study disk --out {out}" in message
+    # nothing half-written: no temporary file, and each file there is whole
+    leftovers = list(out.glob(".*.tmp")) if out.is_dir() else []
+    assert leftovers == []
+    for path in out.glob("*.json") if out.is_dir() else []:
+        json_text = path.read_text()
+        assert json_text.endswith("\n") and json_text.strip()
+    # the study is intact and the report is rebuilt from it later
+    study = optuna.load_study(study_name=name, storage=url)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
+    rebuilt = tmp_path / "rebuilt"
+    assert cli.main(["report", url, "--study", name, "--out", str(rebuilt)]) == 0
+    assert (rebuilt / "leaderboard.md").read_text().count("| ") > 2
+    # the study command says the same, with exit status 1 and no traceback
+    if trouble == "full":
+        monkeypatch.setattr(report_io.os, "fdopen", _no_space(os.fdopen))
+    opts = cli.study_options("disk", ["--storage", url, "--study-name", name, "--n-trials", "2",
+                                      "--out", str(out), "-q"])  # fmt: skip
+    assert cli.study_main(opts, LogisticRegression(), X, y, space=kwargs["space"], cv=2,
+                          test_size=None) == 1  # fmt: skip

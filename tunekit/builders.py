@@ -29,6 +29,13 @@ The protocol, which :class:`tunekit.KerasClassifier` and
 
 4. The builder must not train the model, read global data or touch global
    state: it may be called once per fold and per candidate.
+5. Optionally, the builder declares the valid ranges of its knobs as a
+   ``param_ranges`` attribute: a mapping of knob name to rule
+   (:class:`Interval` for numbers, :class:`Shape` for tuples of sizes), as
+   :func:`mlp` does with ``tunekit._checks.MLP_RANGES``. Then
+   :meth:`tunekit.Space.check_params` refuses a space that can draw an
+   invalid ``model__<knob>`` value, and the estimators refuse one before
+   training, each naming the knob, the value and the valid range.
 
 :func:`mlp` is the reference builder: a multilayer perceptron with every knob of
 the overfitting lecture. Listing 5.13 (two ``Dense(16)`` layers with an L2
@@ -40,14 +47,15 @@ does by default for binary labels.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import layers, ops
 
-__all__ = ["NoisyDense", "mlp", "smooth_loss"]
+from tunekit._checks import MLP_RANGES, Interval, Shape, check_value
+
+__all__ = ["Interval", "NoisyDense", "Shape", "mlp", "smooth_loss"]
 
 
 @keras.saving.register_keras_serializable(package="tunekit")
@@ -122,7 +130,7 @@ def smooth_loss(loss: Any, label_smoothing: float) -> Any:
     ValueError
         If ``label_smoothing`` is out of range or ``loss`` cannot be smoothed.
     """
-    _check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+    check_value("label_smoothing", label_smoothing, MLP_RANGES["label_smoothing"])
     if label_smoothing == 0:
         return loss
     if isinstance(loss, keras.losses.Loss):
@@ -142,46 +150,22 @@ def smooth_loss(loss: Any, label_smoothing: float) -> Any:
     )
 
 
-def _check_range(name, value, low, high, *, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    ok = low <= value < high if high_open else low <= value <= high
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must lie in [{low}, {high}{bracket}, got {name}={value!r}")
-
-
 def _check_hidden(hidden) -> tuple[int, ...]:
-    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-        hidden = (int(hidden),)
-    if not isinstance(hidden, Sequence) or isinstance(hidden, str):
-        raise TypeError(f"hidden must be a tuple of layer widths such as (16, 16), got {hidden!r}")
-    out = []
-    for width in hidden:
-        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
-            raise ValueError(
-                f"every hidden layer width must be a positive integer, got hidden={hidden!r}"
-            )
-        out.append(int(width))
-    return tuple(out)
+    return MLP_RANGES["hidden"].normalize("hidden", hidden)
 
 
 def _check_input_shape(input_shape) -> tuple[int, ...]:
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
-        input_shape = (int(input_shape),)
+    return MLP_RANGES["input_shape"].normalize("input_shape", input_shape)
+
+
+def _check_activation(name: str, activation) -> None:
     try:
-        if isinstance(input_shape, str):
-            raise TypeError
-        shape = tuple(int(d) for d in input_shape)
+        keras.activations.get(activation)
     except (TypeError, ValueError):
-        raise TypeError(
-            f"input_shape must be the shape of one sample, e.g. (20,), got {input_shape!r}"
-        ) from None
-    if not shape or any(d < 1 for d in shape):
         raise ValueError(
-            f"input_shape must be a non-empty tuple of positive sizes, got {input_shape!r}"
-        )
-    return shape
+            f"{name}={activation!r} is not a Keras activation: pass a name such as 'relu', "
+            "'tanh' or 'sigmoid', or a callable."
+        ) from None
 
 
 def mlp(
@@ -228,13 +212,14 @@ def mlp(
         Fraction of hidden activations dropped in training, in ``[0, 1)``.
         The lecture's typical value is 0.5.
     noise : float, default=0.0
-        Standard deviation of Gaussian noise added to the inputs in training.
+        Standard deviation of Gaussian noise added to the inputs in training,
+        in ``[0, 1]`` (Keras's ``GaussianNoise`` takes no more).
     activation_noise : float, default=0.0
         Standard deviation of Gaussian noise added to each hidden layer's
-        activations in training.
+        activations in training, in ``[0, 1]``.
     weight_noise : float, default=0.0
         Standard deviation of Gaussian jitter added to the hidden kernels at
-        every training step (see :class:`NoisyDense`).
+        every training step (see :class:`NoisyDense`). Must be >= 0.
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, in ``[0, 1)``. It acts on
         the loss, so it applies when the builder compiles the model, i.e. when
@@ -257,6 +242,16 @@ def mlp(
     model : keras.Model
         A functional Keras model, compiled when ``compile_kwargs`` is given.
 
+    Raises
+    ------
+    TypeError, ValueError
+        Before any layer is made, for a knob outside its valid range
+        (``tunekit._checks.MLP_RANGES``: finite penalties and weight noise
+        >= 0, ``noise`` and ``activation_noise`` in ``[0, 1]``, ``dropout``
+        and ``label_smoothing`` in ``[0, 1)``, positive widths and
+        ``output_units``) or an unknown activation, naming the knob, the
+        value and the range.
+
     Examples
     --------
     >>> import tunekit as tk
@@ -266,15 +261,13 @@ def mlp(
     """
     shape = _check_input_shape(input_shape)
     widths = _check_hidden(hidden)
-    for knob in ("l1", "l2", "noise", "activation_noise", "weight_noise"):
-        value = locals()[knob]
-        _check_range(knob, value, 0.0, float("inf"))
-    _check_range("dropout", dropout, 0.0, 1.0, high_open=True)
-    _check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
-    if isinstance(output_units, bool) or not isinstance(output_units, numbers.Integral):
-        raise TypeError(f"output_units must be a positive integer, got {output_units!r}")
-    if output_units < 1:
-        raise ValueError(f"output_units must be >= 1, got output_units={output_units}")
+    knobs = {"l1": l1, "l2": l2, "dropout": dropout, "noise": noise,
+             "activation_noise": activation_noise, "weight_noise": weight_noise,
+             "label_smoothing": label_smoothing, "output_units": output_units}  # fmt: skip
+    for knob, value in knobs.items():
+        check_value(knob, value, MLP_RANGES[knob])
+    _check_activation("activation", activation)
+    _check_activation("output_activation", output_activation)
     if label_smoothing and compile_kwargs is None:
         raise ValueError(
             f"label_smoothing={label_smoothing} acts on the loss, so mlp() needs "
@@ -316,3 +309,6 @@ def mlp(
         kwargs["loss"] = smooth_loss(kwargs.get("loss"), label_smoothing)
         model.compile(**kwargs)
     return model
+
+
+mlp.param_ranges = MLP_RANGES

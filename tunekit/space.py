@@ -21,9 +21,18 @@ import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
+
+from tunekit._checks import (
+    builder_of,
+    check_bounds,
+    check_estimator_params,
+    check_options,
+    ranges_for,
+)
 
 __all__ = ["Choice", "Dimension", "Float", "Int", "Space"]
 
@@ -114,9 +123,14 @@ class Float(Dimension):
     def __post_init__(self):
         _check_bounds("Float", self.low, self.high, self.log, self.step, integer=False)
 
+    def _n_steps(self) -> int:
+        """How many steps fit in ``[low, high]``, in decimal arithmetic as Optuna counts them."""
+        low, high, step = (Decimal(str(v)) for v in (self.low, self.high, self.step))
+        return int((high - low) // step)
+
     def _steps(self) -> np.ndarray:
-        k = math.floor((self.high - self.low) / self.step + 1e-9)
-        return self.low + self.step * np.arange(k + 1)
+        values = self.low + self.step * np.arange(self._n_steps() + 1)
+        return np.minimum(values, self.high)  # 0.1 + 2 * 0.1 is a hair above 0.3
 
     def _snap(self, value: float) -> float:
         if self.step is None:
@@ -150,13 +164,20 @@ class Float(Dimension):
             return stats.loguniform(self.low, self.high)
         return stats.uniform(self.low, self.high - self.low)
 
+    def _top(self) -> float:
+        """The largest value: ``high``, or the last step at or below it."""
+        if self.step is None:
+            return float(self.high)
+        low, step = Decimal(str(self.low)), Decimal(str(self.step))
+        return float(low + self._n_steps() * step)
+
     def optuna(self):
         from optuna.distributions import FloatDistribution
 
-        return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
+        return FloatDistribution(float(self.low), self._top(), log=self.log, step=self.step)
 
     def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
+        return trial.suggest_float(name, self.low, self._top(), log=self.log, step=self.step)
 
     def contains(self, value) -> bool:
         if not _is_real(value) or not (self.low <= value <= self.high):
@@ -220,10 +241,12 @@ class Int(Dimension):
     def optuna(self):
         from optuna.distributions import IntDistribution
 
-        return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step))
+        top = int(self._values()[-1])  # optuna warns unless high - low is a multiple of step
+        return IntDistribution(int(self.low), top, log=self.log, step=int(self.step))
 
     def suggest(self, trial, name: str) -> int:
-        return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
+        top = int(self._values()[-1])
+        return trial.suggest_int(name, self.low, top, log=self.log, step=self.step)
 
     def contains(self, value) -> bool:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -427,17 +450,78 @@ class Space(Mapping):
         return Space({prefix + name: dim for name, dim in self._dims.items()})
 
     def check_params(self, estimator) -> None:
-        """Raise a ``ValueError`` for any name the estimator does not accept.
+        """Refuse names the estimator does not accept and values outside their range.
 
         A name is accepted when ``estimator.get_params()`` has it, or when it
         is a routed Keras parameter (``model__*``, ``optimizer__*``, ``fit__*``,
         ...) of a tunekit / scikeras estimator, with ``model__<knob>`` checked
         against the builder's signature. Pipelines are followed step by step.
+
+        Then every value a dimension can produce is checked against the valid
+        range of its parameter (``batch_size`` and ``epochs`` >= 1, ``dropout``
+        in ``[0, 1)``, penalties >= 0, a learning rate > 0, ...; the table is
+        ``tunekit._checks``), and so are the parameters the estimator itself
+        holds and the space does not set. It needs no data and trains nothing.
+
+        Parameters
+        ----------
+        estimator : estimator
+            The estimator (or pipeline) the space will be searched on.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name ("did you mean ...?"), or a value outside its
+            range, naming the parameter, the value and the valid range.
+        TypeError
+            For a dimension of the wrong kind, e.g. a ``Float`` for ``epochs``.
+
+        Examples
+        --------
+        >>> import tunekit as tk
+        >>> clf = tk.KerasClassifier(tk.builders.mlp)
+        >>> tk.Space({"batch_size": tk.Int(0, 64)}).check_params(clf)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: the space's dimension batch_size = Int(...) allows batch_size=0, but ...
         """
         for name in self._dims:
             problem = _param_problem(estimator, name)
             if problem:
                 raise ValueError(problem)
+        for prefix, target in _keras_estimators(estimator):
+            table = ranges_for(target)
+            for name, dim in self._dims.items():
+                rule = table.get(name[len(prefix) :]) if name.startswith(prefix) else None
+                if rule is not None:
+                    _check_dimension(name, dim, rule)
+            own = [name[len(prefix) :] for name in self._dims if name.startswith(prefix)]
+            check_estimator_params(target, skip=own)
+
+
+def _check_dimension(name: str, dim: Dimension, rule) -> None:
+    if isinstance(dim, Choice):
+        check_options(name, dim.values, rule, shown=repr(dim))
+    elif isinstance(dim, (Float, Int)):
+        integer = isinstance(dim, Int)
+        check_bounds(
+            name, rule, dim.low, dim.high, integer=integer,
+            step=dim.step if integer else None, shown=repr(dim),
+        )  # fmt: skip
+
+
+def _keras_estimators(estimator, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(prefix, estimator)`` for the Keras estimators in ``estimator`` (pipeline steps too)."""
+    if hasattr(estimator, "_routing_prefixes"):
+        return [(prefix, estimator)]
+    found = []
+    for name, value in estimator.get_params(deep=False).items():
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            found += _keras_estimators(value, f"{prefix}{name}__")
+    for name, value in getattr(estimator, "steps", None) or []:
+        if hasattr(value, "get_params"):
+            found += _keras_estimators(value, f"{prefix}{name}__")
+    return found
 
 
 _ROUTED = ("model", "fit", "compile", "predict", "optimizer", "loss", "metrics", "callbacks")
@@ -453,7 +537,7 @@ def _param_problem(estimator, name: str) -> str | None:
     if sep and head in _ROUTED and hasattr(estimator, "_routing_prefixes"):
         if head != "model" or "__" in rest:
             return None
-        build_fn = _builder_of(estimator)
+        build_fn = builder_of(estimator)
         if build_fn is None:
             return None
         import inspect
@@ -466,18 +550,6 @@ def _param_problem(estimator, name: str) -> str | None:
         knobs = [f"model__{p}" for p in sig.parameters if p not in ("input_shape",)]
         return _unknown_message(name, estimator, knobs + list(params))
     return _unknown_message(name, estimator, list(params))
-
-
-def _builder_of(estimator):
-    model = getattr(estimator, "model", None)
-    if model is None:
-        if hasattr(estimator, "_check_model_param"):
-            try:
-                return estimator._check_model_param()
-            except Exception:
-                return None
-        return None
-    return model if callable(model) and not hasattr(model, "fit") else None
 
 
 def _unknown_message(name: str, estimator, candidates: list[str]) -> str:

@@ -12,6 +12,13 @@ changed for every storage a process opens through the environment variables
 ``TUNEKIT_HEARTBEAT_INTERVAL``, ``TUNEKIT_GRACE_PERIOD`` and
 ``TUNEKIT_MAX_RETRY`` (``TUNEKIT_HEARTBEAT_INTERVAL=0`` turns heartbeats off).
 
+A database server that restarts or drops its connections is waited for:
+every storage call of a server database (PostgreSQL, MySQL) that fails for a
+lost connection is retried with a bounded exponential backoff (0.5 s, doubling,
+at most 8 s apart) for up to ``TUNEKIT_RECONNECT_SECONDS`` seconds (60 by
+default; 0 fails at once). Past that budget the error propagates and the
+worker stops with :class:`StorageError` (exit status 75).
+
 PostgreSQL URLs without a driver (``postgresql://`` or ``postgres://``) get
 the driver that is installed: psycopg 3 (``pip install 'tunekit[postgres]'``)
 or else psycopg2. SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3
@@ -22,14 +29,16 @@ import DB access module".
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import logging
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
 
-from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from tunekit.exceptions import TunekitError
 from tunekit.report import redact_url
@@ -38,14 +47,19 @@ __all__ = [
     "DEFAULT_GRACE_PERIOD",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_MAX_RETRY",
+    "DEFAULT_RECONNECT_SECONDS",
     "DEFAULT_RESULTS_DIR",
+    "ReconnectingRDBStorage",
     "RetryStaleTrial",
     "StorageError",
+    "connection_lost",
     "default_storage_url",
     "heartbeat_settings",
     "make_storage",
+    "reconnect_budget",
     "redact_url",
     "resolve_url",
+    "set_user_attrs",
 ]
 
 logger = logging.getLogger("tunekit")
@@ -54,6 +68,8 @@ DEFAULT_RESULTS_DIR = "tunekit-results"
 DEFAULT_HEARTBEAT_INTERVAL = 10
 DEFAULT_GRACE_PERIOD = 30
 DEFAULT_MAX_RETRY = 1
+DEFAULT_RECONNECT_SECONDS = 60
+RECONNECT_ENV = "TUNEKIT_RECONNECT_SECONDS"
 
 _ENV = {
     "heartbeat_interval": "TUNEKIT_HEARTBEAT_INTERVAL",
@@ -259,7 +275,6 @@ def make_storage(
     if storage is None or not isinstance(storage, (str, os.PathLike)):
         return storage
     from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage
 
     settings = heartbeat_settings(heartbeat_interval, grace_period, max_retry)
     url = os.fspath(storage)
@@ -281,9 +296,10 @@ def make_storage(
                     grace_period=settings["grace_period"],
                     heartbeat_stale_trial_callback=RetryStaleTrial(settings["max_retry"]),
                 )
+            cls = RDBStorage if url.startswith("sqlite") else ReconnectingRDBStorage
             for attempt in range(_SCHEMA_ATTEMPTS):
                 try:
-                    return RDBStorage(driver_url, engine_kwargs=engine_kwargs, **kwargs)
+                    return cls(driver_url, engine_kwargs=engine_kwargs, **kwargs)
                 except Exception as err:
                     if attempt + 1 == _SCHEMA_ATTEMPTS or not _schema_race(err):
                         raise
@@ -322,3 +338,175 @@ def storage_label(storage) -> str:
         return redact_url(os.fspath(storage))
     url = getattr(storage, "url", None)
     return redact_url(url) if isinstance(url, str) else type(storage).__name__
+
+
+# ------------------------------------------------------------------ batched writes
+def _rdb_backend(storage):
+    """The :class:`optuna.storages.RDBStorage` behind ``storage`` (Optuna caches it), or None."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
+def set_user_attrs(trial, attrs: dict) -> None:
+    """Set several user attributes of a running trial in one storage transaction.
+
+    ``trial.set_user_attr`` commits each attribute on its own (a transaction
+    and a few round trips each); a database storage gets them all in one
+    transaction here, as one multi-row upsert on SQLite and PostgreSQL. The
+    stored layout is the same as with ``set_user_attr`` one by one.
+
+    Parameters
+    ----------
+    trial : optuna.Trial
+        A running trial.
+    attrs : dict
+        Attribute names and JSON-serializable values.
+    """
+    if not attrs:
+        return
+    backend = _rdb_backend(trial.storage)
+    if backend is None:
+        for key, value in attrs.items():
+            trial.storage.set_trial_user_attr(trial._trial_id, key, value)
+    elif isinstance(backend, ReconnectingRDBStorage):
+        _with_reconnects(
+            lambda: _upsert_user_attrs(backend, trial._trial_id, attrs), "set_user_attrs", backend
+        )
+    else:
+        _upsert_user_attrs(backend, trial._trial_id, attrs)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def _upsert_user_attrs(backend, trial_id: int, attrs: dict) -> None:
+    import json
+
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    model = models.TrialUserAttributeModel
+    dialect = backend.engine.name
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+        backend.check_trial_is_updatable(trial_id, trial.state)
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            rows = [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items()
+            ]
+            statement = insert(model).values(rows)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[model.trial_id, model.key],
+                    set_={"value_json": statement.excluded.value_json},
+                )
+            )
+        else:  # other databases: Optuna's own statement per attribute, still one transaction
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+
+
+# ------------------------------------------------------------------ reconnecting
+def reconnect_budget() -> float:
+    """Seconds a lost database connection is retried: ``TUNEKIT_RECONNECT_SECONDS`` or 60."""
+    raw = os.environ.get(RECONNECT_ENV, "").strip()
+    if not raw:
+        return float(DEFAULT_RECONNECT_SECONDS)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(
+            f"{RECONNECT_ENV}={raw!r} is not a number of seconds >= 0; set it to e.g. "
+            f"{DEFAULT_RECONNECT_SECONDS} (0 fails at once) or unset it"
+        )
+    return value
+
+
+def connection_lost(err: BaseException) -> bool:
+    """Whether ``err`` (or an error in its chain) says the database connection went away."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (OperationalError, InterfaceError)):
+            return True
+        if isinstance(err, DBAPIError) and err.connection_invalidated:
+            return True
+        # ``raise ... from None`` (e.g. "cannot open the storage") ends the chain
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+    return False
+
+
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 8.0
+_calls = threading.local()  # nested storage calls: only the outermost one retries
+_last_warning = [-float("inf")]
+
+
+def _reconnecting(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if getattr(_calls, "depth", 0):
+            return method(self, *args, **kwargs)
+        _calls.depth = 1
+        try:
+            return _with_reconnects(lambda: method(self, *args, **kwargs), method.__name__, self)
+        finally:
+            _calls.depth = 0
+
+    return call
+
+
+def _with_reconnects(action, what: str, storage):
+    budget = reconnect_budget()
+    deadline = time.monotonic() + budget
+    delay, attempt = _BACKOFF_FIRST, 0
+    while True:
+        try:
+            return action()
+        except Exception as err:
+            if not connection_lost(err) or time.monotonic() + delay > deadline:
+                raise
+            attempt += 1
+            if attempt == 1 and time.monotonic() - _last_warning[0] > 10:
+                _last_warning[0] = time.monotonic()  # once per outage, not once per call
+                logger.warning(
+                    "the Optuna storage %s is unreachable (%s); retrying for up to %g s",
+                    storage_label(storage),
+                    type(err).__name__,
+                    budget,
+                )
+            time.sleep(delay)
+            delay = min(2 * delay, _BACKOFF_MAX)
+
+
+class ReconnectingRDBStorage(RDBStorage):
+    """An :class:`optuna.storages.RDBStorage` that waits for a server that went away.
+
+    Each storage call that fails because the connection was lost (the server
+    restarted, a network cut, a dropped idle connection) is run again after
+    0.5 s, 1 s, 2 s... (at most 8 s apart), for up to
+    :func:`reconnect_budget` seconds; the engine's ``pool_pre_ping`` replaces
+    the dead connections. Any other error, or a server still down at the end
+    of the budget, propagates unchanged.
+    """
+
+
+for _name in (
+    "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials",
+    "_set_trial_param", "create_new_study", "delete_study", "get_all_studies", "get_all_trials",
+    "get_best_trial", "get_n_trials", "get_study_directions", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_system_attrs", "get_study_user_attrs", "get_trial",
+    "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+    "get_trial_params", "get_trial_system_attrs", "get_trial_user_attrs", "record_heartbeat",
+    "set_study_system_attr", "set_study_user_attr", "set_trial_intermediate_value",
+    "set_trial_param", "set_trial_state_values", "set_trial_system_attr", "set_trial_user_attr",
+    "create_new_trial",
+):  # fmt: skip
+    setattr(ReconnectingRDBStorage, _name, _reconnecting(getattr(RDBStorage, _name)))
+del _name

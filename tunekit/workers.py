@@ -5,17 +5,18 @@ calls :func:`tunekit.search` with ``strategy="optuna"``, the same
 ``storage`` URL (PostgreSQL for several machines) and the same
 ``study_name``. This module gives those workers their guarantees:
 
-* **Signals.** While a trial runs, SIGTERM and SIGINT raise
-  :class:`WorkerTerminated` / :class:`WorkerInterrupted` inside the objective,
-  so Optuna records the trial as FAIL before the worker stops; with a
-  persistent storage the trial is queued again with the same parameters
-  (once, by default). A signal that arrives between trials stops the worker
-  before the next one. SIGTERM then ends the process as its default action
-  would, but cleanly: ``SystemExit(143)``, with no partial result and hence
-  no report. SIGINT keeps the Ctrl-C behaviour: :func:`tunekit.search`
-  returns what finished, marked ``interrupted_``. The previous handlers are
-  restored afterwards, and handlers are only installed in the main thread
-  (and not over a signal that is ignored, as in ``nohup``).
+* **Signals.** SIGTERM and SIGINT only set a flag (:mod:`tunekit._signals`);
+  the running trial stops at its next safe point (an epoch's end, a fold's
+  end, or between trials: never inside a storage transaction) by raising
+  :class:`WorkerTerminated` / :class:`WorkerInterrupted`, so Optuna records
+  it as FAIL before the worker stops; with a persistent storage the trial is
+  queued again with the same parameters (once, by default). A trial that
+  finished before the safe point is kept. SIGTERM then ends the process as
+  its default action would, but cleanly: ``SystemExit(143)``, with no partial
+  result and hence no report. SIGINT keeps the Ctrl-C behaviour:
+  :func:`tunekit.search` returns what finished, marked ``interrupted_``. A
+  second signal within 2 s quits at once. Handlers are only installed in the
+  main thread (and not over a signal that is ignored, as in ``nohup``).
 * **Dead workers.** With heartbeats on (every database storage, see
   :mod:`tunekit.storage`), a trial whose worker was killed (``kill -9``, OOM,
   preemption) is failed once its heartbeat is ``grace_period`` seconds stale
@@ -47,10 +48,12 @@ import runpy
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+
+from tunekit import _signals
+from tunekit._signals import WorkerInterrupted, WorkerTerminated
 
 __all__ = [
     "BACKENDS",
@@ -68,6 +71,7 @@ __all__ = [
     "recover_stale_trials",
     "retry_trial",
     "run_script",
+    "start_child",
     "worker_id",
     "worker_seed",
 ]
@@ -78,40 +82,6 @@ EXIT_SIGINT = 128 + signal.SIGINT
 EXIT_SIGTERM = 128 + signal.SIGTERM
 EXIT_STORAGE = 75  # EX_TEMPFAIL: try again once the database is back
 WORKER_ATTR = "tunekit_worker"
-_HANDLED = (signal.SIGTERM, signal.SIGINT)
-_received: list[int] = []  # signals handled by this module, for ``run_script``'s exit status
-
-
-class WorkerInterrupted(KeyboardInterrupt):
-    """A signal stopped the worker; raised inside the running trial's objective.
-
-    It derives from :class:`KeyboardInterrupt` so that the objective's own
-    ``except Exception`` cannot swallow it and Optuna records the trial as
-    FAIL. SIGINT raises this class, SIGTERM :class:`WorkerTerminated`.
-
-    Attributes
-    ----------
-    signum : int
-        The signal received.
-    """
-
-    def __init__(self, signum: int, message: str | None = None) -> None:
-        self.signum = int(signum)
-        super().__init__(message or f"worker stopped by {signal.Signals(self.signum).name}")
-
-
-class WorkerTerminated(WorkerInterrupted):
-    """SIGTERM stopped the worker.
-
-    Raised inside the objective so that the trial is recorded as FAIL;
-    :func:`optimize` then queues the trial again and ends the process with
-    ``SystemExit(143)``: unlike Ctrl-C, no partial result is returned.
-    """
-
-
-def _interrupt(signum: int) -> WorkerInterrupted:
-    cls = WorkerInterrupted if signum == signal.SIGINT else WorkerTerminated
-    return cls(signum)
 
 
 def worker_id() -> str:
@@ -272,77 +242,41 @@ def recover_stale_trials(study) -> list[int]:
 
 
 # ------------------------------------------------------------------ signals
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def _signal_handlers(handler: Callable, signals: Sequence[int] = _HANDLED) -> Iterator[None]:
-    """Install ``handler`` for ``signals`` (main thread only), restoring the old ones."""
-    if not _in_main_thread():
-        yield
-        return
-    previous = {}
-    try:
-        for signum in signals:
-            old = signal.getsignal(signum)
-            if old is signal.SIG_IGN:  # deliberately ignored (nohup, background jobs)
-                continue
-            signal.signal(signum, handler)
-            previous[signum] = old
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, signal.SIG_DFL if old is None else old)
-
-
 class _Guard:
-    """Wraps the objective: knows the running trial and turns signals into FAIL + retry."""
+    """Wraps the objective: records the running trial; a signal becomes FAIL + retry.
+
+    The handlers only record a signal (see :mod:`tunekit._signals`); the
+    guard stops before a trial starts, the objective at its epoch and fold
+    boundaries (:func:`tunekit._signals.check_stop`), and a callback between
+    trials. Nothing is ever raised inside a storage transaction.
+    """
 
     def __init__(self, objective: Callable) -> None:
         self.objective = objective
-        self.current = None
         self.last_trial_id: int | None = None
-        self.signum: int | None = None
-        self.raised = False
         self.worker = worker_id()
 
     def __call__(self, trial) -> float:
         self.last_trial_id = trial._trial_id
         try:
-            self.current = trial
-            if self.signum is not None:  # the signal came while Optuna set this trial up
-                self.raised = True
-                raise _interrupt(self.signum)
+            _signals.check_stop()  # the signal came while Optuna set this trial up
             trial.set_user_attr(WORKER_ATTR, self.worker)
             return self.objective(trial)
         except WorkerInterrupted as err:
-            self.current = None
             with contextlib.suppress(Exception):
                 trial.set_user_attr(
                     "failure_reason", f"{err}; the trial is queued again with the same parameters"
                 )
             raise
-        finally:
-            self.current = None
 
-    def handle(self, signum, frame) -> None:
-        _received.append(signum)
-        if self.signum is None:
-            self.signum = signum
-        if self.current is not None and not self.raised:
-            self.raised = True
-            raise _interrupt(signum)
-        # outside a trial: stop before the next one (see ``stop_if_signalled``, ``check``)
-
-    def stop_if_signalled(self, study, trial) -> None:
-        if self.signum is not None:
+    @staticmethod
+    def stop_if_signalled(study, trial) -> None:
+        if _signals.stop_requested() is not None:
             study.stop()
 
-    def check(self) -> None:
-        if self.signum is not None:
-            self.raised = True
-            raise _interrupt(self.signum)
+    @staticmethod
+    def check() -> None:
+        _signals.check_stop()
 
     def retry_interrupted(self, study, interrupt: WorkerInterrupted) -> None:
         """Queue the trial a signal interrupted again (persistent storages only)."""
@@ -451,7 +385,7 @@ def optimize(
     """
     guard = _Guard(objective)
     callbacks = [*(callbacks or ()), guard.stop_if_signalled]
-    with _signal_handlers(guard.handle):
+    with _signals.handling():
         try:
             recover_stale_trials(study)
             if n_trials is None or n_trials > 0:
@@ -527,7 +461,7 @@ def _storage_error(study, err: BaseException):
 
 
 # ------------------------------------------------------------------ dask
-BACKENDS = (None, "dask")
+BACKENDS = (None, "dask", "ray")
 DASK_CONNECT_TIMEOUT = 10.0  # seconds to wait for a Dask scheduler
 
 
@@ -537,25 +471,28 @@ def check_backend(backend, strategy: str, engine: str = "auto") -> None:
     Raises
     ------
     ValueError
-        For an unknown backend, for ``backend="dask"`` with the Optuna strategy
-        (Optuna scales out through a shared storage) or with ``engine="stacked"``.
+        For an unknown backend, for ``backend="dask"`` or ``"ray"`` with the
+        Optuna strategy (Optuna scales out through a shared storage) or with
+        ``engine="stacked"``.
     """
     if backend not in BACKENDS:
         raise ValueError(
-            f"backend must be None (joblib on this machine) or 'dask' (a dask.distributed "
-            f"cluster), got backend={backend!r}"
+            f"backend must be None (joblib on this machine) or 'dask' / 'ray' (a "
+            f"dask.distributed or Ray cluster), got backend={backend!r}"
         )
-    if backend == "dask" and strategy == "optuna":
+    if backend is not None and strategy == "optuna":
+        launcher = "--ray ADDRESS" if backend == "ray" else "--workers N"
         raise ValueError(
-            "backend='dask' runs the grid, random and halving searches; an Optuna study "
+            f"backend={backend!r} runs the grid, random and halving searches; an Optuna study "
             "scales out through its storage instead: pass storage='postgresql://...' and "
-            "start one worker per machine (python -m tunekit.workers, or tunekit run "
-            "--workers N)"
+            f"start one worker per machine (python -m tunekit.workers, or tunekit run "
+            f"{launcher})"
         )
-    if backend == "dask" and engine == "stacked":
+    if backend is not None and engine == "stacked":
         raise ValueError(
             "engine='stacked' trains every candidate in one model on this machine, so it "
-            "cannot use backend='dask'; pass engine='sklearn' (or 'auto') to spread the fits"
+            f"cannot use backend={backend!r}; pass engine='sklearn' (or 'auto') to spread "
+            "the fits"
         )
 
 
@@ -625,10 +562,19 @@ def dask_backend(scheduler=None, *, timeout: float | None = None) -> Iterator:
 
 
 def parallel_backend(backend: str | None, scheduler=None):
-    """The context :func:`tunekit.search` fits under: Dask's, or nothing for ``None``."""
+    """The context :func:`tunekit.search` fits under: Dask's, Ray's, or nothing for ``None``.
+
+    With ``backend="ray"``, ``scheduler`` is the Ray cluster's address (or
+    ``None`` for the cluster this process is connected to); see
+    :func:`tunekit._ray.ray_backend`.
+    """
     if backend is None:
         return contextlib.nullcontext()
     check_backend(backend, "grid")
+    if backend == "ray":
+        from tunekit._ray import ray_backend
+
+        return ray_backend(scheduler)
     return dask_backend(scheduler)
 
 
@@ -649,17 +595,14 @@ def run_script(path: str | os.PathLike, argv: Sequence[str] = ()) -> int:
     """
     from tunekit.storage import StorageError
 
-    def on_signal(signum, frame):
-        _received.append(signum)
-        raise _interrupt(signum)
-
-    _received.clear()
-
     saved = sys.argv
     sys.argv = [os.fspath(path), *argv]
+    before = len(_signals.received())
     try:
-        with _signal_handlers(on_signal):
+        try:
             runpy.run_path(os.fspath(path), run_name="__main__")
+        finally:
+            received = _signals.received()[before:]
     except WorkerInterrupted as err:
         print(f"tunekit worker: {err}", file=sys.stderr)
         return 128 + err.signum
@@ -667,7 +610,7 @@ def run_script(path: str | os.PathLike, argv: Sequence[str] = ()) -> int:
         return EXIT_SIGINT
     except SystemExit as done:  # sys.exit() in the script, or SIGTERM (143)
         if done.code is None or isinstance(done.code, int):
-            return done.code or 0
+            return done.code or (128 + received[0] if received else 0)
         print(done.code, file=sys.stderr)
         return 1
     except StorageError as err:
@@ -675,7 +618,20 @@ def run_script(path: str | os.PathLike, argv: Sequence[str] = ()) -> int:
         return EXIT_STORAGE
     finally:
         sys.argv = saved
-    return 128 + _received[0] if _received else 0
+    return 128 + received[0] if received else 0
+
+
+def start_child(argv: Sequence[str], **kwargs) -> subprocess.Popen:
+    """Start one study process in its own session, with the guarantees of a worker.
+
+    Its own session: a terminal's Ctrl-C reaches it once, from its launcher.
+    SIGINT and SIGTERM are blocked until its handlers are in place, so none
+    is lost during its start-up (:mod:`tunekit._signals`); ``kwargs`` go to
+    :class:`subprocess.Popen` (``env`` should include
+    :func:`tunekit._signals.child_env` for the child to die with us).
+    """
+    with _signals.blocked_for_children():
+        return subprocess.Popen(list(argv), start_new_session=True, **kwargs)
 
 
 def launch(
@@ -689,8 +645,9 @@ def launch(
 
     Each worker gets ``TUNEKIT_WORKER=<i>`` and, with ``gpus``, its own
     ``CUDA_VISIBLE_DEVICES`` (round robin). SIGTERM and SIGINT received by
-    this process are passed on to every worker (which fail their running
-    trial, queue it again and stop).
+    this process are passed on to every worker (which stop at their next
+    safe point: the running trial is failed and queued again), and the
+    workers stop when this process dies (even by ``kill -9``).
 
     Returns
     -------
@@ -702,19 +659,23 @@ def launch(
         raise ValueError(f"the number of workers must be an integer >= 1, got {n_workers!r}")
     procs: list[subprocess.Popen] = []
 
-    def forward(signum, frame):
+    def forward(signum):
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    with _signal_handlers(forward):
+    with _signals.handling(), _signals.forwarding(forward):
         for i in range(n_workers):
-            worker_env = {**os.environ, **(env or {}), "TUNEKIT_WORKER": str(i)}
+            if _signals.stop_requested() is not None:
+                break  # stopped while starting: start no more
+            worker_env = {**os.environ, **(env or {}), **_signals.child_env()}
+            worker_env["TUNEKIT_WORKER"] = str(i)
             if gpus:
                 worker_env["CUDA_VISIBLE_DEVICES"] = str(gpus[i % len(gpus)])
-            # own session: a terminal's Ctrl-C reaches the workers once, through ``forward``
-            procs.append(subprocess.Popen(list(argv), env=worker_env, start_new_session=True))
+            procs.append(start_child(list(argv), env=worker_env))
         codes = [_exit_code(proc.wait()) for proc in procs]
+        if not procs:
+            return 128 + _signals.stop_requested()
     failed = [c for c in codes if c]
     return failed[0] if failed else 0
 
@@ -730,6 +691,11 @@ def _parse_gpus(text: str | None) -> list[str] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tunekit.workers [-n N] [--gpus 0,1] SCRIPT [ARGS...]``."""
+    try:
+        _signals.prepare()  # first: signals of the start-up window are honoured
+    except WorkerInterrupted as err:  # one held back while this process started
+        print(f"tunekit worker: {err}", file=sys.stderr)
+        return 128 + err.signum
     parser = argparse.ArgumentParser(
         prog="python -m tunekit.workers",
         description="Run a study script as one or several workers sharing its Optuna study.",

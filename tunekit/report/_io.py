@@ -1,5 +1,6 @@
 """Atomic file writes: a temporary file in the target's directory, then os.replace."""
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -28,8 +29,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path : pathlib.Path
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _write_error(path, err) from err
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -37,13 +41,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; match a plain open()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(err, OSError):  # a full disk, a lost mount: name the file
+            raise _write_error(path, err) from err
         raise
     return path
+
+
+def _write_error(path: Path, err: OSError) -> OSError:
+    """``err`` restated with the file it was writing; same class and errno."""
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    code = f" ({errno.errorcode.get(err.errno, err.errno)})" if err.errno else ""
+    return type(err)(
+        err.errno,
+        f"cannot write {path}: {reason}{code}; the file is left as it was (nothing "
+        "half-written). Free space or fix the permissions of its directory, or write "
+        "elsewhere",
+    )
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

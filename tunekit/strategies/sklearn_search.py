@@ -207,7 +207,11 @@ def make_search(
             factor=factor,
             resource=resource_name,
             max_resources=max_resources,
-            min_resources=min_resources if min_resources is not None else "exhaust",
+            # "exhaust" on both sides is refused by scikit-learn: without n_trials, the
+            # candidates fill the budget from the smallest resource up
+            min_resources=min_resources
+            if min_resources is not None
+            else ("exhaust" if n_trials else "smallest"),
             random_state=random_state,
             **common,
         )
