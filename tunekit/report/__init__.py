@@ -21,7 +21,7 @@ plot_*
 """
 
 from tunekit.report._errors import ReportError
-from tunekit.report._leaderboard import STAT_COLUMNS, compare, leaderboard
+from tunekit.report._leaderboard import STAT_COLUMNS, baseline_summary, compare, leaderboard
 from tunekit.report._load import load
 from tunekit.report._plots import (
     plot_learning_curves,
@@ -34,6 +34,7 @@ from tunekit.report._redact import redact_url
 from tunekit.report._schema import cv_results_from_study
 from tunekit.report._source import LoadedResult
 from tunekit.report._stats import DEFAULT_REGULARIZATION, CorrectedTTest, corrected_ttest
+from tunekit.report._table import Leaderboard
 from tunekit.report._writers import FORMATS, render, write, write_report
 
 __all__ = [
@@ -41,8 +42,10 @@ __all__ = [
     "FORMATS",
     "STAT_COLUMNS",
     "CorrectedTTest",
+    "Leaderboard",
     "LoadedResult",
     "ReportError",
+    "baseline_summary",
     "compare",
     "corrected_ttest",
     "cv_results_from_study",

@@ -11,7 +11,7 @@ __all__ = ["candidate_labels", "display_names", "fmt_value", "param_columns", "v
 
 def fmt_value(value: Any) -> str:
     """A compact string for a parameter value or a number."""
-    if value is None:
+    if value is None or value is pd.NA:
         return ""
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"

@@ -10,11 +10,20 @@ import numpy as np
 import pandas as pd
 
 from tunekit.report._errors import ReportError
-from tunekit.report._schema import COMPLETE, FAIL, PRUNED
+from tunekit.report._schema import BASELINE, COMPLETE, FAIL, PRUNED
 from tunekit.report._source import LoadedResult, finite_or_none, resolve
 from tunekit.report._stats import corrected_ttest, one_standard_error_pick, regularization_keys
+from tunekit.report._table import Leaderboard
 
-__all__ = ["STAT_COLUMNS", "compare", "is_leaderboard", "leaderboard"]
+__all__ = [
+    "STAT_COLUMNS",
+    "baseline_rows",
+    "baseline_summary",
+    "candidate_rows",
+    "compare",
+    "is_leaderboard",
+    "leaderboard",
+]
 
 logger = logging.getLogger("tunekit.report")
 
@@ -162,6 +171,7 @@ def leaderboard(
     test_train_ratio: float | None = None,
     regularization: Mapping[str, int] | Callable[[pd.DataFrame], Any] | None = None,
     top: int | None = None,
+    baselines: bool = True,
 ) -> pd.DataFrame:
     """Rank every candidate of a search by its out-of-sample score, best first.
 
@@ -186,7 +196,16 @@ def leaderboard(
         The "most regularized" order of the one-standard-error rule; see
         :data:`~tunekit.report.DEFAULT_REGULARIZATION` (used when None).
     top : int, default=None
-        Keep only the first ``top`` rows.
+        Keep only the first ``top`` candidates (the baselines stay).
+    baselines : bool, default=True
+        Add the result's baselines (``baselines_``, or an Optuna study's
+        stored ones) after the candidates, as rows whose ``state`` is
+        ``"BASELINE"`` and index ``"baseline:<name>"``. They are never ranked
+        (``rank`` is missing) nor chosen as best; they get the same
+        statistics, and ``delta_vs_best``, ``t_stat`` and ``p_value`` compare
+        the best candidate with each of them (two-sided there: a baseline may
+        beat the best candidate). ``attrs["baseline_summary"]``
+        says in one line whether the best candidate beats the best baseline.
 
     Returns
     -------
@@ -233,8 +252,11 @@ def leaderboard(
     if top is not None and (not isinstance(top, int) or top < 1):
         raise ReportError(f"top must be a positive integer or None, got top={top!r}")
     if is_leaderboard(obj):
-        out = obj.copy()
-        return out.head(top) if top else out
+        out = Leaderboard(obj.copy())
+        out.attrs = dict(obj.attrs)
+        if not baselines:
+            out = candidate_rows(out)
+        return _head(out, top)
 
     src = resolve(obj, metric)
     cv = src.cv_results_
@@ -353,7 +375,7 @@ def leaderboard(
     for extra in ("iter", "n_resources"):
         if extra in cv:
             columns[extra] = _floats(cv[extra], n)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(n, name="candidate"))
+    frame = Leaderboard(columns, index=pd.RangeIndex(n, name="candidate"))
     for name in ("state", "failure_reason"):
         frame[name] = frame[name].astype(object)
     frame = frame.loc[order]
@@ -380,16 +402,177 @@ def leaderboard(
         "n_pruned": int((states == PRUNED).sum()),
         "n_failed": int((states == FAIL).sum()),
     }
-    return frame.head(top) if top else frame
+    if baselines and src.baselines_ is not None:
+        frame = _with_baselines(frame, src.baselines_, m, n_splits, test, best, ratio, alpha)
+    return _head(frame, top)
+
+
+def _head(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    """The first ``top`` candidates, and every baseline."""
+    if not top:
+        return frame
+    marked = is_baseline(frame)
+    keep = np.flatnonzero(~marked)[:top].tolist() + np.flatnonzero(marked).tolist()
+    out = frame.iloc[keep]
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def is_baseline(lb: pd.DataFrame) -> np.ndarray:
+    """A boolean mask of a leaderboard's baseline rows."""
+    return (lb["state"] == BASELINE).to_numpy(dtype=bool)
+
+
+def candidate_rows(lb: pd.DataFrame) -> pd.DataFrame:
+    """A leaderboard without its baseline rows (``attrs`` kept)."""
+    out = lb[~is_baseline(lb)]
+    out.attrs = dict(lb.attrs)
+    return out
+
+
+def baseline_rows(lb: pd.DataFrame) -> pd.DataFrame:
+    """Only a leaderboard's baseline rows (``attrs`` kept)."""
+    out = lb[is_baseline(lb)]
+    out.attrs = dict(lb.attrs)
+    return out
+
+
+def _with_baselines(
+    frame: pd.DataFrame,
+    scores: Mapping,
+    m: str,
+    n_splits: int,
+    test: np.ndarray,
+    best: int | None,
+    ratio: float,
+    alpha: float,
+) -> pd.DataFrame:
+    """``frame`` with one row per baseline appended, and the one-line comparison in attrs."""
+    names = list(scores["baseline"])
+    k = len(names)
+    if f"split0_test_{m}" not in scores and n_splits:
+        logger.info("baselines not shown: they have no %r scores", m)
+        return frame
+    base = np.column_stack(
+        [_floats(scores.get(f"split{i}_test_{m}"), k) for i in range(n_splits)]
+    ) if n_splits else np.empty((k, 0))
+    n_folds = np.isfinite(base).sum(axis=1)
+    mean = _row_stat(np.nanmean, base)
+    var1 = np.where(n_folds >= 2, _row_stat(np.nanvar, base, ddof=1), np.nan)
+    from scipy.stats import t as student_t
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(var1 / n_folds)
+        tcrit = student_t.ppf(0.975, np.maximum(n_folds - 1, 1))
+        half = np.where(n_folds >= 2, tcrit * np.sqrt((1 / n_folds + ratio) * var1), np.nan)
+    train = _floats(scores.get(f"mean_train_{m}"), k)
+    delta, t_stat, p_value = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+    if best is not None and math.isfinite(ratio):
+        for j in range(k):  # two-sided: a baseline may well beat the best candidate
+            res = corrected_ttest(
+                test[best], base[j], test_train_ratio=ratio, alternative="two-sided"
+            )
+            t_stat[j], p_value[j], delta[j] = res.statistic, res.pvalue, res.mean_difference
+    elif best is not None:
+        delta = frame.loc[best, "mean_val_score"] - mean
+    rows = pd.DataFrame(index=pd.Index([f"baseline:{n}" for n in names], name="candidate"))
+    for column in frame.columns:
+        if column.startswith("param_") or column in ("iter", "n_resources"):
+            rows[column] = None if frame[column].dtype == object else np.nan
+    rows = rows.assign(
+        mean_val_score=mean,
+        std_val_score=_row_stat(np.nanstd, base),
+        se_val_score=se,
+        ci95_low=mean - half,
+        ci95_high=mean + half,
+        mean_train_score=train,
+        train_val_gap=train - mean,
+        heldout_test_score=_floats(scores.get("heldout_test_score"), k),
+        median_best_epoch=np.nan,
+        mean_fit_time=_floats(scores.get("mean_fit_time"), k),
+        n_folds=n_folds.astype(np.int64),
+        n_failed_folds=(n_splits - n_folds).astype(np.int64),
+        n_pruned_folds=np.zeros(k, dtype=np.int64),
+        state=BASELINE,
+        delta_vs_best=delta,
+        t_stat=t_stat,
+        p_value=p_value,
+        tied_with_best=np.isfinite(p_value) & (p_value >= alpha),
+        one_se_pick=False,
+        failure_reason="",
+    )
+    ranks = frame["rank"].astype("Int64")
+    out = pd.concat([frame.assign(rank=ranks), rows[[c for c in frame.columns if c != "rank"]]])
+    out["rank"] = out["rank"].astype("Int64")
+    out = out[list(frame.columns)]
+    for name in ("state", "failure_reason"):
+        out[name] = out[name].astype(object)
+    for name in ("tied_with_best", "one_se_pick"):
+        out[name] = out[name].astype(bool)
+    out.index.name = "candidate"
+    attrs = dict(frame.attrs)
+    attrs["baselines"] = [f"baseline:{n}" for n in names]
+    attrs["baseline_seconds"] = finite_or_none(scores.get("seconds"))
+    attrs["baseline_summary"] = _comparison(out, attrs, p_value)
+    out.attrs = attrs
+    return out
+
+
+def _comparison(lb: pd.DataFrame, attrs: Mapping, two_sided: np.ndarray) -> str | None:
+    best = attrs.get("best_candidate")
+    marked = baseline_rows(lb)
+    means = marked["mean_val_score"].to_numpy(dtype=np.float64)
+    if best is None or not np.isfinite(means).any():
+        return None
+    j = int(np.nanargmax(means))
+    label = str(marked.index[j]).split(":", 1)[1]
+    mine = float(lb.loc[best, "mean_val_score"])
+    theirs = float(means[j])
+    scoring = attrs.get("scoring") or "score"
+    diff = mine - theirs
+    verb = "beats" if diff > 0 else "does not beat" if diff < 0 else "ties with"
+    text = (
+        f"the chosen model (candidate {best}) {verb} the best baseline ({label}) in CV: "
+        f"{mine:.4f} vs {theirs:.4f} {scoring} ({diff:+.4f})"
+    )
+    held_mine = float(lb.loc[best, "heldout_test_score"])
+    held_theirs = float(marked["heldout_test_score"].iloc[j])
+    if math.isfinite(held_mine) and math.isfinite(held_theirs):
+        text += f"; held out {held_mine:.4f} vs {held_theirs:.4f} ({held_mine - held_theirs:+.4f})"
+    p = float(two_sided[j])
+    alpha = attrs.get("alpha", 0.05)
+    if math.isfinite(p):
+        separates = "separates them" if p < alpha else "does not separate them"
+        text += f"; the corrected t-test {separates} (two-sided p = {p:.3g})"
+    return text
+
+
+def baseline_summary(lb: pd.DataFrame) -> str | None:
+    """The one line saying whether the best candidate beats the best baseline, or None.
+
+    Parameters
+    ----------
+    lb : pandas.DataFrame
+        A leaderboard made by :func:`leaderboard`.
+
+    Returns
+    -------
+    line : str or None
+        E.g. ``"the chosen model (candidate 4) beats the best baseline (ridge)
+        in CV: 0.5100 vs 0.4700 r2 (+0.0400); held out 0.3300 vs 0.3200
+        (+0.0100); the corrected t-test does not separate them (two-sided
+        p = 0.21)"``; None without baselines.
+    """
+    return lb.attrs.get("baseline_summary")
 
 
 def _result_summary(obj: Any, metric: str | None) -> dict[str, Any]:
     if is_leaderboard(obj):
-        lb, src = obj, None
+        lb, src = candidate_rows(obj), None
         attrs = dict(obj.attrs)
     else:
         src = resolve(obj, metric)
-        lb = leaderboard(src)
+        lb = leaderboard(src, baselines=False)
         attrs = lb.attrs
     best_row = lb.iloc[0] if len(lb) and lb.iloc[0]["state"] == COMPLETE else None
     params = {}

@@ -17,7 +17,7 @@ import pandas as pd
 from tunekit.report._errors import ReportError
 from tunekit.report._redact import redact_url, scrub
 from tunekit.report._schema import _as_param_value
-from tunekit.report._source import LoadedResult
+from tunekit.report._source import LoadedResult, baseline_scores
 
 __all__ = ["load"]
 
@@ -172,6 +172,7 @@ def _read_json(path: Path) -> Any:
             n_fits_=meta.get("n_fits"),
             n_epochs_=meta.get("n_epochs"),
             source=str(path),
+            baselines_=baseline_scores(payload.get("baselines")),
         )
     if kind == "tunekit.leaderboard":
         frame = pd.DataFrame(payload["rows"], columns=payload["columns"]).set_index("candidate")
@@ -181,6 +182,8 @@ def _read_json(path: Path) -> Any:
         for column in ("tied_with_best", "one_se_pick"):
             if column in frame.columns:
                 frame[column] = frame[column].fillna(False).astype(bool)
+        if "state" in frame.columns and frame["state"].eq("BASELINE").any():
+            frame["rank"] = frame["rank"].astype("Int64")
         frame.attrs = dict(payload.get("meta") or {})
         return frame
     if isinstance(payload, dict) and "params" in payload:  # a bare cv_results_ dict
@@ -198,8 +201,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"{str(path)!r} is not a leaderboard CSV written by tunekit.report.write "
             "(it needs the columns rank, mean_val_score and state)"
         )
-    frame.index.name = "candidate"
+    frame.index = pd.Index([_candidate(v) for v in frame.index], name="candidate")
+    if frame["state"].eq("BASELINE").any():
+        frame["rank"] = frame["rank"].astype("Int64")
     return frame
+
+
+def _candidate(label: Any) -> Any:
+    """A candidate number as int; a baseline's label (``baseline:ridge``) as is."""
+    text = str(label)
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def _sqlite_url(path: Path) -> str:

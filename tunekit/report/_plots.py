@@ -18,7 +18,7 @@ import pandas as pd
 from tunekit.report._errors import ReportError
 from tunekit.report._format import candidate_labels, display_names, fmt_value, varying
 from tunekit.report._io import atomic_write_bytes
-from tunekit.report._leaderboard import is_leaderboard, leaderboard
+from tunekit.report._leaderboard import candidate_rows, is_leaderboard, leaderboard
 from tunekit.report._schema import COMPLETE, FAIL, PRUNED
 from tunekit.report._source import is_study, resolve
 from tunekit.report._stats import _strength
@@ -65,7 +65,9 @@ def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
 
 
 def _as_leaderboard(obj: Any, lb_kwargs: Mapping[str, Any]) -> pd.DataFrame:
-    return obj if is_leaderboard(obj) and not lb_kwargs else leaderboard(obj, **lb_kwargs)
+    """The candidates' rows only: baselines have no parameters or histories to plot."""
+    lb = obj if is_leaderboard(obj) and not lb_kwargs else leaderboard(obj, **lb_kwargs)
+    return candidate_rows(lb)
 
 
 def _scoring(lb: pd.DataFrame) -> str:

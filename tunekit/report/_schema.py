@@ -45,6 +45,8 @@ __all__ = [
 COMPLETE = "COMPLETE"
 PRUNED = "PRUNED"
 FAIL = "FAIL"
+#: ``state`` of a leaderboard row that is a baseline, not a candidate.
+BASELINE = "BASELINE"
 STATES = (COMPLETE, PRUNED, FAIL)
 
 

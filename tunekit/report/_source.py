@@ -11,8 +11,9 @@ import pandas as pd
 
 from tunekit.report._errors import ReportError
 from tunekit.report._schema import cv_results_from_study
+from tunekit.results import BASELINES_ATTR
 
-__all__ = ["LoadedResult", "is_study", "resolve"]
+__all__ = ["LoadedResult", "baseline_scores", "is_study", "resolve"]
 
 logger = logging.getLogger("tunekit.report")
 
@@ -48,6 +49,9 @@ class LoadedResult:
         Epochs trained in total.
     source : str or None
         Where it was read from, with any password masked.
+    baselines_ : dict or None
+        Baselines scored on the same folds and held-out set, in
+        ``cv_results_``'s schema with their names under ``baseline``.
     """
 
     cv_results_: dict
@@ -63,6 +67,7 @@ class LoadedResult:
     source: str | None = None
     metric: str = "score"
     test_train_ratio_source: str | None = None
+    baselines_: dict | None = None
 
 
 def is_study(obj: Any) -> bool:
@@ -188,6 +193,7 @@ def resolve(obj: Any, metric: str | None = None) -> LoadedResult:
             test_train_ratio_source="study user_attrs" if attrs.get("test_train_ratio") else None,
             wall_time_=wall,
             source=f"study {getattr(obj, 'study_name', '?')!r}",
+            baselines_=baseline_scores(attrs.get(BASELINES_ATTR)),
         )
     if isinstance(obj, pd.DataFrame):
         if "mean_test_score" not in obj.columns and not any(
@@ -250,6 +256,7 @@ def resolve(obj: Any, metric: str | None = None) -> LoadedResult:
         n_epochs_=_maybe_int(getattr(obj, "n_epochs_", None)),
         metric=chosen,
         test_train_ratio_source=ratio_source if ratio is not None else None,
+        baselines_=baseline_scores(getattr(obj, "baselines_", None)),
     )
 
 
@@ -271,3 +278,26 @@ def finite_or_none(value: Any) -> float | None:
     """``float(value)`` when finite, else None (for JSON-able metadata)."""
     value = _maybe_float(value)
     return value if value is not None and np.isfinite(value) else None
+
+
+def baseline_scores(raw: Any) -> dict | None:
+    """Baselines' scores as float arrays (from a result, a study's attributes or JSON).
+
+    Anything without a ``baseline`` list of names and a ``params`` list of the
+    same length is ignored (``None``): baselines are context, never a reason
+    for a report to fail.
+    """
+    if not isinstance(raw, Mapping):
+        return None
+    names = raw.get("baseline")
+    if not isinstance(names, list | tuple | np.ndarray) or not len(names):
+        return None
+    out: dict[str, Any] = {"baseline": [str(n) for n in names], "params": [{} for _ in names]}
+    for key, value in raw.items():
+        if key in out:
+            continue
+        if isinstance(value, list | tuple | np.ndarray) and len(value) == len(names):
+            out[key] = np.array([np.nan if v is None else v for v in value], dtype=np.float64)
+        elif key == "seconds":
+            out[key] = _maybe_float(value)
+    return out

@@ -16,7 +16,12 @@ import pandas as pd
 from tunekit.report._errors import ReportError
 from tunekit.report._format import display_names, fmt_value, param_columns
 from tunekit.report._io import atomic_write_bytes, atomic_write_text
-from tunekit.report._leaderboard import is_leaderboard, leaderboard
+from tunekit.report._leaderboard import (
+    baseline_summary,
+    candidate_rows,
+    is_leaderboard,
+    leaderboard,
+)
 from tunekit.report._schema import COMPLETE
 from tunekit.report._source import LoadedResult, resolve
 
@@ -96,7 +101,7 @@ def jsonable(value: Any) -> Any:
 
 def _cell(column: str, value: Any) -> str:
     """A table cell: fixed decimals for scores, '<0.001' for small p-values."""
-    if value is None:
+    if value is None or value is pd.NA:
         return ""
     if isinstance(value, bool | np.bool_):
         return "yes" if value else ""
@@ -182,11 +187,14 @@ def _summary_lines(lb: pd.DataFrame) -> list[str]:
     if pick is not None and pick in lb.index:
         lines.append(f"one-standard-error pick (most regularized within 1 SE): {describe(pick)}")
     if "tied_with_best" in lb.columns and best is not None:
-        n_tied = int(lb["tied_with_best"].sum()) - 1
+        n_tied = int(candidate_rows(lb)["tied_with_best"].sum()) - 1
         lines.append(
             f"{n_tied} other candidate(s) tied with the best (Nadeau-Bengio corrected t-test, "
             f"alpha = {attrs.get('alpha', 0.05)})"
         )
+    comparison = baseline_summary(lb)
+    if comparison:
+        lines.append(f"baselines: {comparison}")
     return lines
 
 
@@ -276,6 +284,7 @@ table.leaderboard th[aria-sort=ascending]::after{content:" \\25B2"}
 table.leaderboard th[aria-sort=descending]::after{content:" \\25BC"}
 table.leaderboard td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.best td{background:#fff4d6}tr.FAIL td{color:#a33}tr.PRUNED td{color:#777}
+tr.BASELINE td{background:#eef3f8;font-style:italic}
 figure{margin:1.5rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85rem;color:#555;max-width:60rem}
 p.note{color:#777;font-style:italic}
@@ -599,6 +608,7 @@ def _cv_results_payload(src: LoadedResult, lb: pd.DataFrame) -> str:
         "meta": jsonable(meta),
         "cv_results": {str(k): jsonable(v) for k, v in src.cv_results_.items()},
         "histories": jsonable({str(k): v for k, v in src.histories_.items()}),
+        "baselines": jsonable(src.baselines_),
     }
     return json.dumps(payload, allow_nan=False) + "\n"
 

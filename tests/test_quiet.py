@@ -1,0 +1,165 @@
+"""A quiet terminal: tunekit's lines only, TensorFlow's start-up noise hidden, state restored."""
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tunekit._quiet import FitProgress, import_keras, is_noise, restoring_global_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TF_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE")
+NOISE = (
+    "absl::InitializeLog",
+    "oneDNN custom operations",
+    "cuda drivers",
+    "cuInit",
+    "cpu_feature_guard",
+    "To enable the following instructions",
+    "retracing",
+    "0.5fit",
+)
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in TF_VARIABLES}
+    env.pop("TUNEKIT_QUIET_TF", None)
+    env.update(extra)
+    return env
+
+
+def _python(code: str, **extra) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(**extra),
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "line, noise",
+    [
+        ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+         "STDERR\n", True),
+        ("I0000 00:00:1796099837.717723    9836 port.cc:153] oneDNN custom operations are on.\n",
+         True),
+        ("E0000 00:00:1796099863.772572   11730 cuda_platform.cc:52] failed call to cuInit\n",
+         True),
+        ("To enable the following instructions: AVX2 FMA, in other operations, rebuild "
+         "TensorFlow with the appropriate compiler flags.\n", True),
+        ("search: strategy=grid, 64 samples for the search\n", False),
+        ("Traceback (most recent call last):\n", False),
+    ],
+)  # fmt: skip
+def test_only_tensorflow_start_up_lines_are_noise(line, noise):
+    assert is_noise(line) is noise
+
+
+def test_smoke_study_prints_tunekit_lines_only(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "studies/tune.py", "--smoke", "--n-trials", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = [word for word in NOISE if word in done.stderr]
+    assert not found, done.stderr[-3000:]
+    assert "search: strategy=optuna" in done.stderr  # tunekit's own progress lines stay
+    assert "baselines: the chosen model" in done.stdout
+    assert "report:" in done.stdout
+    # the study's summary and its reports carry the comparison with the baselines too
+    assert "Baselines: the chosen model" in (tmp_path / "summary.md").read_text()
+    for name in ("leaderboard.md", "leaderboard.html"):
+        assert "baselines: the chosen model" in (tmp_path / name).read_text(), name
+
+
+def test_import_hides_start_up_lines_and_keeps_every_other_line():
+    code = (
+        "import builtins, os\n"
+        "from tunekit._quiet import import_keras\n"
+        "plain = builtins.__import__\n"
+        "def writes_first(name, *args, **kwargs):\n"
+        "    if name == 'keras' and not getattr(writes_first, 'done', False):\n"
+        "        writes_first.done = True\n"
+        "        os.write(2, b'not tensorflow: kept\\n')\n"
+        "    return plain(name, *args, **kwargs)\n"
+        "builtins.__import__ = writes_first\n"
+        "import_keras()\n"
+    )
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    assert not [word for word in NOISE if word in done.stderr], done.stderr
+    assert "not tensorflow: kept" in done.stderr  # written during the import, not noise
+
+
+@pytest.mark.slow
+def test_start_up_lines_are_shown_when_the_user_asks_for_them():
+    loud = _python(
+        "from tunekit._quiet import import_keras; import_keras()", TF_CPP_MIN_LOG_LEVEL="0"
+    )
+    assert loud.returncode == 0, loud.stderr
+    assert "absl::InitializeLog" in loud.stderr or "oneDNN" in loud.stderr, loud.stderr
+
+
+def test_search_restores_loggers_and_warnings_filters(monkeypatch):
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "TUNEKIT_QUIET_TF"):
+        monkeypatch.delenv(name, raising=False)
+    tf_logger = logging.getLogger("tensorflow")
+    seen = {}
+
+    @restoring_global_state
+    def fake_search(*, verbose=1):
+        seen["level"] = tf_logger.level
+        warnings.simplefilter("ignore")
+        tf_logger.setLevel(logging.DEBUG)
+        return "done"
+
+    monkeypatch.setattr(tf_logger, "level", logging.WARNING)
+    filters = list(warnings.filters)
+    assert fake_search() == "done"
+    assert seen["level"] == logging.ERROR  # retracing warnings hidden during the search
+    assert tf_logger.level == logging.WARNING
+    assert list(warnings.filters) == filters
+    fake_search(verbose=2)
+    assert seen["level"] == logging.WARNING  # verbose=2: TensorFlow's warnings shown
+
+
+def test_search_leaves_no_global_state_changed(regression_data):
+    from sklearn.linear_model import Ridge
+
+    import tunekit as tk
+
+    search = tk.search  # importing Keras may add filters: that is the import, not the search
+    levels = {n: logging.getLogger(n).level for n in ("tensorflow", "absl", "tunekit")}
+    filters = list(warnings.filters)
+    X, y = regression_data
+    search(Ridge(), X, y, space={"alpha": tk.Choice([0.1, 1.0])}, cv=2, verbose=0)
+    assert {n: logging.getLogger(n).level for n in levels} == levels
+    assert list(warnings.filters) == filters
+
+
+def test_progress_counts_whole_fits_with_a_total():
+    progress = FitProgress(total=3)
+    for _ in range(5):
+        progress.update(0.5)  # a scorer called on test and training folds
+    assert progress.bar.n == 2 and progress.bar.total == 3
+    progress.update(0.5)
+    assert progress.bar.n == 3
+    progress.total = progress.total + 4  # a search's next batch of fits
+    progress.refresh()
+    assert progress.bar.total == 7
+    progress.close()
+
+
+def test_import_keras_returns_keras_once_imported():
+    assert import_keras().__name__ == "keras"
