@@ -27,8 +27,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Pipelines and epoch grids on the engine"
 

@@ -5,7 +5,6 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import tunekit as tk
 from tunekit.strategies.sklearn_search import TunekitGridSearchCV
@@ -192,7 +191,7 @@ def test_a_failing_pipeline_step_gives_nan_and_its_reason(data):
 
 def test_engine_stacked_refuses_a_candidate_it_cannot_stack_before_training(data):
     X, y = data
-    with pytest.raises(ValueError, match="engine='stacked' cannot stack candidate 1 .*adagrad"):
+    with pytest.raises(ValueError, match=r"engine='stacked' cannot stack candidate 1 .*adagrad"):
         _search(_clf(), {"optimizer": ["rmsprop", "adagrad"]}, X, y, "stacked")
 
 
@@ -260,7 +259,7 @@ def test_a_users_own_builder_trains_on_the_engine(signals):
 def test_engine_stacked_names_the_layer_that_cannot_stack(signals):
     X, y = signals
     clf = tk.KerasClassifier(_lstm, epochs=1, batch_size=16, random_state=0, verbose=0)
-    with pytest.raises(ValueError, match="engine='stacked' cannot stack candidate 0 .*LSTM"):
+    with pytest.raises(ValueError, match=r"engine='stacked' cannot stack candidate 0 .*LSTM"):
         _search(clf, {"model__units": [2, 3]}, X, y, "stacked", cv=2)
     result = _search(clf, {"model__units": [2]}, X, y, "auto", cv=2)
     assert result.engine_ == "sklearn"

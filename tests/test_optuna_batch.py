@@ -43,6 +43,7 @@ def test_trials_run_in_batches_on_the_engine(data):
     assert len(trials) == 5
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert all(t.user_attrs["engine"] == "stacked" for t in trials)
+    assert result.engine_ == "stacked"
     for t in trials:  # the objective's record, written in one go per trial
         assert len(t.user_attrs["cv_test_scores"]) == 2
         assert t.user_attrs["n_epochs"] == [4, 4]
@@ -87,3 +88,21 @@ def test_a_bad_batch_size_is_refused_before_any_trial(data, tmp_path, value, err
     with pytest.raises(error, match=match):
         _search(_clf(), X, y, storage=storage, study_name="b", trial_batch=value)
     assert "b" not in optuna.get_all_study_names(storage)
+
+
+class _PruneAllButFirst(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.number > 0
+
+
+def test_all_folds_report_together_at_every_epoch(data):
+    X, y = data
+    result = _search(_clf(epochs=4), X, y, n_trials=3, trial_batch=1, pruner=_PruneAllButFirst())
+    assert list(result.cv_results_["state"]) == ["COMPLETE", "PRUNED", "PRUNED"]
+    first, pruned = result.study_.trials[0], result.study_.trials[1]
+    # one report per epoch: the mean of both folds' test scores at that epoch
+    assert sorted(first.intermediate_values) == [1, 2, 3, 4]
+    curves = first.user_attrs["cv_test_scores"]
+    assert first.intermediate_values[4] == pytest.approx(np.mean(curves))
+    assert list(pruned.intermediate_values) == [1]
+    assert pruned.user_attrs["n_epochs"] == [1, 1]

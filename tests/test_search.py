@@ -292,6 +292,7 @@ def test_pruning_inside_the_folds_of_a_keras_model(binary_data):
         n_trials=3,
         pruner=PruneAllButFirst(),
         verbose=0,
+        engine="sklearn",  # one trial at a time, folds in turn (the engine: test_optuna_batch)
     )
     states = list(result.cv_results_["state"])
     assert states == ["COMPLETE", "PRUNED", "PRUNED"]

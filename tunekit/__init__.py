@@ -78,7 +78,7 @@ def __dir__():
 if TYPE_CHECKING:  # pragma: no cover
     from tunekit import builders, datasets, report, spaces, workflow
     from tunekit.api import search
-    from tunekit.results import SearchResult
     from tunekit.estimators import KerasClassifier, KerasRegressor
     from tunekit.exceptions import TunekitError
+    from tunekit.results import SearchResult
     from tunekit.space import Choice, Float, Int, Space

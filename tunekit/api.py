@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import time
 import warnings
@@ -11,18 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import indexable
+from sklearn.utils.multiclass import type_of_target
 
+from tunekit._quiet import FitProgress, restoring_global_state
+from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
 from tunekit.exceptions import SearchFailedError
+from tunekit.results import BASELINES_ATTR, SearchResult
 from tunekit.space import Space
 from tunekit.strategies._common import (
     EpochAwareScorer,
-    clean_cv_results,
     final_estimator,
     scorer_name,
 )
+from tunekit.strategies.optuna_batch import check_trial_batch
 
 __all__ = ["STRATEGIES", "SearchResult", "search"]
 
@@ -32,92 +37,9 @@ STRATEGIES = ("grid", "random", "halving", "optuna")
 ENGINES = ("auto", "sklearn", "stacked")
 
 
-@dataclass
-class SearchResult:
-    """What :func:`search` returns.
-
-    Attributes
-    ----------
-    cv_results_ : dict
-        scikit-learn's schema for every strategy (``params``, ``param_*``,
-        ``split{i}_test_score``, ``mean/std/rank_test_score``, train scores,
-        fit and score times) plus ``state``, ``failure_reason``,
-        ``heldout_test_score`` and per-fold ``split{i}_best_epoch`` /
-        ``split{i}_n_epochs``.
-    best_params_ : dict
-        Parameters of the candidate with the best mean CV score.
-    best_estimator_ : estimator
-        That candidate refit on the whole search part of the data.
-    best_index_ : int
-        Its row in ``cv_results_``.
-    best_score_ : float
-        Its mean CV score.
-    heldout_score_ : float or None
-        Its score on the held-out test set (``None`` with ``test_size=None``):
-        the honest estimate of how the chosen model does on new data.
-    search_ : object
-        The underlying search object (a ``*SearchCV`` or ``OptunaSearchCV``).
-    study_ : optuna.study.Study or None
-        The study, for ``strategy="optuna"``.
-    strategy, scoring : str
-        The strategy used and the scorer's name.
-    n_splits_ : int
-        Cross-validation folds.
-    test_train_ratio_ : float
-        Mean ``n_test / n_train`` over the folds (for corrected t-tests).
-    histories_ : dict
-        Keras training histories of the candidates refit for the held-out
-        test, keyed by their row in ``cv_results_``.
-    outer_scores_ : list of float or None
-        Held-out scores of nested cross-validation (``outer_cv=``).
-    wall_time_ : float
-        Seconds the whole call took.
-    n_fits_ : int
-        Model fits done (cross-validation, refits and held-out refits).
-    n_epochs_ : int or None
-        Epochs trained over all those fits, when known.
-    interrupted_ : bool
-        The search was stopped with Ctrl-C; the result holds what finished.
-    """
-
-    cv_results_: dict
-    best_params_: dict
-    best_estimator_: Any
-    best_index_: int
-    best_score_: float
-    heldout_score_: float | None
-    search_: Any
-    study_: Any
-    strategy: str
-    scoring: str
-    n_splits_: int
-    test_train_ratio_: float
-    histories_: dict = field(default_factory=dict)
-    outer_scores_: list | None = None
-    wall_time_: float = 0.0
-    n_fits_: int = 0
-    n_epochs_: int | None = None
-    interrupted_: bool = False
-    greater_is_better: bool = True
-
-    @property
-    def leaderboard(self):
-        """Every candidate ranked best first (see :func:`tunekit.report.leaderboard`)."""
-        from tunekit.report import leaderboard
-
-        return leaderboard(self)
-
-    def __repr__(self) -> str:
-        held = "n/a" if self.heldout_score_ is None else f"{self.heldout_score_:.4f}"
-        return (
-            f"SearchResult(strategy={self.strategy!r}, "
-            f"candidates={len(self.cv_results_['params'])}, "
-            f"best_score_={self.best_score_:.4f}, heldout_score_={held}, "
-            f"best_params_={self.best_params_!r})"
-        )
-
-
-def _validate(strategy, engine, test_size, n_trials, refit_top):
+def _validate(
+    strategy, engine, test_size, n_trials, refit_top, estimator=None, X=None, y=None, **options
+):
     if strategy not in STRATEGIES:
         raise ValueError(
             f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}"
@@ -126,16 +48,116 @@ def _validate(strategy, engine, test_size, n_trials, refit_top):
         raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     if test_size is not None and not (
         (isinstance(test_size, float) and 0.0 < test_size < 1.0)
-        or (isinstance(test_size, int) and not isinstance(test_size, bool) and test_size >= 1)
+        or (_is_int(test_size) and test_size >= 1)
     ):
         raise ValueError(
             "test_size must be a fraction in (0, 1), a number of samples >= 1, or None to skip "
             f"the held-out test set; got test_size={test_size!r}"
         )
-    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
+    if n_trials is not None and (not _is_int(n_trials) or n_trials < 1):
         raise ValueError(f"n_trials must be a positive integer or None, got {n_trials!r}")
-    if not isinstance(refit_top, int) or refit_top < 0:
+    if not _is_int(refit_top) or refit_top < 0:
         raise ValueError(f"refit_top must be an integer >= 0, got {refit_top!r}")
+    _validate_options(**options)
+    if y is None and (is_classifier(estimator) or is_regressor(estimator)):
+        raise ValueError(
+            f"{type(estimator).__name__} learns from targets, but y is None: pass "
+            "search(estimator, X, y, ...)."
+        )
+    n_x, n_y = _n_samples(X), _n_samples(y)
+    if n_x is None:
+        raise ValueError(
+            f"X must be an array-like of samples, shape (n_samples, n_features), but got "
+            f"{type(X).__name__} {X!r:.80}"
+        )
+    if n_x is not None and n_y is not None and n_x != n_y:
+        raise ValueError(
+            f"X and y must hold the same number of samples, but X has {n_x} and y has {n_y}. "
+            "Pass the targets of exactly the samples in X."
+        )
+    if y is not None and is_classifier(estimator):
+        _check_labels(type(estimator).__name__, y)
+
+
+def _check_labels(name: str, y) -> None:
+    """Refuse a classifier's target that holds no class labels (read from y alone)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            kind = type_of_target(y, input_name="y")
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        raise ValueError(
+            message if " y " in f" {message} " else f"y cannot be read as labels: {message}"
+        ) from None
+    if kind in ("continuous", "continuous-multioutput", "unknown"):
+        raise ValueError(
+            f"{name} is a classifier and needs class labels in y, but y holds {kind} values "
+            "(type_of_target). Use labels of one type (ints or strings), or KerasRegressor "
+            "for a numeric target."
+        )
+
+
+def _n_samples(data) -> int | None:
+    """The length of ``data`` along its first axis; ``None`` when it has none."""
+    shape = getattr(data, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_num(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return _is_num(value) and bool(np.isfinite(value))
+
+
+def _validate_options(
+    *, cv, n_points, random_state, error_score, timeout, factor, resource, n_jobs, verbose
+):
+    """The rest of ``search()``'s options, each refused with its rule before any training."""
+    if (_is_int(cv) and cv < 2) or isinstance(cv, (bool, float, str)):
+        raise ValueError(
+            f"cv must be a number of folds >= 2, a splitter (e.g. StratifiedKFold(5)), an "
+            f"iterable of (train, test) index arrays, or None for 5 folds; got cv={cv!r}"
+        )
+    if not _is_int(n_points) or n_points < 1:
+        raise ValueError(f"n_points must be an integer >= 1 (grid points), got {n_points!r}")
+    if random_state is not None and not isinstance(
+        random_state, (np.random.RandomState, np.random.Generator)
+    ) and not (_is_int(random_state) and 0 <= random_state < 2**32):
+        raise ValueError(
+            f"random_state must be None or an integer in [0, 2**32 - 1], got {random_state!r}"
+        )
+    if not (error_score == "raise" if isinstance(error_score, str) else _is_num(error_score)):
+        raise ValueError(
+            "error_score must be a number (the score of a failed fit, e.g. nan) or 'raise', "
+            f"got {error_score!r}"
+        )
+    if timeout is not None and not (_is_real(timeout) and timeout >= 0):
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+    if not (_is_real(factor) and factor > 1):
+        raise ValueError(f"factor must be a number > 1 (halving's reduction), got {factor!r}")
+    if not isinstance(resource, str) or not resource:
+        raise ValueError(
+            f"resource must be 'n_samples', 'epochs' or a parameter name, got {resource!r}"
+        )
+    if n_jobs is not None and (not _is_int(n_jobs) or n_jobs == 0):
+        raise ValueError(
+            f"n_jobs must be None, a positive number of workers or -1 for all cores, "
+            f"got {n_jobs!r}"
+        )
+    if not isinstance(verbose, bool) and (not _is_int(verbose) or verbose < 0):
+        raise ValueError(f"verbose must be an integer >= 0, got {verbose!r}")
 
 
 @contextmanager
@@ -189,23 +211,6 @@ def _split_off_test(X, y, test_size, classifier, random_state):
         ) from None
 
 
-def _stack_plan(estimator, candidates, engine):
-    if engine == "sklearn":
-        return False
-    if engine == "auto" and type(estimator).__module__ != "tunekit.estimators":
-        return False  # only tunekit's own estimators can stack; don't load the engine
-    try:
-        from tunekit.strategies.stacked import can_stack
-    except ImportError:  # pragma: no cover - engine package always ships
-        return False
-    stackable = can_stack(estimator, candidates)
-    if engine == "stacked" and not stackable:
-        logger.info(
-            "engine='stacked': some candidates cannot be stacked; they use the standard path"
-        )
-    return stackable or engine == "stacked"
-
-
 def _epochs_trained(cv_results: dict, n_splits: int) -> int | None:
     total, seen = 0.0, False
     for i in range(n_splits):
@@ -216,6 +221,7 @@ def _epochs_trained(cv_results: dict, n_splits: int) -> int | None:
     return int(total) if seen else None
 
 
+@restoring_global_state
 def search(
     estimator,
     X,
@@ -241,12 +247,14 @@ def search(
     factor: float = 3,
     min_resources=None,
     engine: str = "auto",
+    trial_batch: int | None = None,
     error_score=np.nan,
     return_train_score: bool = True,
     verbose: int = 1,
     fit_params: dict | None = None,
     backend: str | None = None,
     scheduler=None,
+    baselines: bool | list = True,
 ) -> SearchResult:
     """Tune ``estimator`` over ``space`` with cross-validation and a held-out test set.
 
@@ -310,9 +318,18 @@ def search(
         Successive halving's budget (``"n_samples"`` or ``"epochs"``), its
         reduction factor and its smallest budget.
     engine : {"auto", "sklearn", "stacked"}, default="auto"
-        ``"stacked"`` trains the grid's or random search's (candidate, fold)
-        pairs side by side in one compiled model (:mod:`tunekit.engine`);
-        ``"auto"`` does so when every candidate can be stacked.
+        What trains the (candidate, fold) pairs. ``"auto"`` trains the
+        candidates the stacked engine can reproduce side by side in one
+        compiled model (:mod:`tunekit.engine`), pipelines included, and the
+        others the standard way (``SearchResult.engine_`` says which);
+        ``"stacked"`` refuses, before any training, a candidate it cannot
+        stack; ``"sklearn"`` fits every pair on its own. Grid, random and
+        halving (each rung one batch) use it; Optuna runs its trials in
+        batches on it (``trial_batch``) when ``n_jobs=1``.
+    trial_batch : int or None, default=None
+        Optuna on the engine: trials trained side by side, all folds in
+        lockstep and pruned per epoch on their mean over the folds. ``None``
+        starts with 4 trials and goes on with 8.
     error_score : float, default=nan
         Score of a candidate whose fit fails; it ranks last.
     return_train_score : bool, default=True
@@ -321,16 +338,27 @@ def search(
         0 silent, 1 progress, 2 and more: scikit-learn's own messages.
     fit_params : dict or None
         Extra arguments for ``fit`` (e.g. ``sample_weight``).
-    backend : {None, "dask"}, default=None
+    backend : {None, "dask", "ray"}, default=None
         ``"dask"`` runs the grid, random and halving searches' fits on a
-        ``dask.distributed`` cluster (``pip install 'tunekit[dask]'``), all
-        its workers at once unless ``n_jobs`` says otherwise; the held-out
-        refits run here. Optuna scales out through a shared ``storage``
-        instead (see :mod:`tunekit.workers`).
+        ``dask.distributed`` cluster (``pip install 'tunekit[dask]'``),
+        ``"ray"`` on a Ray cluster through Ray's joblib backend (``pip install
+        'tunekit[ray]'``), all its workers at once unless ``n_jobs`` says
+        otherwise; the held-out refits run here. Optuna scales out through a
+        shared ``storage`` instead (see :mod:`tunekit.workers`).
     scheduler : str, distributed.Client or None, default=None
         With ``backend="dask"``: the scheduler's address
         (``"tcp://host:8786"``) or a client; ``None`` uses the client already
-        made in this process.
+        made in this process. With ``backend="ray"``: the cluster's address
+        (``"HOST:6379"``, ``"ray://HOST:10001"`` or ``"auto"``); ``None`` uses
+        the cluster this process is connected to (``ray.init()``).
+    baselines : bool or list, default=True
+        Cross-validate baselines on the same folds and score them on the same
+        held-out set, beside the candidates (``baselines_``; never ranked among
+        them): ``True`` a dummy predictor and a linear model behind a
+        ``StandardScaler`` (``LogisticRegression`` / ``RidgeCV``); a list of
+        scikit-learn estimators (or ``(name, estimator)`` pairs) those;
+        ``False`` none. Inputs that are not 2-D are flattened; non-numeric
+        inputs skip them with a log line.
 
     Returns
     -------
@@ -345,15 +373,76 @@ def search(
         When every candidate failed; it shows the first traceback.
     """
     start = time.perf_counter()
-    _validate(strategy, engine, test_size, n_trials, refit_top)
-    if backend is not None:
+    options = dict(locals())
+    space, X, y, fit_params = _check_call(options)
+    if outer_cv is not None:
+        return _nested(estimator, X, y, **_nested_options(options, space, fit_params), start=start)
+    if strategy == "optuna" and storage is None and study_name is not None:
+        from tunekit.storage import default_storage_url
+
+        options["storage"] = default_storage_url(study_name)
+    classifier = is_classifier(estimator)
+    X_search, X_test, y_search, y_test = _split_off_test(X, y, test_size, classifier, random_state)
+    if verbose:
+        logger.info(
+            "search: strategy=%s, %d samples for the search, %s held out",
+            strategy,
+            len(y_search) if y_search is not None else len(X_search),
+            "none" if X_test is None else len(X_test),
+        )
+    with _capped_threads(n_jobs):
+        run = _run_strategy(options, space, X_search, y_search, fit_params)
+    _warn_failures(run)
+    folds = list(check_cv(cv, y_search, classifier=classifier).split(X_search, y_search))
+    refits = _heldout_refits(run, options, X_search, y_search, X_test, y_test, fit_params)
+    baseline_scores = _baselines(
+        estimator, X_search, y_search, folds, X_test, y_test, scoring, baselines,
+        getattr(run.searcher, "best_estimator_", None), run.study, verbose,
+    )  # fmt: skip
+    return _result(run, options, folds, refits, baseline_scores, start)
+
+
+@dataclass
+class _Run:
+    """What a strategy and its evaluator produced."""
+
+    searcher: Any
+    cv_results: dict
+    candidate_params: list
+    interrupted: bool = False
+    study: Any = None
+
+
+@dataclass
+class _Refits:
+    """The held-out refits: scores written into ``cv_results``, histories, fits made."""
+
+    heldout: float | None = None
+    histories: dict = field(default_factory=dict)
+    n_fits: int = 0
+
+
+def _check_call(options: dict):
+    """Every argument checked before any training; the space, data and fit_params to use."""
+    estimator, engine, strategy = options["estimator"], options["engine"], options["strategy"]
+    _validate(
+        strategy, engine, options["test_size"], options["n_trials"], options["refit_top"],
+        estimator, options["X"], options["y"], cv=options["cv"], n_points=options["n_points"],
+        random_state=options["random_state"], error_score=options["error_score"],
+        timeout=options["timeout"], factor=options["factor"], resource=options["resource"],
+        n_jobs=options["n_jobs"], verbose=options["verbose"],
+    )  # fmt: skip
+    if options["backend"] is not None:
         from tunekit.workers import check_backend
 
-        check_backend(backend, strategy, engine)
+        check_backend(options["backend"], strategy, engine)
+    space = options["space"]
     space = space if isinstance(space, Space) else Space(space)
     space.check_params(estimator)
-    X, y = indexable(X, y)
-    fit_params = dict(fit_params or {})
+    check_baselines(options["baselines"])
+    check_trial_batch(options["trial_batch"])
+    X, y = indexable(options["X"], options["y"])
+    fit_params = dict(options["fit_params"] or {})
     if engine == "stacked" and fit_params:
         raise ValueError(
             f"engine='stacked' cannot pass fit_params ({', '.join(fit_params)}) to its members; "
@@ -362,191 +451,155 @@ def search(
     if hasattr(estimator, "_check_input"):
         # a tunekit estimator: reject bad data once, before any candidate trains on it
         estimator._check_input(X, y, fitting=True)
-    classifier = is_classifier(estimator)
-
-    if outer_cv is not None:
-        return _nested(
-            estimator,
-            X,
-            y,
-            space=space,
-            strategy=strategy,
-            cv=cv,
-            scoring=scoring,
-            outer_cv=outer_cv,
-            n_trials=n_trials,
-            n_jobs=n_jobs,
-            storage=storage,
-            study_name=study_name,
-            random_state=random_state,
-            n_points=n_points,
-            sampler=sampler,
-            pruner=pruner,
-            timeout=timeout,
-            resource=resource,
-            factor=factor,
-            min_resources=min_resources,
-            engine=engine,
-            error_score=error_score,
-            return_train_score=return_train_score,
-            verbose=verbose,
-            fit_params=fit_params,
-            backend=backend,
-            scheduler=scheduler,
-            start=start,
-        )
-
-    if strategy == "optuna" and storage is None and study_name is not None:
-        from tunekit.storage import default_storage_url
-
-        storage = default_storage_url(study_name)
-    if test_size is not None and "sample_weight" in fit_params:
+    if options["test_size"] is not None and "sample_weight" in fit_params:
         raise ValueError(
             "fit_params['sample_weight'] with a held-out test set is not supported yet: "
             "pass test_size=None and hold out data yourself"
         )
-    X_search, X_test, y_search, y_test = _split_off_test(X, y, test_size, classifier, random_state)
-    name = scorer_name(estimator, scoring)
-    if verbose:
-        logger.info(
-            "search: strategy=%s, %d samples for the search, %s held out",
-            strategy,
-            len(y_search) if y_search is not None else len(X_search),
-            "none" if X_test is None else len(X_test),
-        )
+    return space, X, y, fit_params
 
-    with _capped_threads(n_jobs):
-        if strategy == "optuna":
-            from tunekit.strategies.optuna_search import OptunaSearchCV
 
-            searcher = OptunaSearchCV(
-                estimator,
-                space,
-                scoring=scoring,
-                cv=cv,
-                n_trials=n_trials or 20,
-                timeout=timeout,
-                storage=storage,
-                study_name=study_name,
-                sampler=sampler,
-                pruner=pruner,
-                random_state=random_state,
-                verbose=verbose,
-                n_jobs=n_jobs,
-                return_train_score=return_train_score,
-            )
-            searcher.fit(X_search, y_search, **fit_params)
-            cv_results = searcher.cv_results_
-            candidate_params = searcher.candidate_params()
-            interrupted = searcher.interrupted_
-            study = searcher.study_
-        else:
-            fit_jobs = -1 if backend == "dask" and n_jobs == 1 else n_jobs  # the whole cluster
-            progress = _progress(verbose, fit_jobs)
-            searcher = _sklearn_searcher(
-                strategy,
-                estimator,
-                space,
-                scoring=scoring,
-                cv=cv,
-                n_points=n_points,
-                n_trials=n_trials,
-                n_jobs=fit_jobs,
-                random_state=random_state,
-                resource=resource,
-                factor=factor,
-                min_resources=min_resources,
-                verbose=verbose,
-                error_score=error_score,
-                return_train_score=return_train_score,
-                engine="sklearn" if backend == "dask" or fit_params else engine,
-                progress=progress,
-            )
-            try:
-                with warnings.catch_warnings():
-                    # the epoch columns are NaN for non-Keras models: failures are
-                    # reported below from the main score alone
-                    warnings.filterwarnings("ignore", message="One or more of the .* scores")
-                    from tunekit.workers import parallel_backend
+_NOT_NESTED = ("estimator", "X", "y", "space", "test_size", "refit_top", "outer_cv", "fit_params",
+               "baselines", "start", "options")  # fmt: skip
 
-                    with parallel_backend(backend, scheduler):
-                        searcher.fit(X_search, y_search, **fit_params)
-            except ValueError as err:
-                if "fits failed" in str(err):
-                    raise SearchFailedError(
-                        f"every candidate of the {strategy} search failed. {err}"
-                    ) from err
-                raise
-            n_splits = searcher.n_splits_
-            cv_results = clean_cv_results(searcher.cv_results_, n_splits)
-            candidate_params = list(cv_results["params"])
-            if progress is not None:
-                progress.close()
-            interrupted = False
-            study = None
 
-    failed = np.flatnonzero(np.asarray(cv_results["state"]) == "FAIL")
+def _nested_options(options: dict, space, fit_params) -> dict:
+    kept = {k: v for k, v in options.items() if k not in _NOT_NESTED}
+    return {**kept, "space": space, "fit_params": fit_params, "outer_cv": options["outer_cv"]}
+
+
+def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
+    """Run the strategy over ``space`` with its evaluator; the raw results."""
+    strategy, estimator = options["strategy"], options["estimator"]
+    if strategy == "optuna":
+        from tunekit.strategies.optuna_search import OptunaSearchCV
+
+        searcher = OptunaSearchCV(
+            estimator, space, scoring=options["scoring"], cv=options["cv"],
+            n_trials=options["n_trials"] or 20, timeout=options["timeout"],
+            storage=options["storage"], study_name=options["study_name"],
+            sampler=options["sampler"], pruner=options["pruner"],
+            random_state=options["random_state"], verbose=options["verbose"],
+            n_jobs=options["n_jobs"], return_train_score=options["return_train_score"],
+            engine=options["engine"], trial_batch=options["trial_batch"],
+        )  # fmt: skip
+        searcher.fit(X, y, **fit_params)
+        return _Run(
+            searcher, searcher.cv_results_, list(searcher.candidate_params()),
+            searcher.interrupted_, searcher.study_,
+        )  # fmt: skip
+    backend = options["backend"]
+    n_jobs = options["n_jobs"]
+    fit_jobs = -1 if backend is not None and n_jobs == 1 else n_jobs  # the whole cluster
+    progress = _progress(options["verbose"], fit_jobs)
+    forced = backend is not None or fit_params
+    searcher = _sklearn_searcher(
+        strategy, estimator, space, scoring=options["scoring"], cv=options["cv"],
+        n_points=options["n_points"], n_trials=options["n_trials"], n_jobs=fit_jobs,
+        random_state=options["random_state"], resource=options["resource"],
+        factor=options["factor"], min_resources=options["min_resources"],
+        verbose=options["verbose"], error_score=options["error_score"],
+        return_train_score=options["return_train_score"],
+        engine="sklearn" if forced else options["engine"], progress=progress,
+    )  # fmt: skip
+    from tunekit.workers import parallel_backend
+
+    try:
+        with parallel_backend(backend, options["scheduler"]):
+            searcher.fit(X, y, **fit_params)
+    except ValueError as err:
+        if "fits failed" in str(err):
+            raise SearchFailedError(
+                f"every candidate of the {strategy} search failed. {err}"
+            ) from err
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    cv_results = dict(searcher.cv_results_)
+    return _Run(searcher, cv_results, list(cv_results["params"]))
+
+
+def _warn_failures(run: _Run) -> None:
+    failed = np.flatnonzero(np.asarray(run.cv_results["state"]) == "FAIL")
     if failed.size:
-        reasons = sorted({r for r in np.asarray(cv_results["failure_reason"])[failed] if r})
+        reasons = sorted({r for r in np.asarray(run.cv_results["failure_reason"])[failed] if r})
         warnings.warn(
-            f"{failed.size} of {len(candidate_params)} candidates failed and rank "
+            f"{failed.size} of {len(run.candidate_params)} candidates failed and rank "
             f"last; reasons: {'; '.join(reasons) or 'see cv_results_'}",
             UserWarning,
-            stacklevel=2,
+            stacklevel=4,  # the caller of search(), through its restoring_global_state wrapper
         )
-    n_splits = searcher.n_splits_
-    folds = list(check_cv(cv, y_search, classifier=classifier).split(X_search, y_search))
-    ratio = float(np.mean([len(te) / len(tr) for tr, te in folds]))
+
+
+def _heldout_refits(run: _Run, options: dict, X_search, y_search, X_test, y_test, fit_params):
+    """Refit the best candidates on the search part and score them on the held-out part."""
+    cv_results, params = run.cv_results, run.candidate_params
     means = np.asarray(cv_results["mean_test_score"], dtype=float)
     cv_results["heldout_test_score"] = np.full(len(means), np.nan)
-    histories: dict[int, dict] = {}
-    heldout = None
-    n_fits = 1 + sum(
-        int(np.isfinite(np.asarray(cv_results[f"split{i}_test_score"], dtype=float)).sum())
-        for i in range(n_splits)
-        if f"split{i}_test_score" in cv_results
-    )
-    best_estimator = getattr(searcher, "best_estimator_", None)
-    best_index = int(searcher.best_index_)
-    if X_test is not None and interrupted:
+    best_estimator = getattr(run.searcher, "best_estimator_", None)
+    best_index = int(run.searcher.best_index_)
+    refits = _Refits()
+    if X_test is not None and run.interrupted:
         logger.warning("interrupted: the held-out test of the refit candidates is skipped")
-    elif X_test is not None:
-        scorer = EpochAwareScorer(estimator, scoring)
-        for i in _refit_order(means, candidate_params, best_index, refit_top):
-            if i == best_index and best_estimator is not None:
-                model = best_estimator  # already refit on the search part: not twice
-            else:
-                model = clone(estimator).set_params(**candidate_params[i])
-                try:
-                    model.fit(X_search, y_search, **fit_params)
-                except Exception as err:  # the refit can fail where CV folds did not
-                    logger.warning("held-out refit of candidate %d failed: %s", i, err)
-                    continue
-                n_fits += 1
-            cv_results["heldout_test_score"][i] = float(scorer(model, X_test, y_test)["score"])
-            _keep_history(histories, i, model)
-        heldout = float(cv_results["heldout_test_score"][best_index])
-    elif best_estimator is not None:
-        _keep_history(histories, best_index, best_estimator)
+        return refits
+    if X_test is None:
+        if best_estimator is not None:
+            _keep_history(refits.histories, best_index, best_estimator)
+        return refits
+    estimator = options["estimator"]
+    scorer = EpochAwareScorer(estimator, options["scoring"])
+    for i in _refit_order(means, params, best_index, options["refit_top"]):
+        if i == best_index and best_estimator is not None:
+            model = best_estimator  # already refit on the search part: not twice
+        else:
+            model = clone(estimator).set_params(**params[i])
+            try:
+                model.fit(X_search, y_search, **fit_params)
+            except Exception as err:  # the refit can fail where CV folds did not
+                logger.warning("held-out refit of candidate %d failed: %s", i, err)
+                continue
+            refits.n_fits += 1
+        cv_results["heldout_test_score"][i] = float(scorer(model, X_test, y_test)["score"])
+        _keep_history(refits.histories, i, model)
+    refits.heldout = float(cv_results["heldout_test_score"][best_index])
+    return refits
 
+
+def _result(run: _Run, options: dict, folds, refits: _Refits, baselines, start) -> SearchResult:
+    searcher, cv_results = run.searcher, run.cv_results
+    n_splits = searcher.n_splits_
+    trained = getattr(searcher, "n_trained_", None)  # shared epoch runs count once
+    if trained is None:
+        trained = sum(
+            int(np.isfinite(np.asarray(cv_results[f"split{i}_test_score"], dtype=float)).sum())
+            for i in range(n_splits)
+            if f"split{i}_test_score" in cv_results
+        )
+    best_index = int(searcher.best_index_)
+    means = np.asarray(cv_results["mean_test_score"], dtype=float)
     return SearchResult(
         cv_results_=cv_results,
-        best_params_=dict(candidate_params[best_index]),
-        best_estimator_=best_estimator,
+        best_params_=dict(run.candidate_params[best_index]),
+        best_estimator_=getattr(searcher, "best_estimator_", None),
         best_index_=best_index,
         best_score_=float(means[best_index]),
-        heldout_score_=heldout,
+        heldout_score_=refits.heldout,
         search_=searcher,
-        study_=study,
-        strategy=strategy,
-        scoring=name,
+        study_=run.study,
+        strategy=options["strategy"],
+        scoring=scorer_name(options["estimator"], options["scoring"]),
         n_splits_=n_splits,
-        test_train_ratio_=ratio,
-        histories_=histories,
+        test_train_ratio_=float(np.mean([len(te) / len(tr) for tr, te in folds])),
+        histories_=refits.histories,
         wall_time_=time.perf_counter() - start,
-        n_fits_=n_fits,
-        n_epochs_=_epochs_trained(cv_results, n_splits),
-        interrupted_=interrupted,
+        n_fits_=1 + trained + refits.n_fits,
+        n_epochs_=getattr(searcher, "n_epochs_trained_", None)
+        or _epochs_trained(cv_results, n_splits),
+        interrupted_=run.interrupted,
+        engine_=getattr(searcher, "engine_", "sklearn"),
+        epoch_curves_=getattr(searcher, "epoch_curves_", None),
+        baselines_=baselines,
     )
 
 
@@ -573,50 +626,65 @@ def _keep_history(histories: dict, index: int, model) -> None:
         histories[int(index)] = {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
-def _progress(verbose: int, n_jobs: int):
-    """A progress bar over fits for in-process searches (workers cannot update it)."""
+def _baselines(estimator, X_search, y_search, folds, X_test, y_test, scoring, which, fitted,
+               study, verbose):
+    """Score the baselines beside the candidates; an Optuna study keeps them too."""
+    scores = evaluate_baselines(
+        estimator, X_search, y_search, folds, X_test, y_test,
+        scoring=scoring, baselines=which, fitted=fitted,
+    )
+    if scores is None:
+        return None
+    if verbose:
+        logger.info("baselines: %s in %.1f s", ", ".join(scores["baseline"]), scores["seconds"])
+    if study is not None:
+        study.set_user_attr(BASELINES_ATTR, to_jsonable(scores))
+    return scores
+
+
+def _progress(verbose: int, n_jobs: int, total: int | None = None):
+    """A progress bar over whole fits for in-process searches (workers cannot update it)."""
     if not verbose or n_jobs != 1:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(desc="fits", unit="fit", leave=False)
+    return FitProgress(total)
 
 
 def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, **kwargs):
+    """A grid, random or halving search whose batches the chosen evaluator trains."""
     from tunekit.strategies.sklearn_search import make_search
 
-    if strategy in ("grid", "random") and engine != "sklearn":
-        from sklearn.model_selection import ParameterGrid, ParameterSampler
-
-        if strategy == "grid":
-            candidates = list(ParameterGrid(space.to_grid(n=kwargs["n_points"])))
-        else:
-            candidates = list(
-                ParameterSampler(
-                    space.to_distributions(),
-                    n_iter=kwargs["n_trials"] or 10,
-                    random_state=kwargs["random_state"],
-                )
-            )
-        if _stack_plan(estimator, candidates, engine):
-            from tunekit.strategies.stacked import StackedSearchCV
-
-            return StackedSearchCV(
-                estimator,
-                candidates,
-                scoring=scoring,
-                cv=kwargs["cv"],
-                return_train_score=kwargs["return_train_score"],
-                error_score=kwargs["error_score"],
-                verbose=max(0, kwargs["verbose"] - 1),
-                random_state=kwargs["random_state"],
-            )
-    scorer = EpochAwareScorer(
-        estimator, scoring, progress=progress, error_score=kwargs["error_score"]
+    evaluator = make_evaluator(
+        engine,
+        estimator,
+        n_jobs=kwargs["n_jobs"],
+        progress=progress,
+        verbose=kwargs["verbose"],
+        error_score=kwargs["error_score"],
+        return_train_score=kwargs["return_train_score"],
     )
-    if kwargs["n_jobs"] != 1 and kwargs["verbose"] == 1:
-        kwargs["verbose"] = 2  # scikit-learn's per-fit lines stand in for the progress bar
-    return make_search(strategy, estimator, space, scoring=scorer, **kwargs)
+    return make_search(strategy, estimator, space, scoring=scoring, evaluator=evaluator, **kwargs)
+
+
+def make_evaluator(
+    engine: str, estimator, *, n_jobs=1, progress=None, verbose=0, error_score=np.nan,
+    return_train_score=True,
+):
+    """The evaluator for ``engine``: the stacked one (with the standard path behind it),
+    or the standard one for ``engine="sklearn"`` and for estimators that are not
+    tunekit's Keras estimators."""
+    from tunekit.evaluators import StackedEvaluator, StandardEvaluator
+    from tunekit.evaluators.standard import is_keras_estimator
+
+    settings = dict(
+        error_score=error_score,
+        return_train_score=return_train_score,
+        progress=progress,
+        verbose=max(0, verbose - 1),
+    )
+    standard = StandardEvaluator(n_jobs=n_jobs, **settings)
+    if engine == "sklearn" or (engine == "auto" and not is_keras_estimator(estimator)):
+        return standard
+    return StackedEvaluator(strict=engine == "stacked", fallback=standard, **settings)
 
 
 def _nested(estimator, X, y, *, outer_cv, start, random_state, verbose, study_name, **kwargs):

@@ -7,8 +7,16 @@ writes the report. ``tunekit report SOURCE`` renders a stored study or a
 result directory.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage error (bad flags, missing
-script, GPUs that are not there), 130 interrupted (Ctrl-C; run the same
-command again to continue).
+script, GPUs that are not there), 75 the study's storage was lost (run again
+once the database is back), 130 interrupted (Ctrl-C) and 143 terminated
+(SIGTERM): run the same command again to continue.
+
+Signals: SIGINT and SIGTERM stop a study at its next safe point (an epoch's
+or fold's end, or between trials), never inside a storage transaction; a
+second one within 2 s quits at once. The handlers are installed first, before
+TensorFlow loads, so a signal of the start-up window is honoured too; the
+study processes ``tunekit run`` starts stop when it dies (see
+:mod:`tunekit._signals`).
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tunekit import _signals
+
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_STORAGE",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "StudyOptions",
@@ -45,11 +56,13 @@ logger = logging.getLogger("tunekit")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_STORAGE = 75  # EX_TEMPFAIL: the storage was lost; run again once it is back
 PROG = "tunekit"
 
 _EPILOG = """\
-exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted (run the same
-command again to continue: finished trials are kept and never re-run)
+exit codes: 0 success, 1 runtime failure, 2 usage error, 75 storage lost, 130 interrupted,
+143 terminated (run the same command again to continue: finished trials are kept and
+never re-run)
 
 examples:
   tunekit run studies/regularization.py
@@ -57,6 +70,7 @@ examples:
   tunekit run studies/tune.py --gpus 0,1 --storage postgresql://user@host/db
   tunekit report results/regularization
   tunekit report sqlite:///results/tune/study.db --format csv --out tune.csv
+  tunekit dashboard results/tune --port 8080
 """
 
 
@@ -118,7 +132,7 @@ def study_parser(
         epilog=(
             "Run it again with the same flags to continue an interrupted study: finished "
             "trials are kept in the storage and never re-run. Exit codes: 0 success, 1 "
-            "failure, 2 usage error, 130 interrupted."
+            "failure, 2 usage error, 75 storage lost, 130 interrupted, 143 terminated."
         ),
     )
     parser.add_argument(
@@ -190,9 +204,14 @@ def study_options(
     -------
     options : StudyOptions
     """
+    if argv is None:  # the process's own command line: a study script starting up
+        _signals.install()  # first, before TensorFlow loads: no signal is lost
     parser = study_parser(name, description, data=data, flags=flags)
     opts = parser.parse_args(argv, namespace=StudyOptions())
     _configure_logging(verbose=opts.verbose, quiet=opts.quiet)
+    from tunekit._quiet import import_keras
+
+    import_keras(verbose=2 if opts.verbose else 1)  # TensorFlow's start-up lines hidden
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if opts.study_name is None:
         parts = [name]
@@ -237,11 +256,15 @@ def study_main(opts: StudyOptions, estimator, X, y=None, **kwargs: Any) -> int:
     Returns
     -------
     code : int
-        0, 1 (the study failed; the reason is printed), or 130 (interrupted).
+        0, 1 (the study failed; the reason is printed), 75 (the storage was
+        lost), 130 (interrupted) or 143 (terminated).
     """
     from tunekit import workflow
+    from tunekit.storage import StorageError, connection_lost
 
     prog = f"{opts._study}.py"
+    if _signals.stop_requested() is not None:  # came while the study started up
+        return _interrupted(prog, _signals.stop_requested())
     try:
         outcome = workflow.run_study(
             estimator,
@@ -258,17 +281,24 @@ def study_main(opts: StudyOptions, estimator, X, y=None, **kwargs: Any) -> int:
             **{"title": _title(opts), **kwargs},
         )
     except KeyboardInterrupt as err:
-        print(f"{prog}: interrupted; run the same command again to continue", file=sys.stderr)
-        terminated = type(err).__name__ == "WorkerTerminated"  # SIGTERM (tunekit.workers)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return _interrupted(prog, getattr(err, "signum", signal.SIGINT))
+    except StorageError as err:  # the database went away for longer than the retries
+        print(f"{prog}: error: {_clean(err, opts.storage)}", file=sys.stderr)
+        return EXIT_STORAGE
     except Exception as err:  # a clean message; the traceback with -v
         logger.debug("the study failed:", exc_info=True)
         print(f"{prog}: error: {_clean(err, opts.storage)}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_STORAGE if connection_lost(err) else EXIT_FAILURE
+    signum = _signals.stop_requested() or signal.SIGINT
     if opts.worker:
-        return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+        return 128 + signum if outcome.interrupted else EXIT_OK
     _print_summary(outcome)
-    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+    return 128 + signum if outcome.interrupted else EXIT_OK
+
+
+def _interrupted(prog: str, signum: int) -> int:
+    print(f"{prog}: interrupted; run the same command again to continue", file=sys.stderr)
+    return EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
 
 
 def _title(opts: StudyOptions) -> str:
@@ -283,10 +313,23 @@ def _print_summary(outcome) -> None:
         shown = summary.drop(columns=[c for c in summary.columns if summary[c].isna().all()])
         print(f"\nstudy {outcome.study_name!r} ({outcome.storage}): {outcome.n_finished} trials")
         print(shown.head(20).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if summary.attrs.get("baseline_summary"):
+            print(f"baselines: {summary.attrs['baseline_summary']}")
     if outcome.report:
         print("\nreport:", ", ".join(str(p) for p in outcome.report.values() if p.suffix != ".png"))
+        print("live view:", _dashboard_command(outcome.storage))
     if outcome.interrupted:
         print("interrupted: run the same command again to continue")
+
+
+def _dashboard_command(storage: str) -> str:
+    """``tunekit dashboard STORAGE``, with the install command when the extra is missing."""
+    import importlib.util
+
+    from tunekit.dashboard import INSTALL, command
+
+    missing = importlib.util.find_spec("optuna_dashboard") is None
+    return command(storage) + (f"  (first: {INSTALL})" if missing else "")
 
 
 def _clean(err: BaseException, url: str | None) -> str:
@@ -364,8 +407,9 @@ def _find_script(text: str) -> Path | None:
 
 
 def _exit_code(code: int) -> int:
-    """A child's exit status as ours: 0, 1, 2, 130 (SIGINT) or 143 (SIGTERM)."""
-    if code in (EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED):
+    """A child's exit status as ours: 0, 1, 2, 75, 130 (SIGINT) or 143 (SIGTERM)."""
+    known = (EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_STORAGE, EXIT_INTERRUPTED, EXIT_TERMINATED)
+    if code in known:
         return code
     if code == -signal.SIGINT:
         return EXIT_INTERRUPTED
@@ -391,36 +435,23 @@ def _wait(procs: list[subprocess.Popen]) -> list[int]:
     """Wait for the processes, passing SIGINT (Ctrl-C) and SIGTERM on to them.
 
     The children run in their own sessions, so a terminal's Ctrl-C reaches
-    them once, from here: each stops its running trial (queued again) and
-    exits. After Ctrl-C, ``KeyboardInterrupt`` is raised once they are done.
+    them once, from here: each stops at its next safe point (its running
+    trial is queued again) and exits; a second Ctrl-C within 2 s reaches
+    them too and they quit at once.
     """
-    interrupted = False
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-    if main_thread:
-        signal.signal(signal.SIGTERM, lambda signum, frame: _forward(procs, signum))
-    try:
-        while True:
-            try:
-                codes = [p.wait() for p in procs]
-                break
-            except KeyboardInterrupt:
-                interrupted = True
-                _forward(procs, signal.SIGINT)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-    if interrupted:
-        raise KeyboardInterrupt
-    return codes
+    with _signals.forwarding(lambda signum: _forward(procs, signum)):
+        return [p.wait() for p in procs]
 
 
 def _popen(argv: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True, **kwargs)
+    from tunekit.workers import start_child
+
+    env = {**os.environ, **env, **_signals.child_env()}  # the child dies with us
+    return start_child(argv, env=env, **kwargs)
 
 
 def _run_script(script: Path, args: list[str], env: dict[str, str]) -> int:
-    proc = _popen([sys.executable, str(script), *args], env)
+    proc = _popen(_signals.child_command(str(script), args), env)
     return _exit_code(_wait([proc])[0])
 
 
@@ -437,8 +468,10 @@ def _worker_tag(i: int) -> str:
 def _run_workers(script: Path, args: list[str], envs: list[dict[str, str]]) -> int:
     procs, pumps = [], []
     for i, env in enumerate(envs):
+        if _signals.stop_requested() is not None:
+            break  # stopped while starting: start no more
         proc = _popen(
-            [sys.executable, str(script), *args, "--worker"],
+            _signals.child_command(str(script), [*args, "--worker"]),
             {**env, "TUNEKIT_WORKER": _worker_tag(i)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -453,15 +486,45 @@ def _run_workers(script: Path, args: list[str], envs: list[dict[str, str]]) -> i
     codes = _wait(procs)
     for pump in pumps:
         pump.join(timeout=5)
+    return _workers_status(codes)
+
+
+def _workers_status(codes: list[int]) -> int:
+    """One exit status for the workers' statuses: a stop first, then a failure, else 0."""
     failed = [(i, c) for i, c in enumerate(codes) if c != 0]
-    for stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+    for stop in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_STORAGE):
         if any(_exit_code(c) == stop for _, c in failed):
             return stop
+    if _signals.stop_requested() is not None:
+        return 128 + _signals.stop_requested()
     if failed:
         text = ", ".join(f"worker {i} exited with code {c}" for i, c in failed)
         print(f"{PROG} run: error: {text}; see its output above", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _run_ray_workers(
+    args: argparse.Namespace, script: Path, study_args: list[str], base: dict[str, str]
+) -> int:
+    """``--ray ADDRESS``: the workers as Ray tasks sharing the study (see tunekit._ray)."""
+    from tunekit import _ray
+
+    n_workers = args.workers if args.workers > 1 else None  # None: one per cluster CPU
+    try:
+        codes = _ray.run_workers(
+            script,
+            [*study_args, "--worker"],
+            address=args.ray,
+            n_workers=n_workers,
+            env=base,
+            tag=_worker_tag,
+            stop_requested=_signals.stop_requested,
+        )
+    except (ImportError, ConnectionError, ValueError) as err:
+        print(f"{PROG} run: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    return _workers_status(codes)
 
 
 def _describe_env(env: dict[str, str]) -> str:
@@ -485,6 +548,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     base = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     final_env = dict(base)
+    if args.ray is not None:
+        code = _run_ray_workers(args, script, study_args, base)
+        return _after_workers(code, script, study_args, final_env)
     if args.gpus is not None:
         ids, problem = _parse_gpus(args.gpus)
         if problem:
@@ -525,14 +591,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_script(script, study_args, final_env)
     logger.info("%s: %d workers share the study", script, len(envs))
     code = _run_workers(script, study_args, envs)
+    return _after_workers(code, script, study_args, final_env)
+
+
+def _after_workers(code: int, script: Path, study_args: list[str], final_env: dict) -> int:
+    """After the workers: the final run that writes the report, or why there is none."""
     if code != EXIT_OK:
-        if code == EXIT_INTERRUPTED:
+        if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
             print(
                 f"{PROG} run: interrupted; run the same command again to continue", file=sys.stderr
+            )
+        elif code == EXIT_STORAGE:
+            print(
+                f"{PROG} run: error: the study's storage was lost; run the same command "
+                "again once the database is reachable",
+                file=sys.stderr,
             )
         return code
     logger.info("workers done; writing the report")
     return _run_script(script, study_args, final_env)
+
+
+# ------------------------------------------------------------- tunekit dashboard
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from tunekit import dashboard
+
+    try:
+        dashboard.serve(
+            args.source,
+            host=args.host,
+            port=args.port,
+            announce=lambda line: print(line, flush=True),
+        )
+    except (ImportError, dashboard.DashboardError) as err:
+        print(f"{PROG} dashboard: error: {_clean(err, args.source)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------- tunekit report
@@ -574,7 +668,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``tunekit`` argument parser (subcommands ``run`` and ``report``)."""
+    """The ``tunekit`` argument parser (subcommands ``run``, ``report`` and ``dashboard``)."""
     from tunekit._version import __version__
 
     parser = _Parser(
@@ -594,9 +688,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--study-name, --n-trials, --timeout, --seed, --out, --smoke, --full; see "
         "'python studies/NAME.py --help'). With --workers or --gpus several worker "
         "processes share the study's storage, then one final run writes the report.",
-        epilog="Run the same command again to continue an interrupted study. Exit codes: 0 "
-        "success, 1 failure, 2 usage error (also: --gpus asks for GPUs that are not "
-        "there), 130 interrupted.",
+        epilog="Ctrl-C (or SIGTERM) stops the study at its next safe point; twice within 2 s "
+        "quits at once. Run the same command again to continue an interrupted study. Exit "
+        "codes: 0 success, 1 failure, 2 usage error (also: --gpus asks for GPUs that are not "
+        "there), 75 storage lost (run again once the database is back), 130 interrupted, "
+        "143 terminated.",
         allow_abbrev=False,
     )
     parallel = run.add_mutually_exclusive_group()
@@ -612,6 +708,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IDS",
         help="one worker per GPU, e.g. 0,1 or all (indices from nvidia-smi -L); each sees "
         "only its GPU (CUDA_VISIBLE_DEVICES) with memory growth on",
+    )
+    run.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the workers as tasks on a Ray cluster (HOST:6379 as `ray start --head` "
+        "prints it, ray://HOST:10001 or auto), one CPU each: --workers N of them (default: "
+        "one per CPU of the cluster); the study's --storage must be reachable from every "
+        "node. Needs pip install 'tunekit[ray]'",
     )
     run.add_argument("script", help="a study script, e.g. studies/tune.py (or just tune)")
     run.add_argument("study_args", nargs=argparse.REMAINDER, help="flags for the study")
@@ -631,6 +735,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("md", "html", "csv", "json"), help="output format (default: md)"
     )
     rep.add_argument("--out", metavar="PATH", help="file or directory to write")
+    dash = sub.add_parser(
+        "dashboard",
+        help="watch a study live in Optuna Dashboard",
+        description="Start Optuna Dashboard on this machine for a study storage "
+        "(sqlite:///..., postgresql://...), an SQLite file or a study's result directory, "
+        "and serve it until Ctrl-C. Needs pip install 'tunekit[dashboard]'.",
+        epilog="The page polls the storage: start it before or while a study runs. On "
+        "another machine, bind localhost and open an SSH tunnel (ssh -L 8080:localhost:8080 "
+        "HOST) rather than --host 0.0.0.0.",
+    )
+    dash.add_argument("source", help="storage URL, SQLite file or result directory")
+    dash.add_argument(
+        "--port", type=int, default=8080, metavar="N", help="port (default: 8080; 0: any free)"
+    )
+    dash.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine)"
+    )
     return parser
 
 
@@ -645,8 +766,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     code : int
-        0 success, 1 runtime failure, 2 usage error, 130 interrupted.
+        0 success, 1 runtime failure, 2 usage error, 75 storage lost, 130
+        interrupted, 143 terminated.
     """
+    if argv is None:  # the process's own command line: the handlers go in first
+        _signals.install()
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -662,9 +790,16 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     _configure_logging()
+    if _signals.stop_requested() is not None:
+        print(f"{PROG}: interrupted before {args.command} started", file=sys.stderr)
+        return 128 + _signals.stop_requested()
     try:
         if args.command == "run":
-            return _cmd_run(args)
+            with _signals.handling():
+                return _cmd_run(args)
+        _signals.restore_defaults()  # a report has no safe points: Ctrl-C stops it at once
+        if args.command == "dashboard":
+            return _cmd_dashboard(args)
         return _cmd_report(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to continue", file=sys.stderr)
@@ -678,7 +813,7 @@ def _split_run_flags(parser, args, extra) -> list[str]:
     while i < len(rest):
         token = rest[i]
         name, eq, value = token.partition("=")
-        if name in ("--workers", "--gpus"):
+        if name in ("--workers", "--gpus", "--ray"):
             if not eq:
                 if i + 1 >= len(rest):
                     parser.error(f"argument {name}: expected one argument")
@@ -689,6 +824,8 @@ def _split_run_flags(parser, args, extra) -> list[str]:
                     args.workers = _positive_int(value)
                 except argparse.ArgumentTypeError as err:
                     parser.error(f"argument --workers: {err}")
+            elif name == "--ray":
+                args.ray = value
             else:
                 args.gpus = value
             i += 1
@@ -697,4 +834,9 @@ def _split_run_flags(parser, args, extra) -> list[str]:
         i += 1
     if args.gpus is not None and args.workers != 1:
         parser.error("argument --gpus: not allowed with argument --workers (one worker per GPU)")
+    if args.gpus is not None and args.ray is not None:
+        parser.error(
+            "argument --ray: not allowed with argument --gpus (Ray places the workers; "
+            "give GPUs to the cluster's nodes instead)"
+        )
     return out

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from tunekit._signals import check_stop, stop_requested
 from tunekit.exceptions import SearchFailedError
 from tunekit.space import Choice, Space
 
@@ -625,6 +626,8 @@ def _curve_objective(estimator, X, y, splits, sizes, scoring, random_state):
     from sklearn.metrics import check_scoring
     from sklearn.model_selection import train_test_split
 
+    from tunekit.storage import set_user_attrs
+
     scorer = check_scoring(estimator, scoring=scoring)
     classifier = is_classifier(estimator)
 
@@ -636,6 +639,7 @@ def _curve_objective(estimator, X, y, splits, sizes, scoring, random_state):
         record = {k: [] for k in ("cv_test_scores", "cv_train_scores", "fit_times")}
         record |= {"score_times": [], "n_epochs": []}
         for train, test in splits:
+            check_stop()  # a safe point: between folds, outside any storage transaction
             model = clone(estimator)
             try:
                 if size < len(train):  # folds differ by a row or so: the smallest sets the size
@@ -655,10 +659,14 @@ def _curve_objective(estimator, X, y, splits, sizes, scoring, random_state):
                 score_time = time.perf_counter() - start
                 tr = float(scorer(model, _take(X, train), _take(y, train)))
             except Exception as err:
-                for key, values in record.items():
-                    trial.set_user_attr(key, values)
-                trial.set_user_attr("failure_reason", f"{type(err).__name__}: {err}"[:300])
-                trial.set_user_attr("failure_traceback", traceback.format_exc()[-4000:])
+                set_user_attrs(
+                    trial,
+                    {
+                        **record,
+                        "failure_reason": f"{type(err).__name__}: {err}"[:300],
+                        "failure_traceback": traceback.format_exc()[-4000:],
+                    },
+                )
                 return float("nan")
             record["cv_test_scores"].append(val if math.isfinite(val) else None)
             record["cv_train_scores"].append(tr if math.isfinite(tr) else None)
@@ -666,8 +674,7 @@ def _curve_objective(estimator, X, y, splits, sizes, scoring, random_state):
             record["score_times"].append(score_time)
             n_epochs = getattr(final_estimator(model), "n_epochs_", None)
             record["n_epochs"].append(None if n_epochs is None else float(n_epochs))
-        for key, values in record.items():
-            trial.set_user_attr(key, values)
+        set_user_attrs(trial, record)  # one storage write
         scores = [s for s in record["cv_test_scores"] if s is not None]
         return float(np.mean(scores)) if len(scores) == len(splits) else float("nan")
 
@@ -712,6 +719,8 @@ def summarize(obj, *, labels: Mapping[int, str] | None = None, rank_by: str = "c
     params = src.cv_results_["params"]
     rows = []
     for index, row in lb.iterrows():
+        if row["state"] == "BASELINE":
+            continue  # beside the candidates: summed up in attrs["baseline_summary"]
         number = int(numbers[int(index)])
         label = (labels or {}).get(number) or _describe(params[int(index)])
         rows.append(
@@ -730,6 +739,7 @@ def summarize(obj, *, labels: Mapping[int, str] | None = None, rank_by: str = "c
         )
     frame = pd.DataFrame(rows)
     frame.attrs["scoring"] = lb.attrs.get("scoring")
+    frame.attrs["baseline_summary"] = lb.attrs.get("baseline_summary")
     if rank_by == "heldout":
         frame = frame.sort_values(
             "heldout_score", ascending=False, na_position="last", kind="stable"
@@ -749,7 +759,9 @@ def _summary_text(summary, title: str) -> str:
         f"# {title}\n\nScores: {scoring}, higher is better. val_score: mean over the "
         "cross-validation folds (se: its standard error); heldout_score: the untouched test "
         "set; p_value: corrected t-test against the best (tied_with_best: p >= 0.05).\n\n"
-        f"```text\n{text}\n```\n"
+        + (f"Baselines: {summary.attrs['baseline_summary']}.\n\n"
+           if summary.attrs.get("baseline_summary") else "")
+        + f"```text\n{text}\n```\n"
     )
 
 
@@ -870,7 +882,7 @@ def run_study(
     """
     import optuna
 
-    from tunekit.report import redact_url, write_report
+    from tunekit.report import redact_url
 
     options = {"space": space, "plan": plan, "train_sizes": train_sizes}
     given = [name for name, value in options.items() if value is not None]
@@ -906,6 +918,8 @@ def run_study(
         plan, splits = _curve_plan(estimator, X, y, train_sizes, cv)
         space = plan_space(plan)
 
+    if out is not None:
+        _check_writable(out)  # before any training: a report that cannot be written
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = _open_storage(storage)
     study = optuna.create_study(
@@ -1008,6 +1022,8 @@ def run_study(
             study_name,
             label,
         )
+    if stop_requested() is not None:  # a signal after the last trial: report what finished
+        outcome.interrupted = True
     outcome.n_finished = _n_finished(study)
     if outcome.n_finished == 0:
         if outcome.interrupted:
@@ -1028,13 +1044,56 @@ def run_study(
     outcome.result = result
     outcome.summary = summarize(result, labels=labels, rank_by=rank_by)
     if out is not None:
-        outcome.report = write_report(result, out)
-        summary_path = Path(out) / "summary.md"
-        summary_path.write_text(
-            _summary_text(outcome.summary, title or f"Study {study_name}"), encoding="utf-8"
-        )
-        outcome.report["summary"] = summary_path
+        outcome.report = _write_study_report(result, out, outcome, title or f"Study {study_name}")
     return outcome
+
+
+def _check_writable(out) -> None:
+    """Refuse a report directory that cannot be created or written, before any trial."""
+    import tempfile
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise type(err)(
+            err.errno,
+            f"cannot write the report to {out}: {os.strerror(err.errno) if err.errno else err}"
+            "; pass another --out (out=) or fix the directory's permissions. Nothing was run.",
+        ) from err
+
+
+def _write_study_report(result, out, outcome: StudyOutcome, title: str) -> dict:
+    """The report and ``summary.md``, every file atomically; a disk error says what to do.
+
+    Raises
+    ------
+    OSError
+        Naming the file that could not be written (an unwritable or full
+        directory) and the command that rebuilds the report from the study,
+        which its storage keeps intact.
+    """
+    from tunekit.report import write_report
+    from tunekit.report._io import atomic_write_text
+
+    try:
+        written = write_report(result, out)
+        written["summary"] = atomic_write_text(
+            Path(out) / "summary.md", _summary_text(outcome.summary, title)
+        )
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if not reason.startswith("cannot write"):
+            reason = f"cannot write the report to {out}: {reason}"
+        raise type(err)(
+            err.errno,
+            f"{reason}. The {outcome.n_finished} finished trials of study "
+            f"{outcome.study_name!r} are intact in {outcome.storage}: rebuild the report once "
+            f"the disk is fixed with: tunekit report {outcome.storage} --study "
+            f"{outcome.study_name} --out {out}",
+        ) from err
+    return written
 
 
 def _curve_plan(estimator, X, y, train_sizes, cv):

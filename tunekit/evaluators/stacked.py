@@ -644,40 +644,9 @@ class StackedEvaluator(Evaluator):
             return group.indices
         n_copies = max(copies.n_copies, 1)
         y_all = np.concatenate([np.asarray(y)] * n_copies)
-        data = _prepare(final, y)
-        seeds = _Seeds(final, self.random_state)
-        base = final.get_params(deep=False)
-        members, slots = [], []
-        for k, index in enumerate(group.indices):
-            c = kg.indices[k]
-            key = _freeze(split_params(cands[k], prefix)[0]) if pre is not None else None
-            fraction = {**base, **split_params(cands[k], prefix)[1]}.get("validation_fraction")
-            for s, (train, test) in enumerate(splits):
-                copy = copies.where[(key, s)]
-                init, _, carve_seed = seeds.draw()
-                if isinstance(copy, str):
-                    self._fail_one(evaluation, index, s, len(test), scorers, copy)
-                    continue
-                offset = copy[0]
-                fit_rows, val = train, None
-                if kg.patience.get(c) is not None:
-                    try:
-                        fit_rows, val = _carve(
-                            train, data.codes, fraction, carve_seed, data.codes is not None
-                        )
-                    except ValueError as err:
-                        reason = f"ValueError: {err}"
-                        self._fail_one(evaluation, index, s, len(test), scorers, reason)
-                        continue
-                members.append(
-                    keras_stack.KerasMember(
-                        candidate=c,
-                        train_idx=np.asarray(fit_rows) + offset,
-                        val_idx=None if val is None else np.asarray(val) + offset,
-                        seed=init,
-                    )
-                )
-                slots.append((index, s, offset))
+        members, slots = self._keras_members(
+            group, cands, splits, y, copies, final, pre, prefix, scorers, evaluation
+        )
         if not members:
             return []
         curve = {}
@@ -735,6 +704,48 @@ class StackedEvaluator(Evaluator):
                 )  # fmt: skip
             self._tick()
         return []
+
+    def _keras_members(self, group, cands, splits, y, copies, final, pre, prefix, scorers, ev):
+        """The any-builder path's members (candidate x fold) and where each one's rows live."""
+        from tunekit.engine import keras_stack
+
+        kg = group.keras
+        evaluation = ev
+        data = _prepare(final, y)
+        seeds = _Seeds(final, self.random_state)
+        base = final.get_params(deep=False)
+        members, slots = [], []
+        for k, index in enumerate(group.indices):
+            c = kg.indices[k]
+            key = _freeze(split_params(cands[k], prefix)[0]) if pre is not None else None
+            fraction = {**base, **split_params(cands[k], prefix)[1]}.get("validation_fraction")
+            for s, (train, test) in enumerate(splits):
+                copy = copies.where[(key, s)]
+                init, _, carve_seed = seeds.draw()
+                if isinstance(copy, str):
+                    self._fail_one(evaluation, index, s, len(test), scorers, copy)
+                    continue
+                offset = copy[0]
+                fit_rows, val = train, None
+                if kg.patience.get(c) is not None:
+                    try:
+                        fit_rows, val = _carve(
+                            train, data.codes, fraction, carve_seed, data.codes is not None
+                        )
+                    except ValueError as err:
+                        reason = f"ValueError: {err}"
+                        self._fail_one(evaluation, index, s, len(test), scorers, reason)
+                        continue
+                members.append(
+                    keras_stack.KerasMember(
+                        candidate=c,
+                        train_idx=np.asarray(fit_rows) + offset,
+                        val_idx=None if val is None else np.asarray(val) + offset,
+                        seed=init,
+                    )
+                )
+                slots.append((index, s, offset))
+        return members, slots
 
     def _fail_one(self, evaluation, index, s, n_test, scorers, reason) -> None:
         evaluation.entries[index][s] = fail_entry(

@@ -29,6 +29,7 @@ import math
 import sys
 import time
 import traceback
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,14 +39,19 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
+from tunekit._signals import check_stop, stop_requested
 from tunekit.exceptions import SearchFailedError
 from tunekit.report import cv_results_from_study, redact_url
 from tunekit.space import Choice, Int, Space
+from tunekit.storage import set_user_attrs
 from tunekit.strategies._common import (
     EpochAwareScorer,
     final_estimator,
+    jsonable,
     last_line,
 )
+from tunekit.strategies._search import engine_of
+from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
 
 __all__ = ["OptunaSearchCV", "check_study_compatible", "space_signature"]
 
@@ -108,18 +114,6 @@ def _max_epochs(estimator, space: Space) -> int | None:
     return int(value) if isinstance(value, (int, np.integer)) else None
 
 
-def _jsonable(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
-
-
 def _float_or_none(value):
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -158,6 +152,21 @@ def _epoch_reporter_class():
     return EpochReporter
 
 
+@functools.cache
+def _stop_callback_class():
+    """The Keras callback that stops training at an epoch's end once a signal came."""
+    import keras
+
+    class StopOnSignal(keras.callbacks.Callback):
+        """Raises :class:`tunekit.workers.WorkerInterrupted` at the first epoch end after
+        SIGINT or SIGTERM: a safe point, outside any storage transaction."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            check_stop()
+
+    return StopOnSignal
+
+
 class _Objective:
     """Cross-validates one candidate per trial and stores everything on the trial."""
 
@@ -171,40 +180,42 @@ class _Objective:
         self.score = EpochAwareScorer(search.estimator, search.scoring)
 
     def _fit_kwargs(self, estimator, trial, X_test, y_test, done, fold):
-        """``fit`` arguments that add the epoch reporter, and the reporter (or None)."""
-        kwargs = {}
+        """``fit`` arguments that add the Keras callbacks, and the epoch reporter (or None).
+
+        A Keras estimator always gets a callback that stops it at an epoch's
+        end after a signal; the reporter is added when pruning needs it.
+        """
         search = self.search
         final = final_estimator(estimator)
         # a Keras estimator implies tunekit.estimators is loaded: don't import TensorFlow
         # into every worker of a scikit-learn study just to learn that it isn't one
         estimators = sys.modules.get("tunekit.estimators")
         wrapper = getattr(estimators, "_TunekitWrapper", None)
+        if wrapper is None or not isinstance(final, wrapper):
+            return {}, None
+        callbacks = [_stop_callback_class()()]
+        callback = None
         reports = search.reports_per_fold
         study = getattr(search, "study_", None)
         if study is not None and isinstance(study.pruner, optuna.pruners.NopPruner):
             reports = 0  # nothing would ever be pruned: don't pay for the reports
-        if (
-            wrapper is None
-            or not isinstance(final, wrapper)
-            or not reports
-            or self.max_epochs is None
-        ):
-            return kwargs, None
-        epochs = int(final.get_params().get("epochs", self.max_epochs))
-        every = max(1, math.ceil(epochs / reports))
-        callback = _epoch_reporter_class()(
-            trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride, every
-        )
+        if reports and self.max_epochs is not None:
+            epochs = int(final.get_params().get("epochs", self.max_epochs))
+            every = max(1, math.ceil(epochs / reports))
+            callback = _epoch_reporter_class()(
+                trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride,
+                every,
+            )  # fmt: skip
+            callbacks.append(callback)
         key = "callbacks"
         if estimator is not final:
             key = f"{estimator.steps[-1][0]}__callbacks"
-        kwargs[key] = [callback]
-        return kwargs, callback
+        return {key: callbacks}, callback
 
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
         params = search.space.suggest(trial)
-        trial.set_user_attr("params", {k: _jsonable(v) for k, v in params.items()})
+        trial.set_user_attr("params", {k: jsonable(v) for k, v in params.items()})
         record = {
             k: []
             for k in (
@@ -217,11 +228,12 @@ class _Objective:
             )
         }
 
-        def save():
-            for key, values in record.items():
-                trial.set_user_attr(key, values)
+        def save(**extra):  # one storage write per fold: the record and what came with it
+            spent = sum(e or 0 for e in record["n_epochs"])
+            set_user_attrs(trial, {**record, "epochs_spent": spent, **extra})
 
         for fold, (train, test) in enumerate(self.splits):
+            check_stop()  # a safe point: between folds, outside any storage transaction
             X_train, y_train = _index(self.X, train), _index(self.y, train)
             X_test, y_test = _index(self.X, test), _index(self.y, test)
             estimator = clone(search.estimator).set_params(**params)
@@ -245,14 +257,13 @@ class _Objective:
                 )
             except optuna.TrialPruned:
                 partial = getattr(reporter, "epochs_done", 0)
-                spent = sum(e or 0 for e in record["n_epochs"]) + partial
-                trial.set_user_attr("epochs_spent", spent)
-                save()
+                save(epochs_spent=sum(e or 0 for e in record["n_epochs"]) + partial)
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
-                save()
-                trial.set_user_attr("failure_reason", last_line(traceback.format_exc()))
-                trial.set_user_attr("failure_traceback", traceback.format_exc()[-4000:])
+                save(
+                    failure_reason=last_line(traceback.format_exc()),
+                    failure_traceback=traceback.format_exc()[-4000:],
+                )
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, err)
                 return float("nan")
             record["cv_test_scores"].append(_float_or_none(scored["score"]))
@@ -263,16 +274,29 @@ class _Objective:
             record["score_times"].append(score_time)
             record["best_epochs"].append(_float_or_none(scored["best_epoch"]))
             record["n_epochs"].append(_float_or_none(scored["n_epochs"]))
-            trial.set_user_attr("epochs_spent", sum(e or 0 for e in record["n_epochs"]))
-            save()
             if record["cv_test_scores"][-1] is None:
-                trial.set_user_attr("failure_reason", f"non-finite score in fold {fold}")
+                save(failure_reason=f"non-finite score in fold {fold}")
                 return float("nan")
+            save()
             running = float(np.mean(record["cv_test_scores"]))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
             if fold < len(self.splits) - 1 and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
         return float(np.mean(record["cv_test_scores"]))
+
+
+def resumed_seed(seed: int | None, study) -> int | None:
+    """The sampler's seed for a study that already holds trials.
+
+    A seeded sampler replays the same sequence of random start-up
+    candidates in every run: a resumed study would propose its first
+    candidates again. The seed is therefore mixed with the number of trials
+    already there; a new study keeps ``seed`` itself (reproducible results).
+    """
+    n_existing = len(study.get_trials(deepcopy=False))
+    if seed is None or n_existing == 0:
+        return seed
+    return zlib.crc32(f"{seed}:{n_existing}".encode())
 
 
 def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
@@ -283,14 +307,15 @@ def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
     from tunekit.storage import make_storage
 
     seed = None if search.random_state is None else search.random_state + worker
-    sampler = search.sampler or optuna.samplers.TPESampler(seed=seed)
     pruner = search.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
     study = optuna.load_study(
         study_name=search.study_.study_name,
         storage=make_storage(search.storage),
-        sampler=sampler,
+        sampler=search.sampler,
         pruner=pruner,
     )
+    if search.sampler is None:
+        study.sampler = optuna.samplers.TPESampler(seed=resumed_seed(seed, study))
     before = len(study.get_trials(deepcopy=False))
     from tunekit.workers import optimize  # signals -> FAIL + retry; waits for stale trials
 
@@ -348,6 +373,15 @@ class OptunaSearchCV:
     n_jobs : int, default=1
         Worker processes sharing the study (needs a storage that several
         processes can use: any database URL, or the default SQLite file).
+    engine : {"auto", "sklearn", "stacked"}, default="auto"
+        ``"auto"`` and ``"stacked"`` run the trials of a tunekit Keras
+        estimator (or a pipeline ending in one) in batches on the stacked
+        engine, all folds in lockstep, pruned per epoch on the mean over the
+        folds (:mod:`tunekit.strategies.optuna_batch`); with ``n_jobs > 1``
+        or ``fit_params``, and with ``"sklearn"``, one trial at a time.
+    trial_batch : int or None, default=None
+        Trials trained side by side; ``None`` starts with a batch of 4 (so the
+        pruner soon has finished trials to compare with) and goes on with 8.
 
     Attributes
     ----------
@@ -380,6 +414,8 @@ class OptunaSearchCV:
         random_state: int | None = 0,
         verbose: int = 1,
         n_jobs: int = 1,
+        engine: str = "auto",
+        trial_batch: int | None = None,
     ):
         self.estimator = estimator
         self.space = space
@@ -397,6 +433,8 @@ class OptunaSearchCV:
         self.random_state = random_state
         self.verbose = verbose
         self.n_jobs = n_jobs
+        self.engine = engine
+        self.trial_batch = trial_batch
 
     # ---------------------------------------------------------------- study
     def _create_study(self, scoring_name: str, n_splits: int, ratio: float):
@@ -406,16 +444,18 @@ class OptunaSearchCV:
         label = redact_url(self.storage) if isinstance(self.storage, str) else "memory"
         from tunekit.workers import worker_seed  # workers sharing a study: distinct seeds
 
-        sampler = self.sampler or optuna.samplers.TPESampler(seed=worker_seed(self.random_state))
         pruner = self.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
         study = optuna.create_study(
             storage=storage,
             study_name=self.study_name,
-            sampler=sampler,
+            sampler=self.sampler,
             pruner=pruner,
             direction="maximize",
             load_if_exists=True,
         )
+        if self.sampler is None:
+            seed = resumed_seed(worker_seed(self.random_state), study)
+            study.sampler = optuna.samplers.TPESampler(seed=seed)
         check_study_compatible(study, self.space, scoring_name, label)
         if "tunekit_space" not in study.user_attrs:
             study.set_user_attr("tunekit_space", space_signature(self.space))
@@ -437,6 +477,7 @@ class OptunaSearchCV:
         """
         from tunekit.strategies._common import scorer_name
 
+        check_trial_batch(self.trial_batch)
         X, y = indexable(X, y)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         splits = list(cv.split(X, y))
@@ -463,6 +504,8 @@ class OptunaSearchCV:
             self._optimize(objective)
         except KeyboardInterrupt:
             self.interrupted_ = True
+            if self.n_finished(self.study_) == 0:
+                raise  # nothing to return: the caller reports the interruption
             logger.warning(
                 "interrupted: %d finished trials are kept in the study %r",
                 self.n_finished(self.study_),
@@ -470,6 +513,8 @@ class OptunaSearchCV:
             )
         finally:
             optuna.logging.set_verbosity(verbosity)
+        # a signal that came after the last trial: return what finished, refit nothing
+        self.interrupted_ = self.interrupted_ or stop_requested() is not None
         self.search_time_ = time.perf_counter() - start
         self._collect(X, y, fit_params)
         return self
@@ -495,8 +540,15 @@ class OptunaSearchCV:
 
             progress = tqdm(total=remaining, desc="trials", unit="trial", leave=False)
             callbacks.append(lambda study, trial: progress.update(1))
+        batches = wants_batches(
+            self.estimator, engine=self.engine, n_jobs=self.n_jobs, fit_params=objective.fit_params
+        )
         try:
-            if self.n_jobs == 1:
+            if batches:
+                run_batches(
+                    self, objective, remaining=remaining, timeout=self.timeout, progress=progress
+                )
+            elif self.n_jobs == 1:
                 from tunekit.workers import optimize  # signals -> FAIL + retry, stale trials
 
                 optimize(
@@ -541,11 +593,14 @@ class OptunaSearchCV:
                 f"every one of the {len(means)} trials of study {self.study_.study_name!r} "
                 f"failed or was pruned; the first failure was:\n{first}"
             )
+        self.engine_ = engine_of(
+            trials[n].user_attrs.get("engine", "sklearn") for n in results.get("trial_number", [])
+        )
         self.best_index_ = int(np.nanargmax(means))
         self.best_score_ = float(means[self.best_index_])
         self.best_params_ = self._candidate_params[self.best_index_]
         self.scorer_ = EpochAwareScorer(self.estimator, self.scoring).scorer
-        if self.refit:
+        if self.refit and not self.interrupted_:
             start = time.perf_counter()
             self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_)
             self.best_estimator_.fit(X, y, **fit_params)
