@@ -11,8 +11,9 @@ Batches: the pruner compares a trial with *finished* ones, and nothing
 finishes before its batch does, so the first batch is small
 (:data:`FIRST_BATCH` trials) and later ones hold :data:`DEFAULT_BATCH` trials
 (or ``trial_batch``). A batch never asks for more trials than the study still
-needs, counting the trials other workers are running, so workers sharing a
-study overshoot ``n_trials`` by no more than they do one trial at a time.
+needs, counting the trials other workers are running (and the queued ones,
+which it runs first), so workers sharing a study overshoot ``n_trials`` by no
+more than they do one trial at a time.
 
 What it does not do (yet): a pruned or finished trial's slot is not refilled
 with a new trial before its batch ends; pruning saves member-epochs, and wall
@@ -46,6 +47,7 @@ FIRST_BATCH = 4
 DEFAULT_BATCH = 8
 
 _RUNNING = optuna.trial.TrialState.RUNNING
+_WAITING = optuna.trial.TrialState.WAITING
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -137,8 +139,11 @@ def run_batches(search, objective, *, remaining: int, timeout=None, progress=Non
     n_run = 0
     while True:
         check_stop()  # a safe point: between batches, outside any storage transaction
-        trials_now = study.get_trials(deepcopy=False, states=(*_FINISHED, _RUNNING))
-        left = min(remaining - n_run, total - len(trials_now))
+        # trials other processes are running count as taken; queued ones (a plan's, retries)
+        # are still to run, and study.ask() hands them out first
+        taken = len(study.get_trials(deepcopy=False, states=(*_FINISHED, _RUNNING)))
+        queued = len(study.get_trials(deepcopy=False, states=(_WAITING,)))
+        left = min(remaining - n_run, total - taken + queued)
         if left <= 0 or (timeout is not None and time.perf_counter() - start > timeout):
             return n_run
         n = min(first if n_run == 0 else size, left)
