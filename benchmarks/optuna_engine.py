@@ -33,28 +33,15 @@ def _breast_cancer():
 
 
 def _quickstart(seed: int, engine: str, quick: bool, n_trials: int = 20, pruner=None):
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from seam import quickstart  # the same pipeline, space and data as benchmarks/seam.py
 
     import tunekit as tk
 
-    X, y = _breast_cancer()
-    clf = tk.KerasClassifier(
-        tk.builders.mlp, model__hidden=(16, 16), model__l2=0.002, optimizer="rmsprop",
-        epochs=5 if quick else 20, batch_size=64, random_state=seed, verbose=0,
-    )
-    space = tk.Space(
-        {
-            "model__l2": tk.Float(1e-5, 1e-1, log=True),
-            "model__dropout": tk.Float(0.0, 0.5),
-            "batch_size": tk.Choice([32, 64, 128]),
-        }
-    ).prefixed("kerasclassifier__")
+    pipe, space, X, y = quickstart(seed, quick)
     start = time.perf_counter()
     result = tk.search(
-        make_pipeline(StandardScaler(), clf), X, y, space=space, strategy="optuna",
-        n_trials=4 if quick else n_trials, cv=5, engine=engine, random_state=seed, verbose=0,
-        baselines=False, pruner=pruner,
+        pipe, X, y, space=space, strategy="optuna", n_trials=4 if quick else n_trials, cv=5,
+        engine=engine, random_state=seed, verbose=0, baselines=False, pruner=pruner,
     )
     return _row(result, start)
 

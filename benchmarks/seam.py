@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Pipelines and epoch grids on the engine"
 
 
-def _quickstart(seed: int, engine: str, quick: bool):
+def quickstart(seed: int, quick: bool):
+    """The README quickstart's pipeline, space and data (shared with optuna_engine.py)."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -50,11 +51,17 @@ def _quickstart(seed: int, engine: str, quick: bool):
             "batch_size": tk.Choice([32, 64, 128]),
         }
     ).prefixed("kerasclassifier__")
+    return make_pipeline(StandardScaler(), clf), space, X, y
+
+
+def _quickstart(seed: int, engine: str, quick: bool):
+    import tunekit as tk
+
+    pipe, space, X, y = quickstart(seed, quick)
     start = time.perf_counter()
     result = tk.search(
-        make_pipeline(StandardScaler(), clf), X, y, space=space, strategy="random",
-        n_trials=4 if quick else 20, cv=5, engine=engine, random_state=seed, verbose=0,
-        baselines=False,
+        pipe, X, y, space=space, strategy="random", n_trials=4 if quick else 20, cv=5,
+        engine=engine, random_state=seed, verbose=0, baselines=False,
     )
     return {
         "wall": time.perf_counter() - start,
