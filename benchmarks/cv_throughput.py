@@ -301,16 +301,17 @@ def report(runs: list[dict], args, skipped: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> Path:
+def write_docs(text: str, section: str = SECTION) -> Path:
+    """Replace (or append) ``section`` of docs/benchmarks.md with ``text``."""
     path = ROOT / "docs" / "benchmarks.md"
-    body = f"{SECTION}\n\n{text}\n"
+    body = f"{section}\n\n{text}\n"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("# Benchmarks\n\nMeasured numbers, one section per benchmark.\n\n" + body)
         return path
     old = path.read_text()
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
+    if section in old:
+        head, rest = old.split(section, 1)
         nxt = rest.find("\n## ")
         tail = rest[nxt + 1 :] if nxt >= 0 else ""
         new = head + body + ("\n" + tail if tail else "")

@@ -152,20 +152,10 @@ def main(argv=None) -> int:
     text = "\n".join(header + lines) + "\n"
     print(text)
     if args.write_docs:
-        _write_section(ROOT / "docs" / "benchmarks.md", text)
+        from cv_throughput import write_docs  # the one writer of docs/benchmarks.md sections
+
+        write_docs(text.split("\n", 2)[2], SECTION)
     return 0
-
-
-def _write_section(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
 
 
 if __name__ == "__main__":

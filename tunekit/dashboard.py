@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tunekit.exceptions import TunekitError
 from tunekit.report import redact_url
+from tunekit.report._redact import check_sqlite_file
 
 __all__ = [
     "DEFAULT_PORT",
@@ -119,25 +120,14 @@ def storage_url(source: str | os.PathLike) -> str:
 def _open_storage(url: str):
     """An RDBStorage on ``url`` that creates no table (a typo must not make a database)."""
     import optuna
-    from sqlalchemy.engine import make_url
 
     from tunekit.storage import resolve_url
 
     shown = redact_url(url)
-    if url.startswith("sqlite"):
-        try:
-            database = make_url(url).database
-        except Exception as err:
-            raise DashboardError(
-                f"not a valid storage URL: {shown} ({type(err).__name__}); expected e.g. "
-                "sqlite:///results/tune/study.db"
-            ) from None
-        if not database or database == ":memory:" or not Path(database).is_file():
-            raise DashboardError(
-                f"no SQLite database at {database!r} (from {shown}); check the path. "
-                "sqlite:///relative.db is relative to the working directory, "
-                "sqlite:////abs/path.db is absolute"
-            )
+    try:
+        check_sqlite_file(url, allow_memory=False)
+    except ValueError as err:
+        raise DashboardError(str(err)) from None
     try:
         storage = optuna.storages.RDBStorage(resolve_url(url), skip_table_creation=True)
         names = [s.study_name for s in storage.get_all_studies()]

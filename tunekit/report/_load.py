@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tunekit.report._errors import ReportError
-from tunekit.report._redact import redact_url, scrub
+from tunekit.report._redact import check_sqlite_file, redact_url, scrub
 from tunekit.report._schema import _as_param_value
 from tunekit.report._source import LoadedResult, baseline_scores
 
@@ -75,22 +75,10 @@ def _with_available_driver(url: str) -> str:
 def _open_study(url: str, study: str | None) -> Any:
     """Load one study from an Optuna RDB storage without creating or changing tables."""
     shown = redact_url(url)
-    if url.startswith("sqlite"):
-        try:
-            from sqlalchemy.engine import make_url
-
-            database = make_url(url).database
-        except Exception as exc:
-            raise ReportError(
-                f"not a valid storage URL: {shown} ({scrub(str(exc), url)}); "
-                "expected e.g. sqlite:///results/study.db"
-            ) from None
-        if database and database != ":memory:" and not Path(database).is_file():
-            raise ReportError(
-                f"no SQLite database at {database!r} (from {shown}); check the path. "
-                "sqlite:///relative.db is relative to the working directory, "
-                "sqlite:////abs/path.db is absolute"
-            )
+    try:
+        check_sqlite_file(url)
+    except ValueError as err:
+        raise ReportError(str(err)) from None
     import optuna
 
     try:

@@ -1,9 +1,10 @@
 """Masking passwords in storage URLs before they reach a message."""
 
 import re
+from pathlib import Path
 from urllib.parse import quote, unquote
 
-__all__ = ["redact_url", "scrub"]
+__all__ = ["check_sqlite_file", "redact_url", "scrub"]
 
 _MASK = "***"
 # scheme://user:password@host  (password may hold any character but '@' and '/')
@@ -92,3 +93,41 @@ def scrub(text: str, url: str | None) -> str:
     for pw in sorted(_passwords(url), key=len, reverse=True):
         text = text.replace(pw, _MASK)
     return text
+
+
+def check_sqlite_file(url: str, *, allow_memory: bool = True) -> None:
+    """Refuse a SQLite URL whose database file does not exist (opening it would create one).
+
+    Parameters
+    ----------
+    url : str
+        A storage URL; non-SQLite URLs pass unchecked.
+    allow_memory : bool, default=True
+        Whether an in-memory or path-less SQLite URL passes.
+
+    Raises
+    ------
+    ValueError
+        For a malformed URL or a missing file, with the path and how it is read.
+    """
+    if not url.startswith("sqlite"):
+        return
+    shown = redact_url(url)
+    try:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+    except Exception as exc:
+        raise ValueError(
+            f"not a valid storage URL: {shown} ({scrub(str(exc), url)}); "
+            "expected e.g. sqlite:///results/tune/study.db"
+        ) from None
+    if (not database or database == ":memory:") and allow_memory:
+        return
+    if not database or database == ":memory:" or not Path(database).is_file():
+        raise ValueError(
+            f"no SQLite database at {database!r} (from {shown}); check the path. "
+            "sqlite:///relative.db is relative to the working directory, "
+            "sqlite:////abs/path.db is absolute"
+        )
+
