@@ -31,6 +31,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ __all__ = [
     "HANDLED",
     "PARENT_ENV",
     "QUIT_WINDOW",
+    "WORKER_ATTR",
     "WorkerInterrupted",
     "WorkerTerminated",
     "check_stop",
@@ -54,12 +56,20 @@ __all__ = [
     "restore_defaults",
     "run_path_main",
     "stop_requested",
+    "worker_id",
 ]
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 QUIT_WINDOW = 2.0  # seconds: a second signal this soon after the previous one quits at once
 PARENT_ENV = "TUNEKIT_PARENT_PID"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: The trial user attribute that names the process running the trial (``host:pid``).
+WORKER_ATTR = "tunekit_worker"
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on each trial as ``user_attrs["tunekit_worker"]``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class WorkerInterrupted(KeyboardInterrupt):

@@ -29,6 +29,7 @@ import DB access module".
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import importlib.util
 import logging
@@ -38,7 +39,10 @@ import time
 import warnings
 from pathlib import Path
 
+import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 
 from tunekit.exceptions import TunekitError
 from tunekit.report import redact_url
@@ -49,17 +53,21 @@ __all__ = [
     "DEFAULT_MAX_RETRY",
     "DEFAULT_RECONNECT_SECONDS",
     "DEFAULT_RESULTS_DIR",
+    "Heartbeats",
     "ReconnectingRDBStorage",
     "RetryStaleTrial",
     "StorageError",
     "connection_lost",
     "default_storage_url",
+    "fail_stale_trials",
+    "heartbeat_interval",
     "heartbeat_settings",
     "make_storage",
     "reconnect_budget",
     "redact_url",
     "resolve_url",
     "set_user_attrs",
+    "stale_wait_seconds",
 ]
 
 logger = logging.getLogger("tunekit")
@@ -84,6 +92,7 @@ _DEFAULTS = {
 # what a retried trial inherits from the trial it replaces: its parameters only
 # (fold scores, failure reasons and the worker are written again when it runs)
 _INHERITED_USER_ATTRS = ("params",)
+_RUNNING = TrialState.RUNNING
 
 
 class StorageError(TunekitError, RuntimeError):
@@ -114,8 +123,6 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
     """
 
     def __init__(self, max_retry: int | None = DEFAULT_MAX_RETRY) -> None:
-        from optuna.exceptions import ExperimentalWarning
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             super().__init__(max_retry=max_retry, inherit_intermediate_values=False)
@@ -274,8 +281,6 @@ def make_storage(
     """
     if storage is None or not isinstance(storage, (str, os.PathLike)):
         return storage
-    from optuna.exceptions import ExperimentalWarning
-
     settings = heartbeat_settings(heartbeat_interval, grace_period, max_retry)
     url = os.fspath(storage)
     driver_url = resolve_url(url)
@@ -338,6 +343,206 @@ def storage_label(storage) -> str:
         return redact_url(os.fspath(storage))
     url = getattr(storage, "url", None)
     return redact_url(url) if isinstance(url, str) else type(storage).__name__
+
+
+# ------------------------------------------------------------------ heartbeats, dead workers
+def heartbeat_interval(storage) -> int | None:
+    """Seconds between the heartbeats of ``storage``'s running trials; None without heartbeats.
+
+    The one heartbeat check of tunekit. Storages that keep heartbeats
+    (:class:`optuna.storages.RDBStorage`, and Optuna's cache in front of it
+    that ``study._storage`` holds) answer Optuna's public
+    ``get_heartbeat_interval()``; the others (in-memory, journal) have no
+    such method and keep no heartbeats.
+
+    Examples
+    --------
+    >>> from tunekit.storage import heartbeat_interval, make_storage
+    >>> heartbeat_interval(make_storage("sqlite:///:memory:", heartbeat_interval=2,
+    ...                                 grace_period=5))
+    2
+    >>> heartbeat_interval(make_storage("sqlite:///:memory:", heartbeat_interval=0)) is None
+    True
+    """
+    getter = getattr(storage, "get_heartbeat_interval", None)  # absent: no heartbeats at all
+    return (getter() or None) if getter is not None else None
+
+
+def _grace_period(storage) -> float:
+    """Seconds without a heartbeat after which a running trial counts as dead."""
+    backend = _rdb_backend(storage)
+    grace = getattr(backend, "grace_period", None)
+    return float(grace or 2 * (heartbeat_interval(storage) or DEFAULT_HEARTBEAT_INTERVAL))
+
+
+def stale_wait_seconds(storage) -> float:
+    """How long a dead worker's trial may stay RUNNING before it is failed: grace + interval."""
+    return _grace_period(storage) + float(heartbeat_interval(storage) or 0)
+
+
+def fail_stale_trials(study) -> list[int]:
+    """Fail the running trials of dead workers; the storage's callback queues their retries.
+
+    The one dead-worker check, for every way tunekit runs trials (one at a
+    time and in batches). A trial whose heartbeat is ``grace_period`` seconds
+    stale is failed by Optuna's :func:`optuna.storages.fail_stale_trials`,
+    which then runs the storage's stale-trial callback (:class:`RetryStaleTrial`
+    on storages opened by :func:`make_storage`: a WAITING retry with the same
+    parameters). A RUNNING trial that never recorded a heartbeat (its worker
+    died between creating it and its first heartbeat) is failed the same way
+    three grace periods after it started. Several processes may call this at
+    once: each trial is failed, and retried, once.
+
+    Parameters
+    ----------
+    study : optuna.study.Study
+
+    Returns
+    -------
+    numbers : list of int
+        The trials this call failed. Empty on storages without heartbeats,
+        where a dead worker's trial cannot be told from a live one.
+    """
+    storage = study._storage
+    if heartbeat_interval(storage) is None:
+        return []
+    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING,))}
+    if not running:
+        return []
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed = [
+        running[t._trial_id]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t._trial_id in running and not _failed_elsewhere(t)
+    ]
+    for trial_id in _never_beat(study, running):
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process got there first
+            continue
+        callback = storage.get_heartbeat_stale_trial_callback()
+        if callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+        failed.append(running[trial_id])
+    for number in failed:
+        logger.warning(
+            "trial %d of study %r: its worker stopped sending heartbeats; marked FAIL",
+            number,
+            study.study_name,
+        )
+    return sorted(failed)
+
+
+def _failed_elsewhere(trial) -> bool:
+    """A trial its own process failed (signal, error) while this check ran: not a dead one."""
+    return "failure_reason" in trial.user_attrs
+
+
+def _never_beat(study, running: dict) -> list[int]:
+    """Ids of RUNNING trials that never recorded a heartbeat and started 3 grace periods ago."""
+    backend = _rdb_backend(study._storage)
+    if backend is None:
+        return []
+    try:
+        from optuna.storages._rdb import models  # no public query for "no heartbeat yet"
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(backend.scoped_session) as session:
+            rows = (
+                session.query(models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study._study_id)
+                .filter(models.TrialModel.state == _RUNNING)
+                .filter(~models.TrialModel.heartbeats.any())
+                .all()
+            )
+    except Exception as err:  # Optuna's tables changed: rely on heartbeats alone
+        logger.debug("cannot look for trials without heartbeats: %s", type(err).__name__)
+        return []
+    limit = 3 * _grace_period(study._storage)
+    orphans = []
+    for (trial_id,) in rows:
+        start = study._storage.get_trial(trial_id).datetime_start if trial_id in running else None
+        if start is None:
+            continue
+        now = datetime.datetime.now(start.tzinfo) if start.tzinfo else datetime.datetime.now()
+        if (now - start).total_seconds() > limit:
+            orphans.append(trial_id)
+    return orphans
+
+
+class Heartbeats:
+    """Heartbeats of running trials, recorded from a background thread.
+
+    Optuna records a trial's heartbeats inside ``Study.optimize`` only; a
+    batch of asked trials keeps its own here. Every trial added is beaten at
+    once and then at least every ``heartbeat_interval`` seconds until it is
+    discarded or the block ends, also while the main thread is inside one long
+    epoch or a long compilation. Nothing happens on storages without
+    heartbeats.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from tunekit.storage import Heartbeats, make_storage
+    >>> storage = make_storage("sqlite:///:memory:", heartbeat_interval=1, grace_period=3)
+    >>> optuna.logging.set_verbosity(optuna.logging.ERROR)
+    >>> study = optuna.create_study(storage=storage)
+    >>> with Heartbeats(study._storage) as beats:
+    ...     trial = study.ask()
+    ...     beats.add(trial)
+    ...     study.tell(trial, 1.0)
+    ...     beats.discard(trial)
+    """
+
+    def __init__(self, storage) -> None:
+        self.storage = storage
+        self.interval = heartbeat_interval(storage)
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, trial) -> None:
+        """Beat ``trial`` now and keep beating it."""
+        if self.interval is None:
+            return
+        self.storage.record_heartbeat(trial._trial_id)
+        with self._lock:
+            self._ids.add(trial._trial_id)
+
+    def discard(self, trial) -> None:
+        """Stop beating ``trial`` (it finished, or failed)."""
+        with self._lock:
+            self._ids.discard(trial._trial_id)
+
+    def __enter__(self) -> Heartbeats:
+        if self.interval is not None:
+            self._thread = threading.Thread(
+                target=self._run, name="tunekit-heartbeats", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        wait = float(self.interval)
+        while not self._stop.wait(wait):
+            began = time.monotonic()
+            with self._lock:
+                ids = sorted(self._ids)
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as err:  # the main thread meets a lost storage itself
+                    logger.debug("heartbeat of trial id %d failed: %s", trial_id, err)
+            wait = max(0.05, float(self.interval) - (time.monotonic() - began))
 
 
 # ------------------------------------------------------------------ batched writes

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import logging
 import os
 import runpy
@@ -53,7 +52,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 
 from tunekit import _signals
-from tunekit._signals import WorkerInterrupted, WorkerTerminated
+from tunekit._signals import WORKER_ATTR, WorkerInterrupted, WorkerTerminated, worker_id
 
 __all__ = [
     "BACKENDS",
@@ -81,14 +80,6 @@ logger = logging.getLogger("tunekit")
 EXIT_SIGINT = 128 + signal.SIGINT
 EXIT_SIGTERM = 128 + signal.SIGTERM
 EXIT_STORAGE = 75  # EX_TEMPFAIL: try again once the database is back
-WORKER_ATTR = "tunekit_worker"
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process, stored on each trial as ``user_attrs["tunekit_worker"]``."""
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def worker_seed(random_state: int | None) -> int | None:
@@ -153,53 +144,6 @@ def retry_trial(study, trial) -> None:
     _retry_callback(study)(study, trial)
 
 
-def _heartbeat_backend(study):
-    """The RDBStorage behind ``study`` when it has heartbeats, else None."""
-    from optuna.storages import RDBStorage
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    storage = study._storage
-    if not is_heartbeat_enabled(storage):
-        return None
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, RDBStorage) else None
-
-
-def _orphans(study, backend) -> list[int]:
-    """RUNNING trials that never recorded a heartbeat and started long ago.
-
-    A worker killed between creating a trial and its first heartbeat leaves a
-    trial that Optuna never counts as stale; after three grace periods
-    (measured on this machine's clock) it is treated as dead.
-    """
-    grace = backend.grace_period or 2 * backend.heartbeat_interval
-    try:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-        from optuna.trial import TrialState
-
-        with _create_scoped_session(backend.scoped_session) as session:
-            rows = (
-                session.query(models.TrialModel.trial_id)
-                .filter(models.TrialModel.study_id == study._study_id)
-                .filter(models.TrialModel.state == TrialState.RUNNING)
-                .filter(~models.TrialModel.heartbeats.any())
-                .all()
-            )
-    except Exception as err:  # Optuna's internals moved: rely on heartbeats alone
-        logger.debug("cannot look for trials without heartbeats: %s", type(err).__name__)
-        return []
-    orphans = []
-    for (trial_id,) in rows:
-        start = study._storage.get_trial(trial_id).datetime_start
-        if start is None:
-            continue
-        now = datetime.datetime.now(start.tzinfo) if start.tzinfo else datetime.datetime.now()
-        if (now - start).total_seconds() > 3 * grace:
-            orphans.append(trial_id)
-    return orphans
-
-
 def recover_stale_trials(study) -> list[int]:
     """Fail the trials of dead workers and queue their retries.
 
@@ -216,29 +160,9 @@ def recover_stale_trials(study) -> list[int]:
         The trials this call failed (each is queued again while it has
         retries left). Empty without heartbeats.
     """
-    backend = _heartbeat_backend(study)
-    if backend is None:
-        return []
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
+    from tunekit.storage import fail_stale_trials  # the launcher starts without optuna
 
-    storage = study._storage
-    failed = []
-    for trial_id in [*storage._get_stale_trial_ids(study._study_id), *_orphans(study, backend)]:
-        try:
-            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                continue
-        except UpdateFinishedTrialError:  # another worker got there first
-            continue
-        trial = storage.get_trial(trial_id)
-        logger.warning(
-            "trial %d of study %r: its worker stopped sending heartbeats; marked FAIL",
-            trial.number,
-            study.study_name,
-        )
-        retry_trial(study, trial)
-        failed.append(trial.number)
-    return failed
+    return fail_stale_trials(study)
 
 
 # ------------------------------------------------------------------ signals
@@ -298,9 +222,9 @@ class _Guard:
 
 
 def _poll_interval(study) -> float:
-    backend = _heartbeat_backend(study)
-    interval = backend.heartbeat_interval if backend is not None else 1
-    return max(0.2, min(1.0, interval / 2))
+    from tunekit.storage import heartbeat_interval  # the launcher starts without optuna
+
+    return max(0.2, min(1.0, (heartbeat_interval(study._storage) or 1) / 2))
 
 
 def _settle(study, guard: _Guard, callbacks) -> None:
@@ -313,7 +237,9 @@ def _settle(study, guard: _Guard, callbacks) -> None:
     """
     from optuna.trial import TrialState
 
-    waits = _heartbeat_backend(study) is not None  # without heartbeats dead trials never end
+    from tunekit.storage import heartbeat_interval  # the launcher starts without optuna
+
+    waits = heartbeat_interval(study._storage) is not None  # else dead trials never end
     poll = _poll_interval(study)
     seen: dict[int, float] = {}
     announced = False

@@ -18,6 +18,15 @@ more than they do one trial at a time.
 What it does not do (yet): a pruned or finished trial's slot is not refilled
 with a new trial before its batch ends; pruning saves member-epochs, and wall
 time only when every member of a stack stops.
+
+Dead workers: on a storage with heartbeats every trial of a batch records a
+heartbeat when it is asked and then from a background thread (also during a
+long first epoch or compilation), and before every batch the study's stale
+trials are failed (:func:`tunekit.storage.fail_stale_trials`) and queued
+again with the same parameters. A process with nothing left to ask while
+other processes' trials are RUNNING does not leave: it waits until those
+trials finish, or until they are failed as dead and their retries have run,
+so that the study reaches ``n_trials`` as long as one process lives.
 """
 
 from __future__ import annotations
@@ -30,11 +39,17 @@ import warnings
 import numpy as np
 import optuna
 
-from tunekit._signals import check_stop, stop_requested
+from tunekit._signals import WORKER_ATTR, check_stop, stop_requested, worker_id
 from tunekit.evaluators import StackedEvaluator
 from tunekit.evaluators._base import main_score
 from tunekit.evaluators.standard import is_keras_estimator
-from tunekit.storage import set_user_attrs
+from tunekit.storage import (
+    Heartbeats,
+    fail_stale_trials,
+    heartbeat_interval,
+    set_user_attrs,
+    stale_wait_seconds,
+)
 from tunekit.strategies._common import jsonable, last_line
 
 __all__ = ["DEFAULT_BATCH", "FIRST_BATCH", "check_trial_batch", "run_batches", "wants_batches"]
@@ -98,13 +113,6 @@ def _record(entries, return_train_score: bool) -> dict:
     return record
 
 
-def _beat(study, trials) -> None:
-    storage = study._storage
-    if getattr(storage, "is_heartbeat_enabled", lambda: False)():
-        for trial in trials:
-            storage.record_heartbeat(trial._trial_id)
-
-
 def run_batches(search, objective, *, remaining: int, timeout=None, progress=None) -> int:
     """Run ``remaining`` trials of ``search.study_`` in batches on the engine.
 
@@ -129,25 +137,96 @@ def run_batches(search, objective, *, remaining: int, timeout=None, progress=Non
     from sklearn.metrics import check_scoring
 
     study = search.study_
-    if getattr(study._storage, "is_heartbeat_enabled", lambda: False)():
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trials: FAIL, then retried
     scorer = check_scoring(search.estimator, scoring=search.scoring)
     size = search.trial_batch or DEFAULT_BATCH
     first = min(FIRST_BATCH, size) if search.trial_batch is None else size
     start = time.perf_counter()
-    total = search.n_trials
+    waiting = _Waiting(study)
     n_run = 0
     while True:
         check_stop()  # a safe point: between batches, outside any storage transaction
-        # trials other processes are running count as taken; queued ones (a plan's, retries)
-        # are still to run, and study.ask() hands them out first
-        taken = len(study.get_trials(deepcopy=False, states=(*_FINISHED, _RUNNING)))
-        queued = len(study.get_trials(deepcopy=False, states=(_WAITING,)))
-        left = min(remaining - n_run, total - taken + queued)
-        if left <= 0 or (timeout is not None and time.perf_counter() - start > timeout):
+        # a dead worker's trials: FAIL, then queued again; each retry replaces a trial that
+        # never finished, so it does not count against this call's budget
+        failed = fail_stale_trials(study)
+        remaining += len(failed)
+        n = waiting.batch(search.n_trials, remaining - n_run, failed)
+        if timeout is not None and time.perf_counter() - start > timeout:
             return n_run
-        n = min(first if n_run == 0 else size, left)
-        n_run += _run_batch(search, objective, study, scorer, n, progress)
+        if n > 0:
+            n = min(first if n_run == 0 else size, n)
+            n_run += _run_batch(search, objective, study, scorer, n, progress)
+        elif not waiting.wait():
+            return n_run
+
+
+class _Waiting:
+    """How many trials to ask next, and the wait for other processes' trials.
+
+    The study needs ``n_trials`` finished trials; the trials other processes
+    are running count as taken, and queued ones (a plan's, retries) are run
+    whatever the count, :meth:`optuna.Study.ask` handing them out first. When
+    nothing is left to ask but trials of other processes are RUNNING, the
+    caller waits (:meth:`wait`): they finish, or their worker is dead and
+    they are failed and queued again once their heartbeat is stale. A retry
+    that another process queued is left to that process for two polls, so
+    that two waiting processes rarely both take it.
+    """
+
+    def __init__(self, study) -> None:
+        self.study = study
+        self.interval = heartbeat_interval(study._storage)
+        self.poll = max(0.2, min(1.0, (self.interval or 1) / 2))
+        self.mine: set[int] = set()  # trials this process failed as dead
+        self.first_seen: dict[int, float] = {}
+        self.announced: set[int] = set()
+        self.running: list[int] = []
+        self.held: list[int] = []
+
+    def batch(self, n_trials: int, budget: int, failed=()) -> int:
+        """Trials to ask now (0: none; then :meth:`wait` says whether to wait).
+
+        ``budget`` caps new trials (a study whose candidates all fail ends);
+        ``failed`` are the trials this process has just failed as dead.
+        """
+        self.mine.update(failed)
+        trials = self.study.get_trials(deepcopy=False, states=(*_FINISHED, _RUNNING, _WAITING))
+        queued = [t for t in trials if t.state == _WAITING]
+        self.running = [t.number for t in trials if t.state == _RUNNING]
+        now = time.monotonic()
+        self.held = [
+            t.number
+            for t in queued
+            if _retry_of(t) is not None
+            and _retry_of(t) not in self.mine
+            and now - self.first_seen.setdefault(t.number, now) < 2 * self.poll
+        ]
+        if self.held:
+            return 0
+        taken = len(trials) - len(queued)
+        return max(0, min(budget, max(n_trials - taken, len(queued))))
+
+    def wait(self) -> bool:
+        """Wait one poll if other processes' trials may still need this one; else False."""
+        if not self.held and (not self.running or self.interval is None):
+            return False  # without heartbeats a dead worker's trial is never failed
+        new = [n for n in self.running if n not in self.announced]
+        if new:
+            self.announced.update(new)
+            logger.info(
+                "study %r: waiting for trial(s) %s of other processes; a dead worker's trial "
+                "is failed and run again here after at most %.0f s without a heartbeat",
+                self.study.study_name,
+                ", ".join(map(str, self.running)),
+                stale_wait_seconds(self.study._storage),
+            )
+        time.sleep(self.poll)
+        return True
+
+
+def _retry_of(trial) -> int | None:
+    """The number of the failed trial that ``trial`` runs again, or None."""
+    history = trial.system_attrs.get("retry_history") or [None]
+    return history[-1]
 
 
 def _run_batch(search, objective, study, scorer, n: int, progress) -> int:
@@ -155,13 +234,21 @@ def _run_batch(search, objective, study, scorer, n: int, progress) -> int:
         # Optuna's heartbeats run inside Study.optimize only: the batch keeps them itself
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         trials = [study.ask() for _ in range(n)]
+    with Heartbeats(study._storage) as beats:
+        for trial in trials:
+            beats.add(trial)
+        return _train_batch(search, objective, study, scorer, trials, progress, beats)
+
+
+def _train_batch(search, objective, study, scorer, trials, progress, beats) -> int:
     params = [search.space.suggest(trial) for trial in trials]
-    _beat(study, trials)
+    worker = worker_id()
+    for trial in trials:  # whose trials these are (written after the parameters)
+        set_user_attrs(trial, {WORKER_ATTR: worker})
     prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)
     halted = []
 
     def on_epoch(epoch, scores):
-        _beat(study, trials)
         if stop_requested() is not None:  # Ctrl-C: stop the stack at this epoch boundary
             halted.append(epoch)
             return list(scores)
@@ -206,8 +293,7 @@ def _run_batch(search, objective, study, scorer, n: int, progress) -> int:
             logger.warning("trial %d failed: %s", trial.number, record.get("failure_reason"))
         else:
             study.tell(trial, float(np.mean(scores)))
+        beats.discard(trial)
         if progress is not None:
             progress.update(1)
-    return n
-
-
+    return len(trials)

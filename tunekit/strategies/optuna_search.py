@@ -594,7 +594,9 @@ class OptunaSearchCV:
                 f"failed or was pruned; the first failure was:\n{first}"
             )
         self.engine_ = engine_of(
-            trials[n].user_attrs.get("engine", "sklearn") for n in results.get("trial_number", [])
+            trials[n].user_attrs.get("engine", "sklearn")
+            for n in results.get("trial_number", [])
+            if "cv_test_scores" in trials[n].user_attrs  # a dead worker's trial recorded nothing
         )
         self.best_index_ = int(np.nanargmax(means))
         self.best_score_ = float(means[self.best_index_])
