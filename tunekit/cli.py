@@ -333,7 +333,7 @@ def _dashboard_command(storage: str) -> str:
 
 
 def _clean(err: BaseException, url: str | None) -> str:
-    from tunekit.report._redact import scrub
+    from tunekit.storage.urls import scrub
 
     text = str(err) or type(err).__name__
     return scrub(text, url) if url else text
@@ -632,7 +632,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- tunekit report
 def _cmd_report(args: argparse.Namespace) -> int:
     from tunekit import report
-    from tunekit.report import ReportError, redact_url
+    from tunekit.report import ReportError
+    from tunekit.storage.urls import redact_url
 
     source = args.source
     try:

@@ -28,8 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tunekit.exceptions import TunekitError
-from tunekit.report import redact_url
-from tunekit.report._redact import check_sqlite_file
+from tunekit.storage.urls import check_sqlite_file, redact_url
 
 __all__ = [
     "DEFAULT_PORT",
@@ -132,7 +131,7 @@ def _open_storage(url: str):
         storage = optuna.storages.RDBStorage(resolve_url(url), skip_table_creation=True)
         names = [s.study_name for s in storage.get_all_studies()]
     except Exception as err:
-        from tunekit.report._redact import scrub
+        from tunekit.storage.urls import scrub
 
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DashboardError(

@@ -361,7 +361,7 @@ def _database_error(err: BaseException) -> BaseException | None:
 
 
 def _scrubbed(err: BaseException, url: str | None = None) -> str:
-    from tunekit.report._redact import scrub
+    from tunekit.storage.urls import scrub
 
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return scrub(text, url) if url else text

@@ -882,7 +882,7 @@ def run_study(
     """
     import optuna
 
-    from tunekit.report import redact_url
+    from tunekit.storage.urls import redact_url
 
     options = {"space": space, "plan": plan, "train_sizes": train_sizes}
     given = [name for name, value in options.items() if value is not None]

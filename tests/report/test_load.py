@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from tunekit.report import ReportError, leaderboard, load, redact_url, write_report
-from tunekit.report._redact import scrub
+from tunekit.storage.urls import scrub
 
 
 def _sqlite_study(path, add_cv_trial, name="mlp", n=3):

@@ -30,12 +30,12 @@ from tunekit.report._plots import (
     plot_param_importances,
     plot_param_scores,
 )
-from tunekit.report._redact import redact_url
 from tunekit.report._schema import cv_results_from_study
 from tunekit.report._source import LoadedResult
 from tunekit.report._stats import DEFAULT_REGULARIZATION, CorrectedTTest, corrected_ttest
 from tunekit.report._table import Leaderboard
 from tunekit.report._writers import FORMATS, render, write, write_report
+from tunekit.storage.urls import redact_url
 
 __all__ = [
     "DEFAULT_REGULARIZATION",

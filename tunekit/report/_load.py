@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from tunekit.report._errors import ReportError
-from tunekit.report._redact import check_sqlite_file, redact_url, scrub
 from tunekit.report._schema import _as_param_value
 from tunekit.report._source import LoadedResult, baseline_scores
+from tunekit.storage.urls import check_sqlite_file, redact_url, scrub
 
 __all__ = ["load"]
 

@@ -41,9 +41,10 @@ from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
 from tunekit.exceptions import SearchFailedError
-from tunekit.report import cv_results_from_study, redact_url
+from tunekit.report import cv_results_from_study
 from tunekit.space import Choice, Int, Space
 from tunekit.storage import set_user_attrs
+from tunekit.storage.urls import redact_url
 from tunekit.strategies._common import (
     EpochAwareScorer,
     final_estimator,

@@ -30,7 +30,7 @@ def redact_url(url: str) -> str:
 
     Examples
     --------
-    >>> from tunekit.report import redact_url
+    >>> from tunekit.storage.urls import redact_url
     >>> redact_url("postgresql://tuner:s3cret@db.example:5432/studies")
     'postgresql://tuner:***@db.example:5432/studies'
     >>> redact_url("sqlite:///results/study.db")

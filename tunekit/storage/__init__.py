@@ -45,7 +45,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from tunekit.exceptions import TunekitError
-from tunekit.report import redact_url
+from tunekit.storage.urls import redact_url, scrub
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
@@ -312,7 +312,6 @@ def make_storage(
                     # tables; the losers fail with "already exists": the tables are there now
                     time.sleep(0.2 * (attempt + 1))
     except Exception as err:  # sqlalchemy / driver errors carry the URL: never show it raw
-        from tunekit.report._redact import scrub
 
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         reason = scrub(scrub(reason, driver_url), url)
