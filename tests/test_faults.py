@@ -29,7 +29,7 @@ from _postgres import postgres_url
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
-import tunekit.storage
+import tunekit.storage.heartbeats
 import tunekit.workers
 from tunekit.report import cv_results_from_study
 from tunekit.storage import make_storage
@@ -480,7 +480,7 @@ def test_a_trial_that_never_sent_a_heartbeat_is_repaired_even_at_the_target(back
     orphan = study.ask()  # no heartbeat: Optuna would never count it as stale
     orphan.suggest_float("C", 0.01, 100.0, log=True)
     later = types.SimpleNamespace(datetime=_ThreeGracePeriodsLater, timedelta=datetime.timedelta)
-    monkeypatch.setattr(tunekit.storage, "datetime", later)
+    monkeypatch.setattr(tunekit.storage.heartbeats, "datetime", later)
     tk.search(LogisticRegression(), X, y, **kwargs)  # the target is met: only the repair runs
     counts = accounting(study)
     assert counts["failed_numbers"] == [orphan.number] and counts["retried"] == 1

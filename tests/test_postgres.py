@@ -384,7 +384,7 @@ def _lost():
 
 
 def test_a_lost_connection_is_retried_with_a_bounded_backoff(monkeypatch):
-    import tunekit.storage as storage
+    import tunekit.storage.reconnect as storage
 
     clock = _Clock()
     monkeypatch.setattr(storage, "time", clock)
@@ -397,17 +397,17 @@ def test_a_lost_connection_is_retried_with_a_bounded_backoff(monkeypatch):
             raise optuna.exceptions.StorageInternalError("commit failed") from outcome
         return outcome
 
-    assert storage._with_reconnects(action, "get_trial", "postgresql://u@h/db") == "done"
+    assert storage.with_reconnects(action, "get_trial", "postgresql://u@h/db") == "done"
     assert clock.sleeps == [0.5, 1.0, 2.0]
     # a server that stays away: the budget ends it, with the error itself
     clock.sleeps.clear()
     with pytest.raises(sqlalchemy.exc.OperationalError, match="server closed the link"):
-        storage._with_reconnects(lambda: (_ for _ in ()).throw(_lost()), "get_trial", "x")
+        storage.with_reconnects(lambda: (_ for _ in ()).throw(_lost()), "get_trial", "x")
     assert sum(clock.sleeps) <= 20 and max(clock.sleeps) <= 8.0
     # any other error is not a lost connection: no retry
     clock.sleeps.clear()
     with pytest.raises(ValueError):
-        storage._with_reconnects(lambda: (_ for _ in ()).throw(ValueError("bad")), "get", "x")
+        storage.with_reconnects(lambda: (_ for _ in ()).throw(ValueError("bad")), "get", "x")
     assert clock.sleeps == []
 
 

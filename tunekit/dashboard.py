@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tunekit.exceptions import TunekitError
-from tunekit.storage.urls import check_sqlite_file, redact_url
+from tunekit.storage import open_for_reading
+from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, sqlite_url
 
 __all__ = [
     "DEFAULT_PORT",
@@ -43,7 +44,6 @@ logger = logging.getLogger("tunekit")
 
 DEFAULT_PORT = 8080
 INSTALL = "pip install 'tunekit[dashboard]'"
-_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -95,7 +95,7 @@ def storage_url(source: str | os.PathLike) -> str:
         return text
     path = Path(text)
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix.lower() in _SQLITE_SUFFIXES)
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in SQLITE_SUFFIXES)
         if len(found) != 1:
             what = f"{len(found)} databases {[p.name for p in found]}" if found else "no database"
             raise DashboardError(
@@ -108,36 +108,22 @@ def storage_url(source: str | os.PathLike) -> str:
             f"no such file or directory: {text!r}; pass a storage URL (sqlite:///..., "
             "postgresql://...), an SQLite file or a study's result directory"
         )
-    elif path.suffix.lower() not in _SQLITE_SUFFIXES:
+    elif path.suffix.lower() not in SQLITE_SUFFIXES:
         raise DashboardError(
             f"{text!r} is not an SQLite study database (.db, .sqlite, .sqlite3); pass a "
             "storage URL, an SQLite file or a study's result directory"
         )
-    return f"sqlite:///{path.resolve().as_posix()}"
+    return sqlite_url(path, absolute=True)
 
 
 def _open_storage(url: str):
     """An RDBStorage on ``url`` that creates no table (a typo must not make a database)."""
-    import optuna
-
-    from tunekit.storage import resolve_url
-
     shown = redact_url(url)
     try:
-        check_sqlite_file(url, allow_memory=False)
+        storage = open_for_reading(url, allow_memory=False)
     except ValueError as err:
         raise DashboardError(str(err)) from None
-    try:
-        storage = optuna.storages.RDBStorage(resolve_url(url), skip_table_creation=True)
-        names = [s.study_name for s in storage.get_all_studies()]
-    except Exception as err:
-        from tunekit.storage.urls import scrub
-
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DashboardError(
-            f"cannot read an Optuna storage at {shown}: {type(err).__name__}: "
-            f"{scrub(first, url)}. Check the URL and that the database is reachable."
-        ) from None
+    names = [s.study_name for s in storage.get_all_studies()]
     if names:
         logger.info("%s holds %d stud%s: %s", shown, len(names), "y" if len(names) == 1 else
                     "ies", ", ".join(names))

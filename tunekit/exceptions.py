@@ -1,6 +1,12 @@
 """Exceptions raised by tunekit."""
 
-__all__ = ["DivergedError", "InputShapeError", "SearchFailedError", "TunekitError"]
+__all__ = [
+    "DivergedError",
+    "InputShapeError",
+    "SearchFailedError",
+    "StorageError",
+    "TunekitError",
+]
 
 
 class TunekitError(Exception):
@@ -17,3 +23,12 @@ class InputShapeError(TunekitError, ValueError):
 
 class SearchFailedError(TunekitError, RuntimeError):
     """Every candidate of a search failed; the first traceback is attached."""
+
+
+class StorageError(TunekitError, RuntimeError):
+    """The Optuna storage was lost while a study ran (server stopped, network cut).
+
+    Finished trials are safe in the storage; the trial that was running is
+    failed and retried by the next worker once its heartbeat is stale. The
+    message never shows the URL's password.
+    """

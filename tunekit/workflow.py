@@ -21,7 +21,6 @@ together they run each once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -40,6 +39,7 @@ import numpy as np
 from tunekit._signals import check_stop, stop_requested
 from tunekit.exceptions import SearchFailedError
 from tunekit.space import Choice, Space
+from tunekit.storage import make_storage, study_lock
 
 __all__ = [
     "Config",
@@ -417,76 +417,6 @@ class StudyOutcome:
     report: dict = field(default_factory=dict)
     n_finished: int = 0
     interrupted: bool = False
-
-
-# ------------------------------------------------------------ storage helpers
-def _sqlite_file(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    return None if not database or database == ":memory:" else Path(database)
-
-
-@contextlib.contextmanager
-def _study_lock(url: str, study_name: str, storage):
-    """Serialize plan bookkeeping between processes sharing the study.
-
-    SQLite: an exclusive ``flock`` on ``<database>.lock`` (one machine);
-    PostgreSQL: a session advisory lock (several machines); otherwise none.
-    """
-    if url.startswith("sqlite"):
-        path = _sqlite_file(url)
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            fcntl = None
-        if path is None or fcntl is None:
-            yield
-            return
-        with open(f"{path}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    elif url.startswith("postgres") and hasattr(storage, "engine"):
-        from sqlalchemy import text
-
-        digest = hashlib.sha1(f"tunekit:{study_name}".encode()).digest()[:8]
-        key = int.from_bytes(digest, "big", signed=True)
-        with storage.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                conn.commit()
-    else:
-        yield
-
-
-def _open_storage(url: str):
-    """``make_storage(url)``, safe when several workers open a new database at once.
-
-    Optuna creates its tables when it first opens a database; two processes
-    doing so together collide. SQLite: the file lock serializes them (and the
-    file's folder is created); other databases: the loser tries once more.
-    """
-    from tunekit.storage import make_storage
-
-    if url.startswith("sqlite"):
-        path = _sqlite_file(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        with _study_lock(url, "", None):
-            return make_storage(url)
-    try:
-        return make_storage(url)
-    except ValueError as err:
-        if "Integrity" not in str(err) and "already exists" not in str(err):
-            raise
-        time.sleep(1.0)
-        return make_storage(url)
 
 
 def _jsonable_param(value):
@@ -921,7 +851,7 @@ def run_study(
     if out is not None:
         _check_writable(out)  # before any training: a report that cannot be written
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = _open_storage(storage)
+    store = make_storage(storage)
     study = optuna.create_study(
         storage=store, study_name=study_name, direction="maximize", load_if_exists=True
     )
@@ -1158,7 +1088,7 @@ def _run_plan(
         if left is not None and left <= 0:
             logger.info("timeout reached: no more trials are started")
             break
-        with _study_lock(url, study.study_name, store):
+        with study_lock(url, study.study_name, store):
             trials = study.get_trials(deepcopy=False)
             waiting = [t for t in trials if t.state == TrialState.WAITING]
             mine = [t for t in waiting if t.user_attrs.get(_TOKEN) == token]

@@ -198,7 +198,7 @@ def test_bare_postgresql_urls_fall_back_to_psycopg2(monkeypatch, url, expected):
     """SQLAlchemy 2.1 maps postgresql:// to psycopg 3; tunekit's extra installs psycopg2."""
     import importlib.util
 
-    from tunekit.report._load import _with_available_driver
+    from tunekit.storage.urls import resolve_url
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -208,4 +208,4 @@ def test_bare_postgresql_urls_fall_back_to_psycopg2(monkeypatch, url, expected):
             object() if name == "psycopg2" else None if name == "psycopg" else real(name, *a)
         ),
     )
-    assert _with_available_driver(url) == expected
+    assert resolve_url(url) == expected

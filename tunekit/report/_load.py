@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 
 from tunekit.report._errors import ReportError
 from tunekit.report._schema import _as_param_value
 from tunekit.report._source import LoadedResult, baseline_scores
-from tunekit.storage.urls import check_sqlite_file, redact_url, scrub
+from tunekit.storage import open_for_reading
+from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, scrub, sqlite_url
 
 __all__ = ["load"]
 
 logger = logging.getLogger("tunekit.report")
 
-_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 _TEXT_KEYS = {"state", "failure_reason"}
 
@@ -32,73 +33,14 @@ def _is_url(source: Any) -> bool:
     return isinstance(source, str) and "://" in source
 
 
-def _describe(exc: BaseException) -> str:
-    """The error and its root cause, one line each (Optuna hides driver errors)."""
-    root = exc
-    seen = {id(exc)}
-    while True:
-        nxt = root.__cause__ or root.__context__
-        if nxt is None or id(nxt) in seen:
-            break
-        seen.add(id(nxt))
-        root = nxt
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = f"{type(exc).__name__}: {first.rstrip('. ')}."
-    if root is not exc:
-        cause = str(root).strip().splitlines()[0] if str(root).strip() else ""
-        text += f" Caused by {type(root).__name__}: {cause.rstrip('. ')}."
-    return text
-
-
-def _with_available_driver(url: str) -> str:
-    """``postgresql://`` means psycopg 3 to SQLAlchemy >= 2.1; fall back to psycopg2.
-
-    tunekit's ``postgres`` extra installs psycopg2, so a bare ``postgresql://``
-    URL is given the ``+psycopg2`` driver when psycopg 3 is missing.
-    """
-    import importlib.util
-
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in {"postgresql", "postgres"}:
-        return url
-    if importlib.util.find_spec("psycopg") is not None:
-        return url
-    if importlib.util.find_spec("psycopg2") is None:
-        return url
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url).set(drivername="postgresql+psycopg2")
-    logger.info("using the psycopg2 driver for %s", redact_url(url))
-    return parsed.render_as_string(hide_password=False)
-
-
 def _open_study(url: str, study: str | None) -> Any:
     """Load one study from an Optuna RDB storage without creating or changing tables."""
     shown = redact_url(url)
     try:
-        check_sqlite_file(url)
+        storage = open_for_reading(url)
+        names = optuna.study.get_all_study_names(storage=storage)
     except ValueError as err:
         raise ReportError(str(err)) from None
-    import optuna
-
-    try:
-        driver_url = _with_available_driver(url)
-        storage = optuna.storages.RDBStorage(driver_url, skip_table_creation=True)
-        names = optuna.study.get_all_study_names(storage=storage)
-    except Exception as exc:
-        message = _describe(exc)
-        hint = ""
-        if any(k in message for k in ("No module named", "DB access module")):
-            scheme = url.split("://", 1)[0]
-            hint = f" Install the database driver for {scheme!r}" + (
-                ": pip install 'tunekit[postgres]' (psycopg2)."
-                if scheme.startswith("postgres")
-                else "."
-            )
-        raise ReportError(
-            f"cannot read an Optuna storage at {shown}: {scrub(message, url)} Check the URL, "
-            f"that the database is reachable and holds Optuna studies.{hint}"
-        ) from None
     if not names:
         raise ReportError(f"the storage {shown} holds no study; run a study first")
     if study is None:
@@ -201,19 +143,15 @@ def _candidate(label: Any) -> Any:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def _sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path.resolve()}"
-
-
 def _from_directory(path: Path, study: str | None) -> Any:
-    databases = sorted(p for p in path.iterdir() if p.suffix.lower() in _SQLITE_SUFFIXES)
+    databases = sorted(p for p in path.iterdir() if p.suffix.lower() in SQLITE_SUFFIXES)
     if len(databases) > 1 and (study is not None or not (path / "cv_results.json").is_file()):
         raise ReportError(
             f"{str(path)!r} holds several databases {[p.name for p in databases]}; pass one "
             "of them (or its sqlite:/// URL) instead of the directory"
         )
     if study is not None and databases:
-        return _open_study(_sqlite_url(databases[0]), study)
+        return _open_study(sqlite_url(databases[0], absolute=True), study)
     for name, reader in (
         ("cv_results.json", _read_json),
         ("leaderboard.json", _read_json),
@@ -222,7 +160,7 @@ def _from_directory(path: Path, study: str | None) -> Any:
         if (path / name).is_file():
             return reader(path / name)
     if databases:
-        return _open_study(_sqlite_url(databases[0]), study)
+        return _open_study(sqlite_url(databases[0], absolute=True), study)
     pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES)
     extra = (
         f" It holds {pickles}, but pickles are never loaded (unpickling runs arbitrary code)."
@@ -286,8 +224,8 @@ def load(source: str | os.PathLike, study: str | None = None) -> Any:
             "(sqlite:///..., postgresql://...) or a result directory"
         )
     suffix = path.suffix.lower()
-    if suffix in _SQLITE_SUFFIXES:
-        return _open_study(_sqlite_url(path), study)
+    if suffix in SQLITE_SUFFIXES:
+        return _open_study(sqlite_url(path, absolute=True), study)
     if suffix == ".json":
         return _read_json(path)
     if suffix == ".csv":

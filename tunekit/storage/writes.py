@@ -1,0 +1,68 @@
+"""Several user attributes of a trial in one storage transaction."""
+
+from __future__ import annotations
+
+import json
+
+# Optuna has no public call that writes several attributes in one transaction
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tunekit.storage.reconnect import ReconnectingRDBStorage, rdb_backend, with_reconnects
+
+__all__ = ["set_user_attrs"]
+
+
+def set_user_attrs(trial, attrs: dict) -> None:
+    """Set several user attributes of a running trial in one storage transaction.
+
+    ``trial.set_user_attr`` commits each attribute on its own (a transaction
+    and a few round trips each); a database storage gets them all in one
+    transaction here, as one multi-row upsert on SQLite and PostgreSQL. The
+    stored layout is the same as with ``set_user_attr`` one by one.
+
+    Parameters
+    ----------
+    trial : optuna.Trial
+        A running trial.
+    attrs : dict
+        Attribute names and JSON-serializable values.
+    """
+    if not attrs:
+        return
+    backend = rdb_backend(trial.storage)
+    if backend is None:
+        for key, value in attrs.items():
+            trial.storage.set_trial_user_attr(trial._trial_id, key, value)
+    elif isinstance(backend, ReconnectingRDBStorage):
+        with_reconnects(
+            lambda: _upsert_user_attrs(backend, trial._trial_id, attrs), "set_user_attrs", backend
+        )
+    else:
+        _upsert_user_attrs(backend, trial._trial_id, attrs)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def _upsert_user_attrs(backend, trial_id: int, attrs: dict) -> None:
+    model = models.TrialUserAttributeModel
+    dialect = backend.engine.name
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+        backend.check_trial_is_updatable(trial_id, trial.state)
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            rows = [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items()
+            ]
+            statement = insert(model).values(rows)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[model.trial_id, model.key],
+                    set_={"value_json": statement.excluded.value_json},
+                )
+            )
+        else:  # other databases: Optuna's own statement per attribute, still one transaction
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
