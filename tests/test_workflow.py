@@ -16,7 +16,16 @@ from sklearn.tree import DecisionTreeClassifier
 import tunekit as tk
 from tunekit import workflow
 from tunekit.exceptions import SearchFailedError
-from tunekit.workflow import Config, capacity_ladder, one_at_a_time, plan_space, run_study
+from tunekit.workflow import (
+    Config,
+    capacity_ladder,
+    one_at_a_time,
+    plan_queue,
+    plan_space,
+    run_study,
+    runner,
+)
+from tunekit.workflow.plans import encode_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -163,7 +172,7 @@ def test_an_interrupted_configuration_runs_again(binary_data, tmp_path):
     kwargs = dict(storage=url, study_name="c", plan=C_PLAN, cv=3, verbose=0)
     run_study(LogisticRegression(), X, y, n_trials=1, **kwargs)
     study = optuna.load_study(study_name="c", storage=url)
-    encoded = workflow._encode(plan_space(C_PLAN), C_PLAN[1].params)
+    encoded = encode_params(plan_space(C_PLAN), C_PLAN[1].params)
     study.add_trial(  # what Ctrl-C leaves behind: FAIL without a failure_reason
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.FAIL,
@@ -185,7 +194,7 @@ def test_configurations_queued_by_a_process_that_is_gone_are_taken_over(binary_d
     kwargs = dict(storage=url, study_name="c", plan=C_PLAN, cv=3, verbose=0)
     run_study(LogisticRegression(), X, y, n_trials=1, **kwargs)
     study = optuna.load_study(study_name="c", storage=url)
-    encoded = workflow._encode(plan_space(C_PLAN), C_PLAN[1].params)
+    encoded = encode_params(plan_space(C_PLAN), C_PLAN[1].params)
     gone = {"host": socket.gethostname(), "pid": 2**22 + 12345, "time": time.time()}
     attrs = {"tunekit_token": "gone", "tunekit_plan_params": encoded, "tunekit_enqueued_by": gone}
     study.enqueue_trial(encoded, user_attrs=attrs)  # what Ctrl-C or --timeout leaves queued
@@ -236,7 +245,7 @@ ORPHAN_CASES = {
 @pytest.mark.parametrize("case", list(ORPHAN_CASES))
 def test_who_may_take_over_a_queued_configuration(case):
     queued, others, expected = ORPHAN_CASES[case]
-    assert workflow._orphaned(queued(), others()) is expected
+    assert plan_queue._orphaned(queued(), others()) is expected
 
 
 def test_a_study_run_with_other_settings_is_refused(binary_data, tmp_path):
@@ -457,7 +466,7 @@ def test_disk_trouble_names_the_path_and_the_report_can_be_rebuilt(
         with pytest.raises(OSError, match=r"cannot write the report to .*blocker.*Nothing was"):
             run_study(LogisticRegression(), X, y, out=out, **kwargs)
         assert not os.path.exists(tmp_path / "study.db")  # no study was even opened
-        monkeypatch.setattr(workflow, "_check_writable", lambda out: None)  # it breaks later
+        monkeypatch.setattr(runner, "check_writable", lambda out: None)  # it breaks later
     with pytest.raises(OSError, match=match) as info:
         run_study(LogisticRegression(), X, y, out=out, **kwargs)
     monkeypatch.undo()

@@ -1,0 +1,186 @@
+"""The plan's queue in a shared study: which configurations to enqueue, and who runs them.
+
+Each process tags what it enqueues and only starts as many trials as it has
+enqueued (plus, in a normal run, the queued trials nobody else will run), so
+that processes sharing a study never make Optuna sample a configuration off
+the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from optuna.trial import TrialState
+
+from tunekit.space import Space
+from tunekit.storage import study_lock
+from tunekit.workflow.plans import Config, encode_params
+from tunekit.workflow.summary import describe_params
+
+__all__ = ["n_finished", "overfitted", "plan_labels", "plan_params", "run_plan"]
+
+logger = logging.getLogger("tunekit")
+
+_TOKEN, _LABEL, _PLAN = "tunekit_token", "tunekit_label", "tunekit_plan_params"
+_OWNER = "tunekit_enqueued_by"  # {"host", "pid", "time"} of the process that queued a trial
+_ORPHAN_AFTER = 120.0  # seconds after which another machine's queued trial is up for grabs
+
+
+def plan_params(trial) -> dict:
+    return dict(trial.user_attrs.get(_PLAN) or trial.params)
+
+
+def plan_labels(study, space: Space, plan: Sequence[Config]) -> dict[int, str]:
+    """Trial number -> the name of the plan configuration it ran (retries included)."""
+    encoded = [(encode_params(space, c.params), c.label) for c in plan]
+    labels = {}
+    for trial in study.get_trials(deepcopy=False):
+        params = plan_params(trial)
+        for values, label in encoded:
+            if all(params.get(k) == v for k, v in values.items()):
+                labels[trial.number] = label
+                break
+    return labels
+
+
+def _failed_for_good(trial) -> bool:
+    """A FAIL trial whose configuration failed; not one that a signal or a crash stopped."""
+    reason = str(trial.user_attrs.get("failure_reason") or "")
+    if "failure_traceback" in trial.user_attrs:
+        return True
+    return bool(reason) and "stopped by" not in reason and "queued again" not in reason
+
+
+def _covered(encoded: Mapping, trials) -> bool:
+    """A configuration is done or in progress: finished, running, waiting or truly failed."""
+    for t in trials:
+        if t.state.name == "FAIL" and not _failed_for_good(t):
+            continue  # interrupted or killed: run it again
+        params = plan_params(t)
+        if all(params.get(k) == v for k, v in encoded.items()):
+            return True
+    return False
+
+
+def _owner() -> dict:
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+
+
+def _orphaned(trial, trials) -> bool:
+    """A queued trial whose process is gone: it will never run it itself.
+
+    On this machine the process is looked up. A trial queued on another
+    machine counts as orphaned once its process has shown no sign of life
+    (queueing, running or finishing one of its trials) for ``_ORPHAN_AFTER``
+    seconds.
+    """
+
+    owner = trial.user_attrs.get(_OWNER)
+    if not isinstance(owner, dict):
+        return True
+    if owner.get("host") == socket.gethostname():
+        try:
+            os.kill(int(owner.get("pid", 0)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, OSError):
+            return False
+        return False
+    token = trial.user_attrs.get(_TOKEN)
+    last = float(owner.get("time", 0.0))
+    for other in trials:
+        if other.user_attrs.get(_TOKEN) != token:
+            continue
+        if other.state.name == "RUNNING":
+            return False
+        if other.datetime_complete is not None:
+            last = max(last, other.datetime_complete.timestamp())
+    return time.time() - last > _ORPHAN_AFTER
+
+
+def n_finished(study) -> int:
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def run_plan(
+    study,
+    store,
+    url: str,
+    space: Space,
+    entries: Sequence[Config],
+    run: Callable[[int, int], None],
+    *,
+    one_by_one: bool,
+    final_refit: int | None,
+    until_train_score: float | None,
+    time_left: Callable[[], float | None],
+) -> None:
+    """Enqueue the plan's missing configurations and run them.
+
+    Each process tags what it enqueues and only starts as many trials as it
+    has enqueued (plus, in a normal run, the queued trials nobody else will
+    run: retries of interrupted trials, trials of processes that are gone), so
+    that processes sharing a study never make Optuna sample a configuration
+    off the plan. Workers take one configuration at a time.
+    """
+
+    token = uuid.uuid4().hex
+    encoded = [encode_params(space, c.params) for c in entries]
+    while True:
+        if until_train_score is not None and overfitted(study, until_train_score):
+            break
+        left = time_left()
+        if left is not None and left <= 0:
+            logger.info("timeout reached: no more trials are started")
+            break
+        with study_lock(url, study.study_name, store):
+            trials = study.get_trials(deepcopy=False)
+            waiting = [t for t in trials if t.state == TrialState.WAITING]
+            mine = [t for t in waiting if t.user_attrs.get(_TOKEN) == token]
+            todo = [i for i, e in enumerate(encoded) if not _covered(e, trials)]
+            if one_by_one and not mine:
+                todo = todo[:1]
+            elif one_by_one:
+                todo = []
+            for i in todo:
+                attrs = {_TOKEN: token, _LABEL: entries[i].label, _PLAN: encoded[i]}
+                study.enqueue_trial(encoded[i], user_attrs={**attrs, _OWNER: _owner()})
+            # a normal run also takes over queued trials nobody will run: retries of
+            # interrupted or dead trials (no token), and those of processes that are gone
+            orphans = [
+                t for t in waiting if t.user_attrs.get(_TOKEN) != token and _orphaned(t, trials)
+            ]
+            n_run = len(mine) + len(todo) + (0 if one_by_one else len(orphans))
+        if n_run == 0:
+            break
+        if one_by_one:
+            logger.info("running %s", ", ".join(entries[i].label for i in todo) or "a trial")
+        run(n_run, 1)  # one refit only: Ctrl-C must not wait for the report's refits
+        if not one_by_one:
+            break
+    if final_refit is not None:
+        run(0, final_refit)
+
+
+def overfitted(study, threshold: float) -> bool:
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        scores = [s for s in trial.user_attrs.get("cv_train_scores") or [] if s is not None]
+        if scores and float(np.mean(scores)) >= threshold:
+            logger.info(
+                "trial %d (%s) reached a training score of %.4f >= %g: the model overfits",
+                trial.number,
+                describe_params(trial.user_attrs.get("params") or trial.params),
+                float(np.mean(scores)),
+                threshold,
+            )
+            return True
+    return False
