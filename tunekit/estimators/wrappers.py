@@ -1,40 +1,16 @@
-"""scikit-learn estimators for Keras models: :class:`KerasClassifier`, :class:`KerasRegressor`.
-
-This is the only module of tunekit that imports scikeras. The estimators are
-subclasses of scikeras's wrappers that fix what scikeras 0.13 gets wrong under
-current scikit-learn and add what tuning needs:
-
-- they are a classifier / regressor to scikit-learn (``__sklearn_tags__``), so
-  ``GridSearchCV(cv=5)`` stratifies and probability scorers work;
-- the builder receives an explicit ``input_shape`` (from ``X`` or declared on
-  the estimator) and its output layer and loss are inferred from the target;
-- bad input is rejected before any training, with messages that say the rule,
-  the value and the fix;
-- ``random_state`` seeds the fit without turning TensorFlow op determinism on
-  for the rest of the process;
-- a fit whose loss becomes NaN or infinite stops with :class:`DivergedError`;
-- ``early_stopping`` watches a validation split carved from the data passed to
-  ``fit`` (inside cross-validation: from the training fold) and restores the
-  best weights.
-"""
+"""The estimators: scikeras's wrappers, fixed and extended (the only scikeras import)."""
 
 from __future__ import annotations
 
 import inspect
 import numbers
-import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import keras
 import numpy as np
 import scipy.sparse as sp
-import tensorflow as tf
-from keras.src.backend.common import global_state as _global_state
-from keras.src.random import seed_generator as _seed_generator
-from keras.src.utils import rng_utils as _rng_utils
 from scikeras import wrappers as _sk
 from scikeras._utils import (
     accepts_kwargs,
@@ -46,78 +22,26 @@ from scikeras._utils import (
 from scikeras.utils import metric_name
 from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, RegressorTags
-from tensorflow.python.eager import context as _tf_context
 
 from tunekit import builders
 from tunekit._checks import check_estimator_params
+from tunekit.estimators.inputs import (
+    as_shape,
+    check_fits_floatx,
+    check_not_ragged,
+    count,
+    is_numeric_dtype_pd,
+    isnan_mask,
+    keras_accepts,
+    n_samples_for_full_batch,
+    same_value,
+    several_outputs,
+    shape_message,
+)
+from tunekit.estimators.seeds import seeded
 from tunekit.exceptions import DivergedError, InputShapeError
 
 __all__ = ["KerasClassifier", "KerasRegressor"]
-
-
-@contextmanager
-def _seeded(seed: int | None):
-    """Seed Python, NumPy and the Keras backend for the block, without op determinism.
-
-    scikeras's own ``tensorflow_random_state`` enables TensorFlow op determinism
-    and can leave it on, after which any unseeded random op in the process
-    raises. Here only the seeds are set, and every global random state the
-    block touched is put back on exit: Python's, NumPy's, TensorFlow's global
-    seed and Keras's global seed, so code running after a seeded fit draws the
-    same (unseeded) numbers as if the fit had never run.
-    """
-    if seed is None:
-        yield
-        return
-    py_state = random.getstate()
-    np_state = np.random.get_state()  # noqa: NPY002 - restoring the legacy global state
-    keras_state = _keras_seed_state()
-    tf_state = _tf_seed_state()
-    keras.utils.set_random_seed(int(seed))
-    try:
-        yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)  # noqa: NPY002
-        _restore_keras_seed_state(keras_state)
-        _restore_tf_seed_state(tf_state)
-
-
-def _keras_seed_state() -> tuple:
-    """Keras's global seed and global seed generator, as ``set_random_seed`` leaves them."""
-    return (
-        _global_state.get_global_attribute(_rng_utils.GLOBAL_RANDOM_SEED),
-        _global_state.get_global_attribute(_seed_generator.GLOBAL_SEED_GENERATOR),
-    )
-
-
-def _restore_keras_seed_state(state: tuple) -> None:
-    seed, generator = state
-    _global_state.set_global_attribute(_rng_utils.GLOBAL_RANDOM_SEED, seed)
-    _global_state.set_global_attribute(_seed_generator.GLOBAL_SEED_GENERATOR, generator)
-
-
-def _tf_seed_state() -> tuple | None:
-    """TensorFlow's eager global seed and its op-seed sequence (``None`` in graph mode).
-
-    ``keras.utils.set_random_seed`` sets TensorFlow's global seed whenever
-    TensorFlow is installed, whatever the Keras backend. (scikeras imports
-    TensorFlow in any case.)
-    """
-    if not _tf_context.executing_eagerly():
-        return None
-    rng = getattr(_tf_context.context(), "_rng", None)
-    return _tf_context.global_seed(), None if rng is None else rng.getstate()
-
-
-def _restore_tf_seed_state(state: tuple | None) -> None:
-    if state is None:
-        return
-    seed, rng_state = state
-    tf.random.set_seed(seed)  # None: unseeded again, as before the block
-    rng = getattr(_tf_context.context(), "_rng", None)
-    if seed is not None and rng is not None and rng_state is not None:
-        rng.setstate(rng_state)  # continue the caller's op-seed sequence where it was
 
 
 class _DivergenceGuard(keras.callbacks.Callback):
@@ -136,10 +60,6 @@ class _DivergenceGuard(keras.callbacks.Callback):
                 "(optimizer__learning_rate=...), clip gradients (optimizer__clipnorm=1.0) "
                 "or scale the inputs (StandardScaler in a Pipeline)."
             )
-
-
-def _is_numeric_dtype(dtype) -> bool:
-    return np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_
 
 
 class _TunekitWrapper:
@@ -191,7 +111,7 @@ class _TunekitWrapper:
             bad = [
                 str(c)
                 for c, dt in zip(X.columns, dtypes, strict=True)
-                if not _is_numeric_dtype_pd(dt)
+                if not is_numeric_dtype_pd(dt)
             ]
             if bad:
                 raise ValueError(
@@ -202,12 +122,12 @@ class _TunekitWrapper:
         try:
             arr = np.asarray(X)
         except ValueError:
-            _check_not_ragged(X, name)
+            check_not_ragged(X, name)
             return None  # exotic input: let scikit-learn's checks speak
         except Exception:
             return None
         if arr.dtype == object and arr.ndim == 1:
-            _check_not_ragged(X, name)
+            check_not_ragged(X, name)
         if arr.ndim == 0 or arr.ndim == 1:
             raise ValueError(
                 f"{name} expects X to be 2-D (n_samples, n_features) or more, but got "
@@ -248,7 +168,7 @@ class _TunekitWrapper:
                 "SimpleImputer in a Pipeline."
             )
         if arr.dtype.kind in "fiu":
-            _check_fits_floatx(arr, name)
+            check_fits_floatx(arr, name)
         shape = arr.shape
         if y is None:
             return shape
@@ -267,7 +187,7 @@ class _TunekitWrapper:
                     "samples before fitting."
                 )
         elif fitting:
-            labels = np.unique(y_arr[~_isnan_mask(y_arr)]) if y_arr.size else y_arr
+            labels = np.unique(y_arr[~isnan_mask(y_arr)]) if y_arr.size else y_arr
             is_column = y_arr.ndim == 2 and y_arr.shape[1] == 1
             if (y_arr.ndim == 1 or is_column) and labels.size < 2:
                 raise ValueError(
@@ -286,12 +206,12 @@ class _TunekitWrapper:
             shape = self._check_input(X, y, fitting=reset)
             expected = None
             if reset and getattr(self, "input_shape", None) is not None:
-                expected = _as_shape(self.input_shape)
+                expected = as_shape(self.input_shape)
             elif not reset and hasattr(self, "X_shape_"):
                 expected = tuple(self.X_shape_[1:])
             got = None if shape is None else tuple(shape[1:])
             if expected is not None and got is not None and got != expected:
-                raise InputShapeError(_shape_message(type(self).__name__, got, expected))
+                raise InputShapeError(shape_message(type(self).__name__, got, expected))
         elif y is not None:
             self._check_input(np.zeros((1, 1)), y, fitting=reset)
         return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
@@ -405,7 +325,7 @@ class _TunekitWrapper:
                 build_params["compile_kwargs"] = self._get_compile_kwargs()
             if wants("params"):
                 build_params["params"] = self.get_params()
-        with _seeded(self._random_state):
+        with seeded(self._random_state):
             model = final_build_fn(**build_params)
         self._check_model_input(model)
         return model
@@ -416,9 +336,9 @@ class _TunekitWrapper:
             return
         declared = tuple(inputs[0].shape[1:])
         got = tuple(self.X_shape_[1:])
-        if not _keras_accepts(declared, got):
+        if not keras_accepts(declared, got):
             raise InputShapeError(
-                _shape_message(type(self).__name__, got, declared, where="the built model")
+                shape_message(type(self).__name__, got, declared, where="the built model")
             )
 
     # ------------------------------------------------------------------ training
@@ -434,7 +354,7 @@ class _TunekitWrapper:
         fit_args.update(kwargs)
         for key in ("batch_size", "validation_batch_size"):
             if fit_args.get(key) == -1:
-                fit_args[key] = _n_samples_for_full_batch(X, key)
+                fit_args[key] = n_samples_for_full_batch(X, key)
         fit_args = {k: v for k, v in fit_args.items() if not k.startswith("callbacks")}
         callbacks = [*self._fit_callbacks, *extra_callbacks]
         callbacks.append(_DivergenceGuard(fit_args["epochs"]))
@@ -465,7 +385,7 @@ class _TunekitWrapper:
         fit_args["sample_weight"] = sample_weight
         fit_args["callbacks"] = callbacks
 
-        with _seeded(self._random_state):
+        with seeded(self._random_state):
             hist = self.model_.fit(x=X, y=y, **fit_args)
 
         if not warm_start or not hasattr(self, "history_") or initial_epoch == 0:
@@ -534,7 +454,7 @@ class _TunekitWrapper:
                     defaults[param.name] = param.default
         parts = []
         for key, value in self.get_params(deep=False).items():
-            if key in defaults and _same_value(defaults[key], value):
+            if key in defaults and same_value(defaults[key], value):
                 continue
             shown = getattr(value, "__name__", None) if callable(value) else None
             parts.append(f"{key}={shown or repr(value)}")
@@ -553,142 +473,6 @@ class _TunekitWrapper:
 
 
 _OUTPUT_KEYS = ("output_units", "output_activation")
-
-
-def _check_not_ragged(X, name: str) -> None:
-    """Raise a ``ValueError`` when ``X`` is a list of rows of different lengths."""
-    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
-        return
-    lengths = [len(row) if hasattr(row, "__len__") else None for row in X]
-    first = lengths[0]
-    odd = next((i for i, n in enumerate(lengths) if n != first), None)
-    if odd is None:
-        return
-    raise ValueError(
-        f"Input X is ragged: every sample must have the same number of features, but row 0 "
-        f"has {first} and row {odd} has {lengths[odd]} (row lengths seen: "
-        f"{sorted({n for n in lengths if n is not None})}). {name} needs a rectangular X: "
-        "pad or truncate the rows to one length first (for sequences: "
-        "keras.utils.pad_sequences)."
-    )
-
-
-def _check_fits_floatx(arr: np.ndarray, name: str) -> None:
-    """Raise a ``ValueError`` when finite values of ``arr`` overflow Keras's float type."""
-    floatx = keras.backend.floatx()
-    limit = float(np.finfo(floatx).max)
-    info = np.finfo(arr.dtype) if arr.dtype.kind == "f" else np.iinfo(arr.dtype)
-    if float(info.max) <= limit:  # every value of this dtype fits: nothing to scan
-        return
-    low, high = float(arr.min()), float(arr.max())
-    largest = max(abs(low), abs(high))
-    if largest <= limit:
-        return
-    raise ValueError(
-        f"Input X holds finite values too large for {floatx}, the type {name} trains in: the "
-        f"largest magnitude is {largest:.3g}, above {floatx}'s maximum of {limit:.3g}, so "
-        "those values would become infinity. Rescale those features (divide by a constant "
-        "or take a log) or clip or drop the outliers before fitting."
-    )
-
-
-def _n_samples_for_full_batch(X, key: str) -> int:
-    """The batch size that ``-1`` stands for: all samples of ``X``, which must have a shape."""
-    try:
-        return int(X.shape[0])
-    except AttributeError:
-        raise ValueError(
-            f"`{key}=-1` requires that `X` implement `shape`: -1 means one batch of all "
-            f"samples, but X reached the model as a {type(X).__name__} (for example from a "
-            f"feature_encoder that splits X into several inputs). Set {key} to a number of "
-            "samples instead."
-        ) from None
-
-
-def _count(value) -> int | None:
-    """``value`` as one count, or ``None`` when it is a list (one entry per output) or unset."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        return int(value)
-    return None
-
-
-def _several_outputs(estimator) -> bool:
-    """Whether the target encoder maps ``y`` to several Keras outputs.
-
-    A custom ``target_encoder`` for multi-output models sets
-    ``n_outputs_expected_`` above 1 (or list-valued metadata); one
-    ``output_units`` value cannot describe such a model, so none is inferred.
-    """
-    expected = getattr(estimator, "n_outputs_expected_", None)
-    if expected is not None and not isinstance(expected, numbers.Integral):
-        return True
-    return expected is not None and int(expected) > 1
-
-
-def _same_value(a, b) -> bool:
-    if a is b:
-        return True
-    try:
-        return type(a) is type(b) and bool(a == b)
-    except Exception:
-        return False
-
-
-def _isnan_mask(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind in "fc":
-        return np.isnan(arr)
-    return np.zeros(arr.shape, dtype=bool)
-
-
-def _is_numeric_dtype_pd(dtype) -> bool:
-    try:
-        import pandas as pd
-
-        return bool(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return _is_numeric_dtype(dtype)
-
-
-def _as_shape(shape) -> tuple[int, ...]:
-    if isinstance(shape, numbers.Integral):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
-
-
-def _keras_accepts(declared: tuple, got: tuple) -> bool:
-    """Whether a model whose input declares ``declared`` per sample takes samples ``got``.
-
-    ``None`` entries match any size. Like Keras's functional models, a rank
-    that differs by one trailing axis of size 1 is accepted (Keras squeezes or
-    expands that axis).
-    """
-    if len(got) == len(declared) + 1 and got[-1] == 1:
-        got = got[:-1]
-    elif len(declared) == len(got) + 1 and declared[-1] == 1:
-        declared = declared[:-1]
-    return len(declared) == len(got) and all(
-        d is None or d == g for d, g in zip(declared, got, strict=True)
-    )
-
-
-def _shape_message(name, got, expected, where="this estimator") -> str:
-    got_n = int(np.prod(got)) if len(got) == 1 else got
-    exp_n = int(np.prod(expected)) if len(expected) == 1 else expected
-    if len(got) != len(expected):
-        head = (
-            f"X has {len(got) + 1} dimensions, but this {name} is expecting "
-            f"{len(expected) + 1} dimensions in X"
-        )
-    else:
-        head = f"X has {got_n} features, but {name} is expecting {exp_n} features as input"
-    return (
-        f"{head}: "
-        f"{where} declares an input shape of {tuple(expected)} per sample and X has samples "
-        f"of shape {tuple(got)}. Pass data with the declared shape, or fix input_shape= "
-        "(or the builder's Input layer)."
-    )
 
 
 _DOC_COMMON = """
@@ -795,9 +579,9 @@ class KerasClassifier(_TunekitWrapper, _sk.KerasClassifier):
         return _sk.ClassifierLabelEncoder(loss=self._resolved_loss(), categories=categories)
 
     def _output_spec(self) -> dict:
-        if _several_outputs(self):
+        if several_outputs(self):
             return {}
-        n_classes = _count(getattr(self, "n_classes_", None))
+        n_classes = count(getattr(self, "n_classes_", None))
         if self.target_type_ == "binary":
             return {"output_units": 1, "output_activation": "sigmoid"}
         if self.target_type_ == "multiclass" and n_classes is not None:
@@ -842,7 +626,7 @@ class KerasRegressor(_TunekitWrapper, _sk.KerasRegressor):
         return "mean_squared_error"
 
     def _output_spec(self) -> dict:
-        if _several_outputs(self):
+        if several_outputs(self):
             return {"output_activation": "linear"}
         ndim = getattr(self, "y_ndim_", 1)
         units = 1 if ndim == 1 else int(self._n_targets)
