@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from tunekit.engine._backend import get_backend
+from tunekit.engine.early_stopping import EarlyStopping
 from tunekit.engine.keras_stack._plan import KerasGroup, _Plan
 from tunekit.engine.keras_stack.layers import (
     _STEP_STRIDE,
@@ -342,51 +343,28 @@ def _unstack(flat: list[np.ndarray], m: int) -> list[np.ndarray]:
     return [w[m] for w in flat]
 
 
-class _EarlyStopping:
-    """``keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)``, per member.
+class _BestWeights:
+    """The watched members' best weights so far, on the host (``restore_best_weights``)."""
 
-    The first watched epoch is always an improvement; ``wait`` counts the
-    epochs since the best; a member stops once ``wait >= patience`` after the
-    first epoch; at the end every watched member gets its best weights back.
-    """
+    def __init__(self, watch: np.ndarray):
+        self.watch = watch
+        self.weights: list | None = None
 
-    def __init__(self, patience: Sequence[int | None]):
-        n = len(patience)
-        self.patience = np.array([-1 if p is None else int(p) for p in patience])
-        self.watch = self.patience >= 0
-        self.best = np.full(n, np.inf)
-        self.best_epoch = np.full(n, -1)
-        self.wait = np.zeros(n, dtype=int)
-        self.stopped = np.zeros(n, dtype=bool)
-        self.best_weights: list | None = None
-
-    def update(self, epoch: int, val_loss: np.ndarray, active: np.ndarray, weights: list):
-        """Record one epoch's validation losses; ``weights`` are host arrays ``(M, ...)``."""
-        improved = np.zeros(len(self.patience), dtype=bool)
-        for m in np.flatnonzero(active & self.watch):
-            self.wait[m] += 1
-            if self.best_epoch[m] < 0 or val_loss[m] < self.best[m]:
-                self.best[m], self.best_epoch[m], self.wait[m] = val_loss[m], epoch, 0
-                improved[m] = True
-            elif self.wait[m] >= self.patience[m] and epoch > 0:
-                self.stopped[m] = True
-        if self.best_weights is None:
-            self.best_weights = [w.copy() for w in weights]
-        for best, w in zip(self.best_weights, weights, strict=True):
+    def keep(self, improved: np.ndarray, weights: list) -> None:
+        """Keep the ``improved`` members' ``weights`` (host arrays ``(M, ...)``)."""
+        if self.weights is None:
+            self.weights = [w.copy() for w in weights]
+        for best, w in zip(self.weights, weights, strict=True):
             best[improved] = w[improved]
 
     def restore(self, weights: list) -> list:
         """The watched members' best weights, the others' ``weights``."""
-        if self.best_weights is None:
+        if self.weights is None:
             return weights
         return [
             np.where(self.watch.reshape((-1,) + (1,) * (w.ndim - 1)), b, w)
-            for w, b in zip(weights, self.best_weights, strict=True)
+            for w, b in zip(weights, self.weights, strict=True)
         ]
-
-    def kept_epoch(self, n_epochs: np.ndarray) -> np.ndarray:
-        """1-based epoch whose weights each member keeps."""
-        return np.where(self.watch, self.best_epoch + 1, n_epochs)
 
 
 @dataclass
@@ -500,12 +478,13 @@ def train_group(
     start = time.perf_counter()
     bs, max_epochs, patience, shuffle = _resolve(group, members, epochs, batch_size, shuffle)
     run = _start(group, members, X, y, jit_compile)
-    stopper = _EarlyStopping(patience)
+    stopper = EarlyStopping(patience)
+    best = _BestWeights(stopper.watch)
     n_epochs = np.zeros(len(members), dtype=int)
     result = KerasStackResult(group, list(members), [], n_epochs, stopper.kept_epoch(n_epochs))
     losses, val_losses = [], []
     for epoch in range(int(max_epochs.max())):
-        active = ~stopper.stopped & (epoch < max_epochs)
+        active = stopper.active(epoch, max_epochs)
         if not active.any():
             break
         t0 = time.perf_counter()
@@ -517,13 +496,13 @@ def train_group(
         if stopper.watch.any():
             val = _evaluate(run.fns, run.train, run.state, run.X, run.Y, members, run.knobs)
             val_losses.append(np.where(active & stopper.watch, val, np.nan))
-            stopper.update(epoch, val, active, weights)
+            best.keep(stopper.update(epoch, val, active), weights)
         if on_epoch_end is not None:
             result.weights = [_unstack(weights, m) for m in range(len(members))]
             result.best_epoch = stopper.kept_epoch(n_epochs)
             result.history = _history(losses, val_losses)
             on_epoch_end(epoch, result)
-    final = stopper.restore(run.weights())
+    final = best.restore(run.weights())
     result.weights = [_unstack(final, m) for m in range(len(members))]
     result.best_epoch = stopper.kept_epoch(n_epochs)
     result.history = _history(losses, val_losses)
