@@ -43,33 +43,30 @@ __all__ = [
     "train_stack",
 ]
 
-# name -> module that defines it; resolved on first access.
+# name -> the module that defines it (or the subpackage itself), imported on first access
 _LAZY = {
-    "IGNORED_PARAMS": "tunekit.engine.mlp.resolve",
-    "MEMBER_KNOBS": "tunekit.engine.mlp.resolve",
-    "Resolution": "tunekit.engine.mlp.resolve",
-    "resolve_params": "tunekit.engine.mlp.resolve",
-    "stack_config": "tunekit.engine.mlp.resolve",
-    "MemberSpec": "tunekit.engine.mlp.trainer",
-    "StackConfig": "tunekit.engine.mlp.trainer",
-    "StackResult": "tunekit.engine.mlp.trainer",
-    "train_stack": "tunekit.engine.mlp.trainer",
+    **dict.fromkeys(
+        ("IGNORED_PARAMS", "MEMBER_KNOBS", "Resolution", "resolve_params", "stack_config"),
+        "tunekit.engine.mlp.resolve",
+    ),
+    **dict.fromkeys(("MemberSpec", "StackConfig", "train_stack"), "tunekit.engine.mlp.trainer"),
+    "StackResult": "tunekit.engine.result",
     "forward_numpy": "tunekit.engine.mlp.network",
     "member_estimator": "tunekit.engine.mlp.members",
+    "keras_stack": "tunekit.engine.keras_stack",
+    "mlp": "tunekit.engine.mlp",
 }
-_SUBMODULES = {"keras_stack", "mlp"}
 
 
 def __getattr__(name):
     # The one place the evaluators load the trainers (and Keras): this keeps
     # `import tunekit` free of TensorFlow.
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-    elif name in _SUBMODULES:
-        value = import_module(f"tunekit.engine.{name}")
-    else:
+    if name not in _LAZY:
         raise AttributeError(f"module 'tunekit.engine' has no attribute {name!r}")
-    globals()[name] = value
+    module = import_module(_LAZY[name])
+    globals()[name] = value = (
+        module if module.__name__.endswith(f".{name}") else getattr(module, name)
+    )
     return value
 
 

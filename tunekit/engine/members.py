@@ -65,13 +65,7 @@ class StackedMemberClassifier(ClassifierMixin, _Member):
 class StackedMemberRegressor(RegressorMixin, _Member):
     """A regressor trained as one member of a stack (scores cross-validation).
 
-    Attributes
-    ----------
-    weights_ : list of ndarray
-    n_features_in_ : int
-    activation_, output_activation_ : str
-        The hidden and output activations (``mlp()`` members only).
-    best_epoch_, n_epochs_ : int
+    Its attributes are :class:`StackedMemberClassifier`'s, without ``classes_``.
     """
 
     def predict(self, X):

@@ -21,6 +21,7 @@ from tunekit.engine.keras_stack.layers import (
     _row_loss,
 )
 from tunekit.engine.optimizers import apply_updates, init_state
+from tunekit.engine.result import StackResult, diverged
 
 __all__ = ["KerasMember", "KerasStackResult", "member_initial_weights", "train_group"]
 
@@ -60,39 +61,23 @@ class KerasMember:
 
 
 @dataclass
-class KerasStackResult:
+class KerasStackResult(StackResult):
     """What :func:`train_group` returns (also passed to ``on_epoch_end``).
+
+    A :class:`~tunekit.engine.result.StackResult` (its ``weights`` include
+    BatchNormalization moving statistics, its ``epoch_times`` are a list) with:
 
     Attributes
     ----------
     group : KerasGroup
     members : list of KerasMember
-    weights : list of list of ndarray
-        Per member, its weights in ``model.get_weights()`` order (BatchNormalization
-        moving statistics included); the best epoch's for early-stopped members.
-    n_epochs, best_epoch : ndarray of int, shape (M,)
-        Epochs trained; 1-based epoch whose weights were kept.
-    history : dict of str -> ndarray of shape (n_epochs_run, M)
-        ``"loss"`` and, with early stopping, ``"val_loss"`` (NaN where idle).
-    diverged : ndarray of bool, shape (M,)
-    fit_time : float
-        Wall time of the whole stack, compilation included.
-    epoch_times : list of float
-        Wall time of every compiled epoch call (the first includes compilation).
     trace_time : float
         Wall time of the first epoch call less the median of the others: an
         estimate of tracing plus compilation.
     """
 
-    group: KerasGroup
-    members: list
-    weights: list
-    n_epochs: np.ndarray
-    best_epoch: np.ndarray
-    history: dict = field(default_factory=dict)
-    diverged: np.ndarray | None = None
-    fit_time: float = 0.0
-    epoch_times: list = field(default_factory=list)
+    group: KerasGroup | None = None
+    members: list = field(default_factory=list)
     trace_time: float = 0.0
 
 
@@ -154,9 +139,7 @@ class _Compiled:
                 return train, state, opt_state, loss_sum, n_sum
 
             zeros = ops.zeros((idx.shape[1],), dtype="float32")
-            return ops.fori_loop(
-                0, idx.shape[0], body, (train, state, opt_state, zeros, zeros)
-            )
+            return ops.fori_loop(0, idx.shape[0], body, (train, state, opt_state, zeros, zeros))
 
         def evaluate(train, state, X, Y, idx, valid, knobs):
             xb = ops.take(X, idx, axis=0)
@@ -286,7 +269,8 @@ def _stack_weights(group, members) -> list[np.ndarray]:
     for mem in members:
         init = mem.initial_weights
         per_member.append(
-            [np.asarray(w, "float32") for w in init] if init is not None
+            [np.asarray(w, "float32") for w in init]
+            if init is not None
             else member_initial_weights(group, mem.seed)
         )
     return [np.stack([pm[j] for pm in per_member]) for j in range(len(plan.weight_slots))]
@@ -308,8 +292,7 @@ def _check_members(group: KerasGroup, members: Sequence[KerasMember], n_rows: in
         rows = np.asarray(mem.train_idx)
         if rows.size == 0 or rows.min() < 0 or rows.max() >= n_rows:
             raise ValueError(
-                f"member {k} has train_idx outside [0, {n_rows}) or empty; pass row "
-                "positions of X"
+                f"member {k} has train_idx outside [0, {n_rows}) or empty; pass row positions of X"
             )
 
 
@@ -410,8 +393,15 @@ def _start(group, members, X, y, jit_compile) -> _Run:
     flat = [ops.convert_to_tensor(w) for w in _stack_weights(group, members)]
     train = fns.split(flat)
     state = [v for v, s in zip(flat, plan.weight_slots, strict=True) if not s[3]]
-    return _Run(fns, train, state, init_state(plan.optimizer, train),
-                ops.convert_to_tensor(Xa), ops.convert_to_tensor(Ya), knobs)
+    return _Run(
+        fns,
+        train,
+        state,
+        init_state(plan.optimizer, train),
+        ops.convert_to_tensor(Xa),
+        ops.convert_to_tensor(Ya),
+        knobs,
+    )
 
 
 def _run_epoch(run: _Run, members, epoch: int, active, batch_size: int, shuffle: bool):
@@ -481,7 +471,14 @@ def train_group(
     stopper = EarlyStopping(patience)
     best = _BestWeights(stopper.watch)
     n_epochs = np.zeros(len(members), dtype=int)
-    result = KerasStackResult(group, list(members), [], n_epochs, stopper.kept_epoch(n_epochs))
+    result = KerasStackResult(
+        weights=[],
+        n_epochs=n_epochs,
+        best_epoch=stopper.kept_epoch(n_epochs),
+        epoch_times=[],
+        group=group,
+        members=list(members),
+    )
     losses, val_losses = [], []
     for epoch in range(int(max_epochs.max())):
         active = stopper.active(epoch, max_epochs)
@@ -506,7 +503,7 @@ def train_group(
     result.weights = [_unstack(final, m) for m in range(len(members))]
     result.best_epoch = stopper.kept_epoch(n_epochs)
     result.history = _history(losses, val_losses)
-    result.diverged = np.array([not all(np.isfinite(w).all() for w in ws) for ws in result.weights])
+    result.diverged = diverged(result.weights)
     result.fit_time = time.perf_counter() - start
     times = result.epoch_times
     if times:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from keras import ops
@@ -33,8 +33,9 @@ from tunekit.engine._backend import get_backend
 from tunekit.engine.early_stopping import EarlyStopping
 from tunekit.engine.mlp.network import HEADS, forward, init_member, penalty, per_row_loss
 from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
+from tunekit.engine.result import StackResult, diverged
 
-__all__ = ["MemberSpec", "StackConfig", "StackResult", "train_stack"]
+__all__ = ["MemberSpec", "StackConfig", "train_stack"]
 
 _RANDOM_KNOBS = ("noise", "activation_noise", "weight_noise", "dropout")
 _STEP_STRIDE = 1024  # random-stream counters reserved per step
@@ -125,42 +126,6 @@ class MemberSpec:
     seed: int = 0
     stream_seed: int | None = None
     initial_weights: list | None = None
-
-
-@dataclass
-class StackResult:
-    """What :func:`train_stack` returns.
-
-    Attributes
-    ----------
-    weights : list of list of ndarray
-        Final weights of every member (``get_weights()`` order): the best
-        epoch's weights for members with early stopping.
-    n_epochs : ndarray of int, shape (M,)
-        Epochs each member trained.
-    best_epoch : ndarray of int, shape (M,)
-        1-based epoch whose weights the member kept (``n_epochs`` without
-        early stopping).
-    history : dict of str -> ndarray of shape (n_epochs_run, M)
-        ``"loss"`` (training loss, penalty included, as Keras reports it)
-        and, when some member early-stops, ``"val_loss"``; NaN where a member
-        did not train.
-    diverged : ndarray of bool, shape (M,)
-        Members whose weights are not finite.
-    fit_time : float
-        Wall time of the whole stack, compilation included.
-    epoch_times : ndarray of float
-        Wall time of each epoch's compiled call (the first one includes
-        tracing and compilation).
-    """
-
-    weights: list
-    n_epochs: np.ndarray
-    best_epoch: np.ndarray
-    history: dict = field(default_factory=dict)
-    diverged: np.ndarray | None = None
-    fit_time: float = 0.0
-    epoch_times: np.ndarray | None = None
 
 
 class _Compiled:
@@ -514,7 +479,6 @@ class _StackRun:
             params = self.fns.select(ops.convert_to_tensor(watch), self.best_params, params)
         stacked = [ops.convert_to_numpy(p) for p in params]
         weights = [[np.array(p[m]) for p in stacked] for m in range(self.n_members)]
-        diverged = np.array([not all(np.isfinite(w).all() for w in ws) for ws in weights])
         history = {"loss": np.array(self.hist_loss)}
         if watch.any():
             history["val_loss"] = np.array(self.hist_val)
@@ -523,7 +487,7 @@ class _StackRun:
             n_epochs=self.trained,
             best_epoch=self.stopper.kept_epoch(self.trained),
             history=history,
-            diverged=diverged,
+            diverged=diverged(weights),
             fit_time=time.perf_counter() - start,
             epoch_times=np.array(self.epoch_times),
         )
