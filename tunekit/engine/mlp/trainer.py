@@ -128,63 +128,84 @@ class MemberSpec:
     initial_weights: list | None = None
 
 
+def _loss_fns(config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing, backend):
+    """Per-member data losses and penalties, as the compiled functions call them."""
+    loss_name = config.loss
+    activation = config.activation
+
+    def member_losses(params, xb, yb, w, hyper, seed, counter, training):
+        logits = forward(
+            params,
+            xb,
+            hyper,
+            activation=activation,
+            training=training,
+            rng=backend,
+            seed=seed,
+            counter=counter,
+            flags=flags,
+        )
+        ls = hyper["label_smoothing"] if smoothing else None
+        rows = per_row_loss(yb, logits, loss_name, ls)
+        return ops.sum(rows * w, axis=1)
+
+    def reg(params, hyper):
+        pen = penalty(params, hyper["l1"], hyper["l2"], use_l1=use_l1, use_l2=use_l2)
+        return pen
+
+    return member_losses, reg
+
+
+def _epoch_fn(config: StackConfig, backend, member_losses, reg):
+    """An epoch: a loop over steps, each one optimizer step for every active member."""
+
+    def epoch(params, state, X, Y, idx, valid, active, hyper, seed):
+        def body(i, carry):
+            params, state, loss_sum, n_sum = carry
+            rows = ops.take(idx, i, axis=0)
+            w = ops.take(valid, i, axis=0)
+            xb = ops.take(X, rows, axis=0)
+            yb = ops.take(Y, rows, axis=0)
+            n = ops.sum(w, axis=1)
+
+            def objective(p):
+                data = member_losses(p, xb, yb, w, hyper, seed, i * _STEP_STRIDE, True)
+                member = data / ops.maximum(n, 1.0)
+                pen = reg(p, hyper)
+                if pen is not None:
+                    member = member + pen
+                return ops.sum(member), member
+
+            _, member, grads = backend.value_and_grad(objective, params)
+            mask = ops.logical_and(active, n > 0)
+            params, state = apply_updates(
+                config.optimizer, params, grads, state, hyper["learning_rate"], mask
+            )
+            loss_sum = loss_sum + ops.where(mask, member * n, 0.0)
+            n_sum = n_sum + ops.where(mask, n, 0.0)
+            return params, state, loss_sum, n_sum
+
+        zeros = ops.zeros((params[0].shape[0],), dtype="float32")
+        n_steps = idx.shape[0]
+        return ops.fori_loop(0, n_steps, body, (params, state, zeros, zeros))
+
+    return epoch
+
+
+def _select(mask, new, old):
+    """``new`` where ``mask`` (per member), ``old`` elsewhere."""
+    return [
+        ops.where(ops.reshape(mask, (-1,) + (1,) * (len(a.shape) - 1)), a, b)
+        for a, b in zip(new, old, strict=True)
+    ]
+
+
 class _Compiled:
     """The compiled functions of one stack structure (traced once, reused)."""
 
     def __init__(self, config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing):
         self.backend = backend = get_backend()
-        loss_name = config.loss
-        activation = config.activation
-
-        def member_losses(params, xb, yb, w, hyper, seed, counter, training):
-            logits = forward(
-                params,
-                xb,
-                hyper,
-                activation=activation,
-                training=training,
-                rng=backend,
-                seed=seed,
-                counter=counter,
-                flags=flags,
-            )
-            ls = hyper["label_smoothing"] if smoothing else None
-            rows = per_row_loss(yb, logits, loss_name, ls)
-            return ops.sum(rows * w, axis=1)
-
-        def reg(params, hyper):
-            pen = penalty(params, hyper["l1"], hyper["l2"], use_l1=use_l1, use_l2=use_l2)
-            return pen
-
-        def epoch(params, state, X, Y, idx, valid, active, hyper, seed):
-            def body(i, carry):
-                params, state, loss_sum, n_sum = carry
-                rows = ops.take(idx, i, axis=0)
-                w = ops.take(valid, i, axis=0)
-                xb = ops.take(X, rows, axis=0)
-                yb = ops.take(Y, rows, axis=0)
-                n = ops.sum(w, axis=1)
-
-                def objective(p):
-                    data = member_losses(p, xb, yb, w, hyper, seed, i * _STEP_STRIDE, True)
-                    member = data / ops.maximum(n, 1.0)
-                    pen = reg(p, hyper)
-                    if pen is not None:
-                        member = member + pen
-                    return ops.sum(member), member
-
-                _, member, grads = backend.value_and_grad(objective, params)
-                mask = ops.logical_and(active, n > 0)
-                params, state = apply_updates(
-                    config.optimizer, params, grads, state, hyper["learning_rate"], mask
-                )
-                loss_sum = loss_sum + ops.where(mask, member * n, 0.0)
-                n_sum = n_sum + ops.where(mask, n, 0.0)
-                return params, state, loss_sum, n_sum
-
-            zeros = ops.zeros((params[0].shape[0],), dtype="float32")
-            n_steps = idx.shape[0]
-            return ops.fori_loop(0, n_steps, body, (params, state, zeros, zeros))
+        member_losses, reg = _loss_fns(config, flags, use_l1, use_l2, smoothing, backend)
 
         def evaluate(params, X, Y, idx, valid, hyper):
             xb = ops.take(X, idx, axis=0)
@@ -196,15 +217,9 @@ class _Compiled:
                 pen = ops.zeros_like(total)
             return total, pen
 
-        def select(mask, new, old):
-            return [
-                ops.where(ops.reshape(mask, (-1,) + (1,) * (len(a.shape) - 1)), a, b)
-                for a, b in zip(new, old, strict=True)
-            ]
-
-        self.epoch = backend.compile(epoch)
+        self.epoch = backend.compile(_epoch_fn(config, backend, member_losses, reg))
         self.evaluate = backend.compile(evaluate)
-        self.select = backend.compile(select)
+        self.select = backend.compile(_select)
 
 
 _COMPILED: dict = {}
