@@ -672,8 +672,7 @@ def make_evaluator(
     """The evaluator for ``engine``: the stacked one (with the standard path behind it),
     or the standard one for ``engine="sklearn"`` and for estimators that are not
     tunekit's Keras estimators."""
-    from tunekit.evaluators import StackedEvaluator, StandardEvaluator
-    from tunekit.evaluators.standard import is_keras_estimator
+    from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
 
     settings = dict(
         error_score=error_score,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tunekit.engine import MemberSpec, StackConfig, forward_numpy, train_stack
-from tunekit.engine.network import ACTIVATIONS, forward
+from tunekit.engine.mlp.network import ACTIVATIONS, forward
 
 
 def _config(**kw):

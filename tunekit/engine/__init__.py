@@ -8,26 +8,26 @@ independently. See ``docs/performance.md`` for how it works and when it
 applies; :class:`tunekit.strategies.stacked.StackedSearchCV` is the
 scikit-learn-style search built on it.
 
-Public pieces:
+Two trainers share the optimizers (:mod:`~tunekit.engine.optimizers`), the
+backend glue (:mod:`~tunekit.engine._backend`), early stopping
+(:mod:`~tunekit.engine.early_stopping`) and the member estimators
+(:mod:`~tunekit.engine.members`):
 
-- :class:`StackConfig`, :class:`MemberSpec`, :func:`train_stack`,
-  :class:`StackResult`: train a stack (:mod:`tunekit.engine.trainer`);
-- :func:`resolve_params`, :func:`stack_config`: which candidates can be
-  stacked together (:mod:`tunekit.engine.plan`);
-- :func:`forward_numpy`: a member's inference pass (:mod:`tunekit.engine.network`).
+- :mod:`tunekit.engine.mlp`: :func:`tunekit.builders.mlp` in raw tensors.
+  :func:`resolve_params` and :func:`stack_config` say which candidates stack
+  together (:mod:`~tunekit.engine.mlp.resolve`); :class:`StackConfig`,
+  :class:`MemberSpec`, :func:`train_stack` and :class:`StackResult` train a
+  stack (:mod:`~tunekit.engine.mlp.trainer`); :func:`forward_numpy` is a
+  member's inference pass (:mod:`~tunekit.engine.mlp.network`) and
+  :func:`member_estimator` a trained member as a fitted estimator;
+- :mod:`tunekit.engine.keras_stack`: the models of any Keras builder.
 
-Importing this package imports Keras (it needs the backend), nothing more.
+The names are loaded on first use (PEP 562), so that the evaluators can import
+this package while ``import tunekit`` stays free of TensorFlow; loading one
+imports Keras.
 """
 
-from tunekit.engine.network import forward_numpy
-from tunekit.engine.plan import (
-    IGNORED_PARAMS,
-    MEMBER_KNOBS,
-    Resolution,
-    resolve_params,
-    stack_config,
-)
-from tunekit.engine.trainer import MemberSpec, StackConfig, StackResult, train_stack
+from importlib import import_module
 
 __all__ = [
     "IGNORED_PARAMS",
@@ -37,7 +37,38 @@ __all__ = [
     "StackConfig",
     "StackResult",
     "forward_numpy",
+    "member_estimator",
     "resolve_params",
     "stack_config",
     "train_stack",
 ]
+
+# name -> the module that defines it (or the subpackage itself), imported on first access
+_LAZY = {
+    **dict.fromkeys(
+        ("IGNORED_PARAMS", "MEMBER_KNOBS", "Resolution", "resolve_params", "stack_config"),
+        "tunekit.engine.mlp.resolve",
+    ),
+    **dict.fromkeys(("MemberSpec", "StackConfig", "train_stack"), "tunekit.engine.mlp.trainer"),
+    "StackResult": "tunekit.engine.result",
+    "forward_numpy": "tunekit.engine.mlp.network",
+    "member_estimator": "tunekit.engine.mlp.members",
+    "keras_stack": "tunekit.engine.keras_stack",
+    "mlp": "tunekit.engine.mlp",
+}
+
+
+def __getattr__(name):
+    # The one place the evaluators load the trainers (and Keras): this keeps
+    # `import tunekit` free of TensorFlow.
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tunekit.engine' has no attribute {name!r}")
+    module = import_module(_LAZY[name])
+    globals()[name] = value = (
+        module if module.__name__.endswith(f".{name}") else getattr(module, name)
+    )
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -12,11 +12,30 @@ trains and scores each (candidate, fold) and returns an
 
 Both read candidates that differ only in ``epochs`` from one run, and both
 record every fold's test score after every epoch.
+
+What strategies share with the evaluators is exported here too:
+:func:`main_score` (the number a curve row records), :func:`final_estimator`,
+:func:`is_keras_estimator`, :func:`candidate_list` (a grid or a list of
+candidate dicts) and :func:`carve_validation` (the early-stopping split of a
+training fold).
 """
 
-from tunekit.evaluators._base import CURVE_COLUMNS, Evaluation, Evaluator, epoch_families
-from tunekit.evaluators.stacked import StackedEvaluator, can_stack, stack_plan
-from tunekit.evaluators.standard import StandardEvaluator
+from tunekit.evaluators._base import (
+    CURVE_COLUMNS,
+    Evaluation,
+    Evaluator,
+    epoch_families,
+    final_estimator,
+    main_score,
+)
+from tunekit.evaluators.stacked import (
+    StackedEvaluator,
+    can_stack,
+    candidate_list,
+    carve_validation,
+    stack_plan,
+)
+from tunekit.evaluators.standard import StandardEvaluator, is_keras_estimator
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -25,6 +44,11 @@ __all__ = [
     "StackedEvaluator",
     "StandardEvaluator",
     "can_stack",
+    "candidate_list",
+    "carve_validation",
     "epoch_families",
+    "final_estimator",
+    "is_keras_estimator",
+    "main_score",
     "stack_plan",
 ]

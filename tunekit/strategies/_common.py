@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from sklearn.metrics import check_scoring
 
-from tunekit.evaluators._base import final_estimator
+from tunekit.evaluators import final_estimator
 
 __all__ = [
     "EpochAwareScorer",

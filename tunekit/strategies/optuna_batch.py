@@ -40,9 +40,7 @@ import numpy as np
 import optuna
 
 from tunekit._signals import WORKER_ATTR, check_stop, stop_requested, worker_id
-from tunekit.evaluators import StackedEvaluator
-from tunekit.evaluators._base import main_score
-from tunekit.evaluators.standard import is_keras_estimator
+from tunekit.evaluators import StackedEvaluator, is_keras_estimator, main_score
 from tunekit.storage import (
     Heartbeats,
     fail_stale_trials,

@@ -20,13 +20,13 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection._search import BaseSearchCV
 
 from tunekit.evaluators import StackedEvaluator
+from tunekit.evaluators import candidate_list as _candidate_list
+from tunekit.evaluators import carve_validation as _carve
 from tunekit.evaluators.stacked import (
     MAX_STACK_MEMBERS,
     CandidateGroup,
     StackedMemberClassifier,
     StackedMemberRegressor,
-    _candidate_list,
-    _carve,
     can_stack,
     stack_plan,
 )

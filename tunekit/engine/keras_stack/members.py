@@ -4,33 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 from keras import ops
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from tunekit.engine.keras_stack.layers import _forward
 from tunekit.engine.keras_stack.train import KerasStackResult
+from tunekit.engine.members import StackedMemberClassifier, StackedMemberRegressor
 
 __all__ = ["KerasStackMemberClassifier", "KerasStackMemberRegressor", "member_estimator"]
 
 
-# ---------------------------------------------------------------------- members as estimators
-class _StackMember(BaseEstimator):
-    """One trained member as a fitted scikit-learn estimator (inference on the stack path)."""
+class _KerasNetwork:
+    """The member-axis forward pass of a stack's template model, in the estimator's encoding."""
 
-    def fit(self, X, y=None):
-        """Not available: members are trained by :func:`train_group`.
+    def __init__(self, plan):
+        self.plan = plan
 
-        Raises
-        ------
-        TypeError
-            Always.
-        """
-        raise TypeError(
-            f"{type(self).__name__} is a member trained inside a stack and cannot be fit on "
-            "its own; fit tunekit.KerasClassifier / KerasRegressor with its parameters instead"
-        )
-
-    def _raw(self, X):
-        plan = self._plan
+    def _raw(self, member, X):
+        plan = self.plan
         est = plan.estimator
         Xa = np.asarray(est.feature_encoder_.transform(np.asarray(X)))
         want = tuple(plan.model.inputs[0].shape[1:])
@@ -40,7 +29,7 @@ class _StackMember(BaseEstimator):
                 f"on samples of shape {want}; pass data with the training shape"
             )
         dtype = "int32" if "int" in plan.input_dtype else "float32"
-        flat = [ops.convert_to_tensor(w[None]) for w in self.weights_]
+        flat = [ops.convert_to_tensor(w[None]) for w in member.weights_]
         outs = []
         for lo in range(0, len(Xa), 4096):
             xb = ops.convert_to_tensor(Xa[lo : lo + 4096].astype(dtype)[None])
@@ -48,35 +37,17 @@ class _StackMember(BaseEstimator):
             outs.append(np.asarray(ops.convert_to_numpy(_forward(plan, flat, xb, ctx, False)))[0])
         return np.concatenate(outs, axis=0)
 
+    def predict_proba(self, member, X):
+        raw = self._raw(member, X)
+        return self.plan.estimator.target_encoder_.inverse_transform(raw, return_proba=True)
 
-class KerasStackMemberClassifier(ClassifierMixin, _StackMember):
-    """A classifier trained as one member of a stack.
-
-    Attributes
-    ----------
-    weights_ : list of ndarray
-        The member's weights in ``model.get_weights()`` order.
-    classes_ : ndarray
-    n_features_in_ : int
-    best_epoch_, n_epochs_ : int
-    """
-
-    def predict_proba(self, X):
-        """Class probabilities, shape ``(n_samples, n_classes)``."""
-        raw = self._raw(X)
-        return self._plan.estimator.target_encoder_.inverse_transform(raw, return_proba=True)
-
-    def predict(self, X):
-        """Predicted labels."""
-        return self._plan.estimator.target_encoder_.inverse_transform(self._raw(X))
+    def predict(self, member, X):
+        return self.plan.estimator.target_encoder_.inverse_transform(self._raw(member, X))
 
 
-class KerasStackMemberRegressor(RegressorMixin, _StackMember):
-    """A regressor trained as one member of a stack (see the classifier's attributes)."""
-
-    def predict(self, X):
-        """Predicted values."""
-        return self._plan.estimator.target_encoder_.inverse_transform(self._raw(X))
+#: The any-builder path's members are the engine's one set of member estimators.
+KerasStackMemberClassifier = StackedMemberClassifier
+KerasStackMemberRegressor = StackedMemberRegressor
 
 
 def member_estimator(result: KerasStackResult, m: int):
@@ -90,7 +61,7 @@ def member_estimator(result: KerasStackResult, m: int):
 
     Returns
     -------
-    estimator : KerasStackMemberClassifier or KerasStackMemberRegressor
+    estimator : StackedMemberClassifier or StackedMemberRegressor
         ``predict`` (and ``predict_proba`` for classifiers) in the encoding of
         the tunekit estimator (``classes_``, binary probabilities as two columns).
     """
@@ -101,7 +72,7 @@ def member_estimator(result: KerasStackResult, m: int):
         out.classes_ = est.classes_
     else:
         out = KerasStackMemberRegressor()
-    out._plan = plan
+    out._network = _KerasNetwork(plan)
     out.weights_ = result.weights[m]
     out.n_features_in_ = getattr(est, "n_features_in_", None)
     out.best_epoch_ = int(result.best_epoch[m])

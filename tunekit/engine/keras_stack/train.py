@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from tunekit.engine._backend import get_backend
+from tunekit.engine.early_stopping import EarlyStopping
 from tunekit.engine.keras_stack._plan import KerasGroup, _Plan
 from tunekit.engine.keras_stack.layers import (
     _STEP_STRIDE,
@@ -20,6 +21,7 @@ from tunekit.engine.keras_stack.layers import (
     _row_loss,
 )
 from tunekit.engine.optimizers import apply_updates, init_state
+from tunekit.engine.result import StackResult, diverged
 
 __all__ = ["KerasMember", "KerasStackResult", "member_initial_weights", "train_group"]
 
@@ -59,39 +61,23 @@ class KerasMember:
 
 
 @dataclass
-class KerasStackResult:
+class KerasStackResult(StackResult):
     """What :func:`train_group` returns (also passed to ``on_epoch_end``).
+
+    A :class:`~tunekit.engine.result.StackResult` (its ``weights`` include
+    BatchNormalization moving statistics, its ``epoch_times`` are a list) with:
 
     Attributes
     ----------
     group : KerasGroup
     members : list of KerasMember
-    weights : list of list of ndarray
-        Per member, its weights in ``model.get_weights()`` order (BatchNormalization
-        moving statistics included); the best epoch's for early-stopped members.
-    n_epochs, best_epoch : ndarray of int, shape (M,)
-        Epochs trained; 1-based epoch whose weights were kept.
-    history : dict of str -> ndarray of shape (n_epochs_run, M)
-        ``"loss"`` and, with early stopping, ``"val_loss"`` (NaN where idle).
-    diverged : ndarray of bool, shape (M,)
-    fit_time : float
-        Wall time of the whole stack, compilation included.
-    epoch_times : list of float
-        Wall time of every compiled epoch call (the first includes compilation).
     trace_time : float
         Wall time of the first epoch call less the median of the others: an
         estimate of tracing plus compilation.
     """
 
-    group: KerasGroup
-    members: list
-    weights: list
-    n_epochs: np.ndarray
-    best_epoch: np.ndarray
-    history: dict = field(default_factory=dict)
-    diverged: np.ndarray | None = None
-    fit_time: float = 0.0
-    epoch_times: list = field(default_factory=list)
+    group: KerasGroup | None = None
+    members: list = field(default_factory=list)
     trace_time: float = 0.0
 
 
@@ -153,9 +139,7 @@ class _Compiled:
                 return train, state, opt_state, loss_sum, n_sum
 
             zeros = ops.zeros((idx.shape[1],), dtype="float32")
-            return ops.fori_loop(
-                0, idx.shape[0], body, (train, state, opt_state, zeros, zeros)
-            )
+            return ops.fori_loop(0, idx.shape[0], body, (train, state, opt_state, zeros, zeros))
 
         def evaluate(train, state, X, Y, idx, valid, knobs):
             xb = ops.take(X, idx, axis=0)
@@ -285,7 +269,8 @@ def _stack_weights(group, members) -> list[np.ndarray]:
     for mem in members:
         init = mem.initial_weights
         per_member.append(
-            [np.asarray(w, "float32") for w in init] if init is not None
+            [np.asarray(w, "float32") for w in init]
+            if init is not None
             else member_initial_weights(group, mem.seed)
         )
     return [np.stack([pm[j] for pm in per_member]) for j in range(len(plan.weight_slots))]
@@ -307,8 +292,7 @@ def _check_members(group: KerasGroup, members: Sequence[KerasMember], n_rows: in
         rows = np.asarray(mem.train_idx)
         if rows.size == 0 or rows.min() < 0 or rows.max() >= n_rows:
             raise ValueError(
-                f"member {k} has train_idx outside [0, {n_rows}) or empty; pass row "
-                "positions of X"
+                f"member {k} has train_idx outside [0, {n_rows}) or empty; pass row positions of X"
             )
 
 
@@ -342,51 +326,28 @@ def _unstack(flat: list[np.ndarray], m: int) -> list[np.ndarray]:
     return [w[m] for w in flat]
 
 
-class _EarlyStopping:
-    """``keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)``, per member.
+class _BestWeights:
+    """The watched members' best weights so far, on the host (``restore_best_weights``)."""
 
-    The first watched epoch is always an improvement; ``wait`` counts the
-    epochs since the best; a member stops once ``wait >= patience`` after the
-    first epoch; at the end every watched member gets its best weights back.
-    """
+    def __init__(self, watch: np.ndarray):
+        self.watch = watch
+        self.weights: list | None = None
 
-    def __init__(self, patience: Sequence[int | None]):
-        n = len(patience)
-        self.patience = np.array([-1 if p is None else int(p) for p in patience])
-        self.watch = self.patience >= 0
-        self.best = np.full(n, np.inf)
-        self.best_epoch = np.full(n, -1)
-        self.wait = np.zeros(n, dtype=int)
-        self.stopped = np.zeros(n, dtype=bool)
-        self.best_weights: list | None = None
-
-    def update(self, epoch: int, val_loss: np.ndarray, active: np.ndarray, weights: list):
-        """Record one epoch's validation losses; ``weights`` are host arrays ``(M, ...)``."""
-        improved = np.zeros(len(self.patience), dtype=bool)
-        for m in np.flatnonzero(active & self.watch):
-            self.wait[m] += 1
-            if self.best_epoch[m] < 0 or val_loss[m] < self.best[m]:
-                self.best[m], self.best_epoch[m], self.wait[m] = val_loss[m], epoch, 0
-                improved[m] = True
-            elif self.wait[m] >= self.patience[m] and epoch > 0:
-                self.stopped[m] = True
-        if self.best_weights is None:
-            self.best_weights = [w.copy() for w in weights]
-        for best, w in zip(self.best_weights, weights, strict=True):
+    def keep(self, improved: np.ndarray, weights: list) -> None:
+        """Keep the ``improved`` members' ``weights`` (host arrays ``(M, ...)``)."""
+        if self.weights is None:
+            self.weights = [w.copy() for w in weights]
+        for best, w in zip(self.weights, weights, strict=True):
             best[improved] = w[improved]
 
     def restore(self, weights: list) -> list:
         """The watched members' best weights, the others' ``weights``."""
-        if self.best_weights is None:
+        if self.weights is None:
             return weights
         return [
             np.where(self.watch.reshape((-1,) + (1,) * (w.ndim - 1)), b, w)
-            for w, b in zip(weights, self.best_weights, strict=True)
+            for w, b in zip(weights, self.weights, strict=True)
         ]
-
-    def kept_epoch(self, n_epochs: np.ndarray) -> np.ndarray:
-        """1-based epoch whose weights each member keeps."""
-        return np.where(self.watch, self.best_epoch + 1, n_epochs)
 
 
 @dataclass
@@ -432,8 +393,15 @@ def _start(group, members, X, y, jit_compile) -> _Run:
     flat = [ops.convert_to_tensor(w) for w in _stack_weights(group, members)]
     train = fns.split(flat)
     state = [v for v, s in zip(flat, plan.weight_slots, strict=True) if not s[3]]
-    return _Run(fns, train, state, init_state(plan.optimizer, train),
-                ops.convert_to_tensor(Xa), ops.convert_to_tensor(Ya), knobs)
+    return _Run(
+        fns,
+        train,
+        state,
+        init_state(plan.optimizer, train),
+        ops.convert_to_tensor(Xa),
+        ops.convert_to_tensor(Ya),
+        knobs,
+    )
 
 
 def _run_epoch(run: _Run, members, epoch: int, active, batch_size: int, shuffle: bool):
@@ -500,12 +468,20 @@ def train_group(
     start = time.perf_counter()
     bs, max_epochs, patience, shuffle = _resolve(group, members, epochs, batch_size, shuffle)
     run = _start(group, members, X, y, jit_compile)
-    stopper = _EarlyStopping(patience)
+    stopper = EarlyStopping(patience)
+    best = _BestWeights(stopper.watch)
     n_epochs = np.zeros(len(members), dtype=int)
-    result = KerasStackResult(group, list(members), [], n_epochs, stopper.kept_epoch(n_epochs))
+    result = KerasStackResult(
+        weights=[],
+        n_epochs=n_epochs,
+        best_epoch=stopper.kept_epoch(n_epochs),
+        epoch_times=[],
+        group=group,
+        members=list(members),
+    )
     losses, val_losses = [], []
     for epoch in range(int(max_epochs.max())):
-        active = ~stopper.stopped & (epoch < max_epochs)
+        active = stopper.active(epoch, max_epochs)
         if not active.any():
             break
         t0 = time.perf_counter()
@@ -517,17 +493,17 @@ def train_group(
         if stopper.watch.any():
             val = _evaluate(run.fns, run.train, run.state, run.X, run.Y, members, run.knobs)
             val_losses.append(np.where(active & stopper.watch, val, np.nan))
-            stopper.update(epoch, val, active, weights)
+            best.keep(stopper.update(epoch, val, active), weights)
         if on_epoch_end is not None:
             result.weights = [_unstack(weights, m) for m in range(len(members))]
             result.best_epoch = stopper.kept_epoch(n_epochs)
             result.history = _history(losses, val_losses)
             on_epoch_end(epoch, result)
-    final = stopper.restore(run.weights())
+    final = best.restore(run.weights())
     result.weights = [_unstack(final, m) for m in range(len(members))]
     result.best_epoch = stopper.kept_epoch(n_epochs)
     result.history = _history(losses, val_losses)
-    result.diverged = np.array([not all(np.isfinite(w).all() for w in ws) for ws in result.weights])
+    result.diverged = diverged(result.weights)
     result.fit_time = time.perf_counter() - start
     times = result.epoch_times
     if times:

@@ -22,10 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import tunekit.builders as builders
 from tunekit.engine._backend import SUPPORTED_BACKENDS, backend_name
-from tunekit.engine.network import ACTIVATIONS
+from tunekit.engine.mlp.network import ACTIVATIONS
+from tunekit.engine.mlp.trainer import StackConfig
 from tunekit.engine.optimizers import OPTIMIZERS
-from tunekit.engine.trainer import StackConfig
 
 __all__ = [
     "IGNORED_PARAMS",
@@ -135,15 +136,39 @@ def resolve_params(params: Mapping[str, Any]) -> Resolution:
     resolution : Resolution
         Stackable or not, with the reason.
     """
-    from tunekit import builders
-
     try:
-        return _resolve(params, builders)
+        return _resolve(params)
     except (TypeError, ValueError) as err:
         return Resolution(structure=None, reason=str(err))
 
 
-def _resolve(params: Mapping[str, Any], builders) -> Resolution:
+def _resolve(params: Mapping[str, Any]) -> Resolution:
+    _check_model(params)
+    knobs: dict[str, Any] = {}
+    structure: dict[str, Any] = {
+        "hidden": (16, 16),
+        "activation": "relu",
+        "output_units": _AUTO,
+        "output_activation": _AUTO,
+    }
+    for key, value in params.items():
+        if key in IGNORED_PARAMS or key == "model":
+            continue
+        if key in _DEFAULT_ONLY:
+            if not _DEFAULT_ONLY[key](value):
+                raise ValueError(f"{key}={value!r} is not supported (only its default)")
+        elif key.startswith("model__"):
+            _read_builder_param(key, value, structure, knobs)
+        elif key in _STRUCTURE_READERS:
+            _STRUCTURE_READERS[key](key, value, structure)
+        elif key in _MEMBER_READERS:
+            _MEMBER_READERS[key](key, value, knobs)
+        else:
+            raise ValueError(f"parameter {key!r} is not one the engine reproduces")
+    return _resolution(structure, knobs)
+
+
+def _check_model(params: Mapping[str, Any]) -> None:
     if backend_name() not in SUPPORTED_BACKENDS:
         raise ValueError(f"the Keras backend {backend_name()!r} is not supported")
     if "model" not in params:
@@ -152,80 +177,102 @@ def _resolve(params: Mapping[str, Any], builders) -> Resolution:
     if model is not None and model is not builders.mlp:
         raise ValueError(f"model={getattr(model, '__name__', model)!r} is not tunekit.builders.mlp")
 
-    knobs: dict[str, Any] = {}
-    structure: dict[str, Any] = {
-        "hidden": (16, 16),
-        "activation": "relu",
-        "output_units": _AUTO,
-        "output_activation": _AUTO,
-    }
-    learning_rate = None
-    for key, value in params.items():
-        if key in IGNORED_PARAMS or key == "model":
-            continue
-        if key in _DEFAULT_ONLY:
-            if not _DEFAULT_ONLY[key](value):
-                raise ValueError(f"{key}={value!r} is not supported (only its default)")
-            continue
-        if key.startswith("model__"):
-            name = key[len("model__") :]
-            if name in MEMBER_KNOBS:
-                high, open_ = {"dropout": (1.0, True), "label_smoothing": (1.0, True)}.get(
-                    name, (float("inf"), False)
-                )
-                knobs[name] = _real(key, value, 0.0, high, high_open=open_)
-            elif name == "hidden":
-                structure["hidden"] = builders._check_hidden(value)
-            elif name == "activation":
-                if value not in ACTIVATIONS:
-                    raise ValueError(f"model__activation={value!r} is not supported")
-                structure["activation"] = value
-            elif name in ("output_units", "output_activation"):
-                structure[name] = value
-            elif name in ("seed", "name"):
-                continue
-            elif name == "input_shape":
-                structure["input_shape"] = builders._check_input_shape(value)
-            else:
-                raise ValueError(f"{key} is not a knob the engine reproduces")
-        elif key == "optimizer":
-            structure["optimizer"] = _optimizer_name(value)
-        elif key == "optimizer__learning_rate":
-            learning_rate = _real(key, value, 0.0, float("inf"), high_open=False)
-        elif key == "loss":
-            if not (value is None or isinstance(value, str)) or value not in _LOSSES:
-                raise ValueError(f"loss={value!r} is not supported")
-            structure["loss"] = value
-        elif key == "batch_size":
-            if value is None:
-                value = 32
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"batch_size={value!r} is not an integer")
-            if value != -1 and value < 1:
-                raise ValueError(f"batch_size={value!r} is not positive")
-            structure["batch_size"] = int(value)
-        elif key == "shuffle":
-            if not isinstance(value, bool):
-                raise ValueError(f"shuffle={value!r} is not a bool")
-            structure["shuffle"] = value
-        elif key == "input_shape":
-            if value is not None:
-                structure["input_shape"] = builders._check_input_shape(value)
-        elif key == "epochs":
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"epochs={value!r} is not a positive integer")
-            knobs["epochs"] = int(value)
-        elif key == "early_stopping":
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
-            ):
-                raise ValueError(f"early_stopping={value!r} is not None or an int >= 0")
-            knobs["patience"] = None if value is None else int(value)
-        elif key == "validation_fraction":
-            knobs["validation_fraction"] = _real(key, value, 0.0, 1.0, high_open=True)
-        else:
-            raise ValueError(f"parameter {key!r} is not one the engine reproduces")
 
+def _read_builder_param(key: str, value: Any, structure: dict, knobs: dict) -> None:
+    """A ``model__*`` parameter: a member knob or part of the structure."""
+    name = key[len("model__") :]
+    if name in MEMBER_KNOBS:
+        high, open_ = {"dropout": (1.0, True), "label_smoothing": (1.0, True)}.get(
+            name, (float("inf"), False)
+        )
+        knobs[name] = _real(key, value, 0.0, high, high_open=open_)
+    elif name == "hidden":
+        structure["hidden"] = builders._check_hidden(value)
+    elif name == "activation":
+        if value not in ACTIVATIONS:
+            raise ValueError(f"model__activation={value!r} is not supported")
+        structure["activation"] = value
+    elif name in ("output_units", "output_activation"):
+        structure[name] = value
+    elif name == "input_shape":
+        structure["input_shape"] = builders._check_input_shape(value)
+    elif name not in ("seed", "name"):
+        raise ValueError(f"{key} is not a knob the engine reproduces")
+
+
+def _read_optimizer(key: str, value: Any, structure: dict) -> None:
+    structure["optimizer"] = _optimizer_name(value)
+
+
+def _read_loss(key: str, value: Any, structure: dict) -> None:
+    if not (value is None or isinstance(value, str)) or value not in _LOSSES:
+        raise ValueError(f"loss={value!r} is not supported")
+    structure["loss"] = value
+
+
+def _read_batch_size(key: str, value: Any, structure: dict) -> None:
+    if value is None:
+        value = 32
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"batch_size={value!r} is not an integer")
+    if value != -1 and value < 1:
+        raise ValueError(f"batch_size={value!r} is not positive")
+    structure["batch_size"] = int(value)
+
+
+def _read_shuffle(key: str, value: Any, structure: dict) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"shuffle={value!r} is not a bool")
+    structure["shuffle"] = value
+
+
+def _read_input_shape(key: str, value: Any, structure: dict) -> None:
+    if value is not None:
+        structure["input_shape"] = builders._check_input_shape(value)
+
+
+def _read_learning_rate(key: str, value: Any, knobs: dict) -> None:
+    knobs["learning_rate"] = _real(key, value, 0.0, float("inf"), high_open=False)
+
+
+def _read_epochs(key: str, value: Any, knobs: dict) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"epochs={value!r} is not a positive integer")
+    knobs["epochs"] = int(value)
+
+
+def _read_early_stopping(key: str, value: Any, knobs: dict) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
+    ):
+        raise ValueError(f"early_stopping={value!r} is not None or an int >= 0")
+    knobs["patience"] = None if value is None else int(value)
+
+
+def _read_validation_fraction(key: str, value: Any, knobs: dict) -> None:
+    knobs["validation_fraction"] = _real(key, value, 0.0, 1.0, high_open=True)
+
+
+# Estimator parameters (other than ``model__*``) and what reads each: the
+# structure every member of a stack shares, or a value of one member.
+_STRUCTURE_READERS = {
+    "optimizer": _read_optimizer,
+    "loss": _read_loss,
+    "batch_size": _read_batch_size,
+    "shuffle": _read_shuffle,
+    "input_shape": _read_input_shape,
+}
+_MEMBER_READERS = {
+    "optimizer__learning_rate": _read_learning_rate,
+    "epochs": _read_epochs,
+    "early_stopping": _read_early_stopping,
+    "validation_fraction": _read_validation_fraction,
+}
+
+
+def _resolution(structure: dict, knobs: dict) -> Resolution:
+    """The stack key and the member values read from a candidate's parameters."""
+    learning_rate = knobs.pop("learning_rate", None)
     if knobs.get("patience") is not None and not knobs.get("validation_fraction", 0.1) > 0:
         raise ValueError("early_stopping needs validation_fraction in (0, 1)")
     member = {k: 0.0 for k in MEMBER_KNOBS}

@@ -11,7 +11,8 @@ on its own weights, the gradient of the sum with respect to member ``m``'s
 weights is member ``m``'s own gradient, and the element-wise optimizers make
 the joint step equal to separate steps.
 
-Early stopping runs on the host between epochs with the semantics of
+Early stopping (:class:`~tunekit.engine.early_stopping.EarlyStopping`) runs on
+the host between epochs with the semantics of
 ``keras.callbacks.EarlyStopping(monitor="val_loss", patience=p,
 restore_best_weights=True)``, per member: each member has its own best
 epoch, best weights and patience counter, and a stopped member is frozen
@@ -23,16 +24,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from keras import ops
 
 from tunekit.engine._backend import get_backend
-from tunekit.engine.network import HEADS, forward, init_member, penalty, per_row_loss
+from tunekit.engine.early_stopping import EarlyStopping
+from tunekit.engine.mlp.network import HEADS, forward, init_member, penalty, per_row_loss
 from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
+from tunekit.engine.result import StackResult, diverged
 
-__all__ = ["MemberSpec", "StackConfig", "StackResult", "train_stack"]
+__all__ = ["MemberSpec", "StackConfig", "train_stack"]
 
 _RANDOM_KNOBS = ("noise", "activation_noise", "weight_noise", "dropout")
 _STEP_STRIDE = 1024  # random-stream counters reserved per step
@@ -125,40 +128,76 @@ class MemberSpec:
     initial_weights: list | None = None
 
 
-@dataclass
-class StackResult:
-    """What :func:`train_stack` returns.
+def _loss_fns(config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing, backend):
+    """Per-member data losses and penalties, as the compiled functions call them."""
+    loss_name = config.loss
+    activation = config.activation
 
-    Attributes
-    ----------
-    weights : list of list of ndarray
-        Final weights of every member (``get_weights()`` order): the best
-        epoch's weights for members with early stopping.
-    n_epochs : ndarray of int, shape (M,)
-        Epochs each member trained.
-    best_epoch : ndarray of int, shape (M,)
-        1-based epoch whose weights the member kept (``n_epochs`` without
-        early stopping).
-    history : dict of str -> ndarray of shape (n_epochs_run, M)
-        ``"loss"`` (training loss, penalty included, as Keras reports it)
-        and, when some member early-stops, ``"val_loss"``; NaN where a member
-        did not train.
-    diverged : ndarray of bool, shape (M,)
-        Members whose weights are not finite.
-    fit_time : float
-        Wall time of the whole stack, compilation included.
-    epoch_times : ndarray of float
-        Wall time of each epoch's compiled call (the first one includes
-        tracing and compilation).
-    """
+    def member_losses(params, xb, yb, w, hyper, seed, counter, training):
+        logits = forward(
+            params,
+            xb,
+            hyper,
+            activation=activation,
+            training=training,
+            rng=backend,
+            seed=seed,
+            counter=counter,
+            flags=flags,
+        )
+        ls = hyper["label_smoothing"] if smoothing else None
+        rows = per_row_loss(yb, logits, loss_name, ls)
+        return ops.sum(rows * w, axis=1)
 
-    weights: list
-    n_epochs: np.ndarray
-    best_epoch: np.ndarray
-    history: dict = field(default_factory=dict)
-    diverged: np.ndarray | None = None
-    fit_time: float = 0.0
-    epoch_times: np.ndarray | None = None
+    def reg(params, hyper):
+        pen = penalty(params, hyper["l1"], hyper["l2"], use_l1=use_l1, use_l2=use_l2)
+        return pen
+
+    return member_losses, reg
+
+
+def _epoch_fn(config: StackConfig, backend, member_losses, reg):
+    """An epoch: a loop over steps, each one optimizer step for every active member."""
+
+    def epoch(params, state, X, Y, idx, valid, active, hyper, seed):
+        def body(i, carry):
+            params, state, loss_sum, n_sum = carry
+            rows = ops.take(idx, i, axis=0)
+            w = ops.take(valid, i, axis=0)
+            xb = ops.take(X, rows, axis=0)
+            yb = ops.take(Y, rows, axis=0)
+            n = ops.sum(w, axis=1)
+
+            def objective(p):
+                data = member_losses(p, xb, yb, w, hyper, seed, i * _STEP_STRIDE, True)
+                member = data / ops.maximum(n, 1.0)
+                pen = reg(p, hyper)
+                if pen is not None:
+                    member = member + pen
+                return ops.sum(member), member
+
+            _, member, grads = backend.value_and_grad(objective, params)
+            mask = ops.logical_and(active, n > 0)
+            params, state = apply_updates(
+                config.optimizer, params, grads, state, hyper["learning_rate"], mask
+            )
+            loss_sum = loss_sum + ops.where(mask, member * n, 0.0)
+            n_sum = n_sum + ops.where(mask, n, 0.0)
+            return params, state, loss_sum, n_sum
+
+        zeros = ops.zeros((params[0].shape[0],), dtype="float32")
+        n_steps = idx.shape[0]
+        return ops.fori_loop(0, n_steps, body, (params, state, zeros, zeros))
+
+    return epoch
+
+
+def _select(mask, new, old):
+    """``new`` where ``mask`` (per member), ``old`` elsewhere."""
+    return [
+        ops.where(ops.reshape(mask, (-1,) + (1,) * (len(a.shape) - 1)), a, b)
+        for a, b in zip(new, old, strict=True)
+    ]
 
 
 class _Compiled:
@@ -166,58 +205,7 @@ class _Compiled:
 
     def __init__(self, config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing):
         self.backend = backend = get_backend()
-        loss_name = config.loss
-        activation = config.activation
-
-        def member_losses(params, xb, yb, w, hyper, seed, counter, training):
-            logits = forward(
-                params,
-                xb,
-                hyper,
-                activation=activation,
-                training=training,
-                rng=backend,
-                seed=seed,
-                counter=counter,
-                flags=flags,
-            )
-            ls = hyper["label_smoothing"] if smoothing else None
-            rows = per_row_loss(yb, logits, loss_name, ls)
-            return ops.sum(rows * w, axis=1)
-
-        def reg(params, hyper):
-            pen = penalty(params, hyper["l1"], hyper["l2"], use_l1=use_l1, use_l2=use_l2)
-            return pen
-
-        def epoch(params, state, X, Y, idx, valid, active, hyper, seed):
-            def body(i, carry):
-                params, state, loss_sum, n_sum = carry
-                rows = ops.take(idx, i, axis=0)
-                w = ops.take(valid, i, axis=0)
-                xb = ops.take(X, rows, axis=0)
-                yb = ops.take(Y, rows, axis=0)
-                n = ops.sum(w, axis=1)
-
-                def objective(p):
-                    data = member_losses(p, xb, yb, w, hyper, seed, i * _STEP_STRIDE, True)
-                    member = data / ops.maximum(n, 1.0)
-                    pen = reg(p, hyper)
-                    if pen is not None:
-                        member = member + pen
-                    return ops.sum(member), member
-
-                _, member, grads = backend.value_and_grad(objective, params)
-                mask = ops.logical_and(active, n > 0)
-                params, state = apply_updates(
-                    config.optimizer, params, grads, state, hyper["learning_rate"], mask
-                )
-                loss_sum = loss_sum + ops.where(mask, member * n, 0.0)
-                n_sum = n_sum + ops.where(mask, n, 0.0)
-                return params, state, loss_sum, n_sum
-
-            zeros = ops.zeros((params[0].shape[0],), dtype="float32")
-            n_steps = idx.shape[0]
-            return ops.fori_loop(0, n_steps, body, (params, state, zeros, zeros))
+        member_losses, reg = _loss_fns(config, flags, use_l1, use_l2, smoothing, backend)
 
         def evaluate(params, X, Y, idx, valid, hyper):
             xb = ops.take(X, idx, axis=0)
@@ -229,15 +217,9 @@ class _Compiled:
                 pen = ops.zeros_like(total)
             return total, pen
 
-        def select(mask, new, old):
-            return [
-                ops.where(ops.reshape(mask, (-1,) + (1,) * (len(a.shape) - 1)), a, b)
-                for a, b in zip(new, old, strict=True)
-            ]
-
-        self.epoch = backend.compile(epoch)
+        self.epoch = backend.compile(_epoch_fn(config, backend, member_losses, reg))
         self.evaluate = backend.compile(evaluate)
-        self.select = backend.compile(select)
+        self.select = backend.compile(_select)
 
 
 _COMPILED: dict = {}
@@ -325,6 +307,14 @@ def train_stack(
     result : StackResult
     """
     start = time.perf_counter()
+    X, Y = _check_data(config, X, Y)
+    _check_members(config, members, X.shape[0])
+    run = _StackRun(config, members, X, Y, random_state, eval_batch_size)
+    run.fit_loop(verbose, on_epoch_end)
+    return run.result(start)
+
+
+def _check_data(config: StackConfig, X, Y) -> tuple[np.ndarray, np.ndarray]:
     X = np.ascontiguousarray(X, dtype="float32")
     Y = np.ascontiguousarray(Y, dtype="float32")
     if Y.ndim == 1:
@@ -333,18 +323,11 @@ def train_stack(
         raise ValueError(f"X must have shape (n_samples, {config.n_features}), got {X.shape}")
     if Y.shape != (X.shape[0], config.n_outputs):
         raise ValueError(f"Y must have shape ({X.shape[0]}, {config.n_outputs}), got {Y.shape}")
-    _check_members(config, members, X.shape[0])
-    n_members = len(members)
-    batch = int(config.batch_size)
-    streams = [
-        np.random.default_rng(
-            [s.seed if s.stream_seed is None else s.stream_seed]
-            + ([] if random_state is None else [int(random_state)])
-        )
-        for s in members
-    ]
+    return X, Y
 
-    # Per-member knobs as (M,) tensors; static flags drop unused layers.
+
+def _knobs(config: StackConfig, members: Sequence[MemberSpec]) -> dict[str, np.ndarray]:
+    """Per-member knobs as ``(M,)`` arrays."""
     knob = {
         name: np.array([float(getattr(s, name)) for s in members], dtype="float32")
         for name in ("l1", "l2", "label_smoothing", *_RANDOM_KNOBS)
@@ -354,13 +337,11 @@ def train_stack(
         [lr_default if s.learning_rate is None else float(s.learning_rate) for s in members],
         dtype="float32",
     )
-    flags = frozenset(k for k in _RANDOM_KNOBS if np.any(knob[k] > 0))
-    use_l1, use_l2 = bool(np.any(knob["l1"] > 0)), bool(np.any(knob["l2"] > 0))
-    smoothing = bool(np.any(knob["label_smoothing"] > 0))
-    fns = _compiled(config, flags, use_l1, use_l2, smoothing)
-    hyper = {k: ops.convert_to_tensor(v) for k, v in knob.items()}
+    return knob
 
-    # Initial weights, stacked along the member axis.
+
+def _initial_params(config: StackConfig, members: Sequence[MemberSpec]) -> list:
+    """Every member's initial weights, stacked along the member axis."""
     per_member = []
     for spec in members:
         if spec.initial_weights is not None:
@@ -370,121 +351,158 @@ def train_stack(
             per_member.append(
                 init_member(member_rng, config.n_features, config.hidden, config.n_outputs)
             )
-    params = [ops.convert_to_tensor(np.stack(ws)) for ws in zip(*per_member, strict=True)]
-    state = init_state(config.optimizer, params)
-    X_t, Y_t = ops.convert_to_tensor(X), ops.convert_to_tensor(Y)
+    return [ops.convert_to_tensor(np.stack(ws)) for ws in zip(*per_member, strict=True)]
 
-    train_rows = [np.asarray(s.train_idx, dtype="int64") for s in members]
-    n_train = np.array([len(r) for r in train_rows])
-    n_steps = math.ceil(int(n_train.max()) / batch)
-    epochs = np.array([int(s.epochs) for s in members])
-    patience = [s.patience for s in members]
-    watch = np.array([p is not None for p in patience])
 
-    if watch.any():
-        val_rows = [
-            np.asarray(s.val_idx if s.patience is not None else [], dtype="int64") for s in members
-        ]
-        n_val = np.array([len(r) for r in val_rows], dtype="float64")
-        chunk = max(1, min(int(eval_batch_size), int(n_val.max())))
-        n_chunks = math.ceil(int(n_val.max()) / chunk)
-        v_idx, v_valid = _pad_rows(val_rows, n_chunks * chunk)
-        val_chunks = [
-            (
-                ops.convert_to_tensor(v_idx[:, c * chunk : (c + 1) * chunk]),
-                ops.convert_to_tensor(v_valid[:, c * chunk : (c + 1) * chunk]),
+def _validation_chunks(members: Sequence[MemberSpec], eval_batch_size: int):
+    """The watched members' validation rows as ``(M, chunk)`` tensors, and their counts."""
+    val_rows = [
+        np.asarray(s.val_idx if s.patience is not None else [], dtype="int64") for s in members
+    ]
+    n_val = np.array([len(r) for r in val_rows], dtype="float64")
+    chunk = max(1, min(int(eval_batch_size), int(n_val.max())))
+    n_chunks = math.ceil(int(n_val.max()) / chunk)
+    v_idx, v_valid = _pad_rows(val_rows, n_chunks * chunk)
+    chunks = [
+        (
+            ops.convert_to_tensor(v_idx[:, c * chunk : (c + 1) * chunk]),
+            ops.convert_to_tensor(v_valid[:, c * chunk : (c + 1) * chunk]),
+        )
+        for c in range(n_chunks)
+    ]
+    return chunks, n_val
+
+
+class _StackRun:
+    """One stack's training state between epochs: weights, optimizer, streams, stopping.
+
+    :meth:`fit_loop` runs the epochs; each is :meth:`run_single_epoch` (one
+    compiled call whose steps update every active member) followed by
+    :meth:`validation_step` (early stopping on the host, best weights kept on
+    the device).
+    """
+
+    def __init__(self, config, members, X, Y, random_state, eval_batch_size):
+        self.config = config
+        self.n_members = len(members)
+        self.streams = [
+            np.random.default_rng(
+                [s.seed if s.stream_seed is None else s.stream_seed]
+                + ([] if random_state is None else [int(random_state)])
             )
-            for c in range(n_chunks)
+            for s in members
         ]
-        best_params = list(params)
+        # Per-member knobs as (M,) tensors; static flags drop unused layers.
+        knob = _knobs(config, members)
+        flags = frozenset(k for k in _RANDOM_KNOBS if np.any(knob[k] > 0))
+        use_l1, use_l2 = bool(np.any(knob["l1"] > 0)), bool(np.any(knob["l2"] > 0))
+        smoothing = bool(np.any(knob["label_smoothing"] > 0))
+        self.fns = _compiled(config, flags, use_l1, use_l2, smoothing)
+        self.hyper = {k: ops.convert_to_tensor(v) for k, v in knob.items()}
+        self.params = _initial_params(config, members)
+        self.state = init_state(config.optimizer, self.params)
+        self.X, self.Y = ops.convert_to_tensor(X), ops.convert_to_tensor(Y)
+        self.train_rows = [np.asarray(s.train_idx, dtype="int64") for s in members]
+        n_train = np.array([len(r) for r in self.train_rows])
+        self.n_steps = math.ceil(int(n_train.max()) / int(config.batch_size))
+        self.max_epochs = np.array([int(s.epochs) for s in members])
+        self.stopper = EarlyStopping([s.patience for s in members])
+        if self.stopper.watch.any():
+            self.val_chunks, self.n_val = _validation_chunks(members, eval_batch_size)
+            self.best_params = list(self.params)
+        self.trained = np.zeros(self.n_members, dtype=int)
+        self.hist_loss, self.hist_val, self.epoch_times = [], [], []
 
-    stopped = np.zeros(n_members, dtype=bool)
-    trained = np.zeros(n_members, dtype=int)
-    best = np.full(n_members, np.inf)
-    best_epoch = np.full(n_members, -1)
-    wait = np.zeros(n_members, dtype=int)
-    hist_loss, hist_val, epoch_times = [], [], []
+    def fit_loop(self, verbose: int, on_epoch_end) -> None:
+        """Train until every member is out of epochs or stopped."""
+        stopper = self.stopper
+        for epoch in range(int(self.max_epochs.max())):
+            active = stopper.active(epoch, self.max_epochs)
+            if not active.any():
+                break
+            self.run_single_epoch(epoch, active)
+            if stopper.watch.any():
+                self.validation_step(epoch, active)
+            if on_epoch_end is not None:
+                params = [ops.convert_to_numpy(p) for p in self.params]
+                halt = on_epoch_end(epoch + 1, params, active)
+                if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
+                    stopper.halt(halt)
+            if verbose > 0:
+                msg = f"epoch {epoch + 1}: {int(active.sum())}/{self.n_members} members training"
+                if stopper.watch.any():
+                    msg += f", {int(stopper.stopped.sum())} stopped"
+                print(msg, flush=True)
 
-    for epoch in range(int(epochs.max())):
-        active = ~stopped & (epoch < epochs)
-        if not active.any():
-            break
+    def _batches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This epoch's row order ``(steps, M, batch)``, its validity mask and step seeds."""
+        batch, n_members, n_steps = int(self.config.batch_size), self.n_members, self.n_steps
         idx = np.zeros((n_members, n_steps * batch), dtype="int32")
         valid = np.zeros((n_members, n_steps * batch), dtype="float32")
-        for m, rows in enumerate(train_rows):
-            order = streams[m].permutation(rows) if config.shuffle else rows
+        for m, rows in enumerate(self.train_rows):
+            order = self.streams[m].permutation(rows) if self.config.shuffle else rows
             idx[m, : len(rows)] = order
             valid[m, : len(rows)] = 1.0
         idx = idx.reshape(n_members, n_steps, batch).transpose(1, 0, 2)
         valid = valid.reshape(n_members, n_steps, batch).transpose(1, 0, 2)
-        seed = np.array([r.integers(0, 2**31 - 1) for r in streams], dtype="int32")
+        seed = np.array([r.integers(0, 2**31 - 1) for r in self.streams], dtype="int32")
+        return idx, valid, seed
+
+    def run_single_epoch(self, epoch: int, active: np.ndarray) -> None:
+        """One compiled call: every step of the epoch for every active member."""
+        idx, valid, seed = self._batches()
         tick = time.perf_counter()
-        params, state, loss_sum, n_sum = fns.epoch(
-            params,
-            state,
-            X_t,
-            Y_t,
+        self.params, self.state, loss_sum, n_sum = self.fns.epoch(
+            self.params,
+            self.state,
+            self.X,
+            self.Y,
             ops.convert_to_tensor(np.ascontiguousarray(idx)),
             ops.convert_to_tensor(np.ascontiguousarray(valid)),
             ops.convert_to_tensor(active),
-            hyper,
+            self.hyper,
             ops.convert_to_tensor(seed),
         )
-        trained += active
+        self.trained += active
         loss_sum, n_sum = ops.convert_to_numpy(loss_sum), ops.convert_to_numpy(n_sum)
-        epoch_times.append(time.perf_counter() - tick)
+        self.epoch_times.append(time.perf_counter() - tick)
         with np.errstate(invalid="ignore", divide="ignore"):
-            hist_loss.append(np.where(active, loss_sum / n_sum, np.nan))
+            self.hist_loss.append(np.where(active, loss_sum / n_sum, np.nan))
 
+    def validation_step(self, epoch: int, active: np.ndarray) -> None:
+        """The watched members' validation loss, early stopping and best weights."""
+        total = np.zeros(self.n_members)
+        for c_idx, c_valid in self.val_chunks:
+            part, pen = self.fns.evaluate(self.params, self.X, self.Y, c_idx, c_valid, self.hyper)
+            total += ops.convert_to_numpy(part)
+        pen = ops.convert_to_numpy(pen)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            val_loss = total / self.n_val + pen
+        val_loss = np.where(self.stopper.watch & active, val_loss, np.nan)
+        self.hist_val.append(val_loss)
+        improved = self.stopper.update(epoch, val_loss, active)
+        if improved.any():
+            self.best_params = self.fns.select(
+                ops.convert_to_tensor(improved), self.params, self.best_params
+            )
+
+    def result(self, start: float) -> StackResult:
+        """The members' kept weights, epochs and history (``start``: the wall clock's start)."""
+        watch = self.stopper.watch
+        params = self.params
         if watch.any():
-            total = np.zeros(n_members)
-            for c_idx, c_valid in val_chunks:
-                part, pen = fns.evaluate(params, X_t, Y_t, c_idx, c_valid, hyper)
-                total += ops.convert_to_numpy(part)
-            pen = ops.convert_to_numpy(pen)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                val_loss = total / n_val + pen
-            val_loss = np.where(watch & active, val_loss, np.nan)
-            hist_val.append(val_loss)
-            improved = np.zeros(n_members, dtype=bool)
-            for m in np.flatnonzero(watch & active):
-                # keras.callbacks.EarlyStopping.on_epoch_end, member by member:
-                # the first watched epoch is always an improvement (best=None).
-                wait[m] += 1
-                if best_epoch[m] < 0 or val_loss[m] < best[m]:
-                    best[m] = val_loss[m]
-                    best_epoch[m] = epoch
-                    improved[m] = True
-                    wait[m] = 0
-                elif wait[m] >= patience[m] and epoch > 0:
-                    stopped[m] = True
-            if improved.any():
-                best_params = fns.select(ops.convert_to_tensor(improved), params, best_params)
-        if on_epoch_end is not None:
-            halt = on_epoch_end(epoch + 1, [ops.convert_to_numpy(p) for p in params], active)
-            if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
-                stopped[np.asarray(list(halt), dtype=int)] = True
-        if verbose > 0:
-            msg = f"epoch {epoch + 1}: {int(active.sum())}/{n_members} members training"
-            if watch.any():
-                msg += f", {int(stopped.sum())} stopped"
-            print(msg, flush=True)
-
-    if watch.any():
-        params = fns.select(ops.convert_to_tensor(watch), best_params, params)
-    stacked = [ops.convert_to_numpy(p) for p in params]
-    weights = [[np.array(p[m]) for p in stacked] for m in range(n_members)]
-    diverged = np.array([not all(np.isfinite(w).all() for w in ws) for ws in weights])
-    kept = np.where(watch, best_epoch + 1, trained)
-    history = {"loss": np.array(hist_loss)}
-    if watch.any():
-        history["val_loss"] = np.array(hist_val)
-    return StackResult(
-        weights=weights,
-        n_epochs=trained,
-        best_epoch=kept,
-        history=history,
-        diverged=diverged,
-        fit_time=time.perf_counter() - start,
-        epoch_times=np.array(epoch_times),
-    )
+            params = self.fns.select(ops.convert_to_tensor(watch), self.best_params, params)
+        stacked = [ops.convert_to_numpy(p) for p in params]
+        weights = [[np.array(p[m]) for p in stacked] for m in range(self.n_members)]
+        history = {"loss": np.array(self.hist_loss)}
+        if watch.any():
+            history["val_loss"] = np.array(self.hist_val)
+        return StackResult(
+            weights=weights,
+            n_epochs=self.trained,
+            best_epoch=self.stopper.kept_epoch(self.trained),
+            history=history,
+            diverged=diverged(weights),
+            fit_time=time.perf_counter() - start,
+            epoch_times=np.array(self.epoch_times),
+        )

@@ -1,0 +1,166 @@
+"""The stacked evaluator: candidates x folds trained as members of one compiled model."""
+
+from __future__ import annotations
+
+import time
+
+import tunekit.engine as engine
+from tunekit.evaluators._base import Evaluation, Evaluator
+from tunekit.evaluators.stacked.data import prepare_target
+from tunekit.evaluators.stacked.grouping import (
+    CandidateGroup,
+    split_params,
+    split_pipeline,
+    stack_plan,
+)
+from tunekit.evaluators.stacked.keras_run import KerasStackRun, route_any_builder
+from tunekit.evaluators.stacked.mlp_run import MlpStackRun
+from tunekit.evaluators.stacked.runs import Batch
+from tunekit.evaluators.standard import StandardEvaluator
+
+__all__ = ["StackedEvaluator"]
+
+
+class StackedEvaluator(Evaluator):
+    """Cross-validate candidates on the stacked engine; the rest on the standard path.
+
+    Parameters
+    ----------
+    strict : bool, default=False
+        Raise a :class:`ValueError` naming the candidate's parameter and the
+        reason, before any training, when a candidate cannot be stacked
+        (``tunekit.search(engine="stacked")``). Otherwise such candidates take
+        the standard path.
+    random_state : int, RandomState or None, default=None
+        Seeds members whose estimator has no integer ``random_state``.
+    fallback : StandardEvaluator or None, default=None
+        Evaluates the candidates that cannot be stacked.
+    on_epoch : callable or None, default=None
+        ``on_epoch(epoch, scores)`` after every epoch of a stack, with
+        ``scores`` mapping each training candidate (its position in the
+        batch) to its folds' test scores at that epoch, all folds in lockstep.
+        It returns the candidates to stop (e.g. pruned Optuna trials): their
+        members are frozen at once and the candidates are listed in
+        :attr:`Evaluation.pruned`. Needs ``epoch_curves=True``.
+    **kwargs
+        :class:`~tunekit.evaluators.Evaluator`'s settings.
+
+    Attributes
+    ----------
+    groups_ : list of CandidateGroup
+        The stacks and standard-path candidates of the last batch.
+    """
+
+    name = "stacked"
+
+    def __init__(
+        self, *, strict: bool = False, random_state=None, fallback=None, on_epoch=None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.strict = strict
+        self.random_state = random_state
+        self.fallback = fallback
+        self.on_epoch = on_epoch
+
+    # ------------------------------------------------------------------ grouping
+    def plan(self, estimator, candidates, y=None, fit_params=None) -> list[CandidateGroup]:
+        """Stacks and standard-path candidates, with what the target and arguments say."""
+        groups = stack_plan(estimator, candidates)
+        _, final, prefix = split_pipeline(estimator)
+        reason = None
+        if fit_params:
+            reason = f"fit_params ({', '.join(fit_params)}) cannot reach stacked members"
+        elif y is not None and prefix is not None:
+            target = prepare_target(final, y)
+            reason = target.reason
+            if target.task == "regression":
+                groups = _without_label_smoothing(groups, final, candidates, prefix)
+        if reason is not None:
+            return [CandidateGroup([i], None, reason) for g in groups for i in g.indices]
+        return groups
+
+    def _refuse(self, candidates, groups) -> None:
+        singles = [g for g in groups if not g.stacked]
+        if not singles:
+            return
+        g = singles[0]
+        params = ", ".join(f"{k}={v!r}" for k, v in candidates[g.indices[0]].items())
+        raise ValueError(
+            f"engine='stacked' cannot stack candidate {g.indices[0]} ({params or 'defaults'}): "
+            f"{g.reason}. Use engine='auto' to train such candidates the standard way, or "
+            "engine='sklearn' for all of them."
+        )
+
+    def _fallback(self) -> StandardEvaluator:
+        if self.fallback is not None:
+            return self.fallback
+        return StandardEvaluator(
+            error_score=self.error_score,
+            return_train_score=self.return_train_score,
+            epoch_curves=self.epoch_curves,
+            progress=self.progress,
+            verbose=self.verbose,
+        )
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
+        candidates = list(candidates)
+        groups = self.plan(estimator, candidates, y, fit_params)
+        if not fit_params:
+            groups = route_any_builder(estimator, candidates, groups, X, y)
+        if self.strict:
+            self._refuse(candidates, groups)
+        self.groups_ = groups
+        if self.verbose > 0:
+            for g in groups:
+                what = "stack" if g.stacked else f"standard path ({g.reason})"
+                print(f"  candidates {g.indices}: {what}")
+        evaluation = Evaluation(
+            entries=[[None] * len(splits) for _ in candidates],
+            engines=["sklearn"] * len(candidates),
+        )
+        batch = Batch(estimator, candidates, splits, X, y, scorers, evaluation)
+        for g in groups:
+            start = time.perf_counter()
+            rest = g.indices
+            if g.keras is not None:
+                rest = KerasStackRun(self, g, batch).run()
+            elif g.stacked:
+                rest = MlpStackRun(self, g, batch).run()
+            if rest:
+                sub = self._fallback().evaluate(
+                    estimator,
+                    [candidates[i] for i in rest],
+                    splits,
+                    X,
+                    y,
+                    scorers=scorers,
+                    fit_params=fit_params,
+                )
+                evaluation.merge(sub, list(rest))
+                g.n_members += len(rest) * len(splits)
+            g.fit_time = time.perf_counter() - start
+        return evaluation
+
+
+def _without_label_smoothing(groups, final, candidates, prefix) -> list[CandidateGroup]:
+    """A regression target: candidates with label smoothing leave their stacks."""
+    base = final.get_params(deep=False)
+    out = []
+    for g in groups:
+        smooth = [
+            i
+            for i in g.indices
+            if g.stacked
+            and engine.resolve_params({**base, **split_params(candidates[i], prefix)[1]}).member[
+                "label_smoothing"
+            ]
+            > 0
+        ]
+        out.extend(
+            CandidateGroup([i], None, "label_smoothing needs a classification loss") for i in smooth
+        )
+        g.indices = [i for i in g.indices if i not in smooth]
+        if g.indices:
+            out.append(g)
+    return sorted(out, key=lambda g: not g.stacked)

@@ -1,0 +1,192 @@
+"""The any-builder run: candidates `mlp()`'s trainer cannot take, on `engine.keras_stack`.
+
+:func:`route_any_builder` probes the candidates left to the standard path and
+turns those whose built models stack into groups; :class:`KerasStackRun`
+trains one such group and records its entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+from sklearn.base import clone
+
+import tunekit.engine as engine
+from tunekit.evaluators._base import _score, main_score, score_entry
+from tunekit.evaluators.stacked.data import carve_validation, task_of, variant_key
+from tunekit.evaluators.stacked.grouping import CandidateGroup, split_params, split_pipeline
+from tunekit.evaluators.stacked.runs import GroupRun
+from tunekit.evaluators.stacked.seeds import Seeds
+
+__all__ = ["KerasStackRun", "route_any_builder"]
+
+_log = logging.getLogger("tunekit")
+
+
+def route_any_builder(estimator, candidates, groups, X, y) -> list[CandidateGroup]:
+    """Send the candidates ``mlp()``'s engine cannot take to the any-builder path.
+
+    Parameters
+    ----------
+    estimator : estimator object
+    candidates : list of dict
+    groups : list of CandidateGroup
+        The batch's groups so far (:meth:`StackedEvaluator.plan`).
+    X, y : array-like
+
+    Returns
+    -------
+    groups : list of CandidateGroup
+        The ``mlp()`` stacks, then the any-builder stacks and what is left.
+    """
+    singles = [g for g in groups if not g.stacked]
+    pre, final, prefix = split_pipeline(estimator)
+    if not singles or prefix is None or task_of(final) is None:
+        return groups
+    if any(prefix and prefix[:-2] in candidates[i] for g in singles for i in g.indices):
+        return groups  # a candidate replaces the last step: nothing to probe
+    index = [i for g in singles for i in g.indices]
+    own = [split_params(candidates[i], prefix)[1] for i in index]
+    try:
+        sample = X
+        if pre is not None:
+            pre_params = split_params(candidates[index[0]], prefix)[0]
+            steps = clone(pre).set_params(**clone(pre_params, safe=False))
+            sample = steps.fit(X, y).transform(X)  # shapes only: nothing is trained
+        found = engine.keras_stack.probe(final, own, sample, y)
+    except Exception as err:  # a builder that cannot even be built: the standard path says
+        _log.info(f"the any-builder path cannot probe these candidates: {err}")
+        return groups
+    out = [g for g in groups if g.stacked]
+    for kg in found:
+        members = [index[c] for c in kg.indices]
+        if kg.stackable:
+            out.append(CandidateGroup(members, ("keras", id(kg)), None, keras=kg))
+        else:
+            out.extend(CandidateGroup([i], None, kg.reason) for i in members)
+    return out
+
+
+class KerasStackRun(GroupRun):
+    """Train a group of any builder's candidates and record their entries."""
+
+    def run(self) -> list[int]:
+        """Train the group; return the candidates left to the standard path."""
+        copies = self.make_copies(any_shape=True)
+        if copies.X is None and self.pre is None:
+            return self.group.indices
+        n_copies = max(copies.n_copies, 1)
+        self.y_all = np.concatenate([np.asarray(self.batch.y)] * n_copies)
+        members, self.slots = self._members()
+        if not members:
+            return []
+        self.curve: dict = {}  # (member, epoch) -> test score
+        self.spent = 0.0  # wall time spent scoring along the way
+        result = engine.keras_stack.train_group(
+            self.group.keras, members, copies.X, self.y_all, on_epoch_end=self._score_epoch
+        )
+        group, evaluation = self.group, self.batch.evaluation
+        group.fit_time += result.fit_time
+        group.n_members += len(members)
+        evaluation.n_trained += len(members)
+        evaluation.n_epochs += int(np.sum(result.n_epochs))
+        fit_time = (result.fit_time - self.spent) / len(members)
+        for m, (index, s, offset) in enumerate(self.slots):
+            self._finish_member(m, index, s, offset, result, fit_time)
+        return []
+
+    def _members(self):
+        """The members (candidate x fold) and where each one's rows live."""
+        kg, b = self.group.keras, self.batch
+        data = self.target()
+        seeds = Seeds(self.final, self.ev.random_state)
+        base = self.final.get_params(deep=False)
+        members, slots = [], []
+        for k, index in enumerate(self.group.indices):
+            c = kg.indices[k]
+            key = variant_key(self.pre, self.cands[k], self.prefix)
+            fraction = {**base, **split_params(self.cands[k], self.prefix)[1]}.get(
+                "validation_fraction"
+            )
+            for s, (train, test) in enumerate(b.splits):
+                copy = self.copies.where[(key, s)]
+                init, _, carve_seed = seeds.draw()
+                if isinstance(copy, str):
+                    self._fail(index, s, len(test), copy)
+                    continue
+                offset = copy[0]
+                fit_rows, val = train, None
+                if kg.patience.get(c) is not None:
+                    try:
+                        fit_rows, val = carve_validation(
+                            train, data.codes, fraction, carve_seed, data.codes is not None
+                        )
+                    except ValueError as err:
+                        self._fail(index, s, len(test), f"ValueError: {err}")
+                        continue
+                members.append(
+                    engine.keras_stack.KerasMember(
+                        candidate=c,
+                        train_idx=np.asarray(fit_rows) + offset,
+                        val_idx=None if val is None else np.asarray(val) + offset,
+                        seed=init,
+                    )
+                )
+                slots.append((index, s, offset))
+        return members, slots
+
+    def _fail(self, index: int, s: int, n_test: int, reason: str) -> None:
+        self.record(index, s, self.failed(n_test, reason))
+        self.ev._tick()
+
+    def _score_epoch(self, epoch: int, result) -> None:
+        """Every member's test score after ``epoch`` (0-based), for the curves."""
+        if not self.ev.epoch_curves:
+            return
+        tick = time.perf_counter()
+        X_all, scorers = self.copies.X, self.batch.scorers
+        for m, (_, s, offset) in enumerate(self.slots):
+            if result.n_epochs[m] != epoch + 1:
+                continue  # this member did not train this epoch
+            rows = self.batch.splits[s][1] + offset
+            est = engine.keras_stack.member_estimator(result, m)
+            self.curve[m, epoch + 1] = main_score(
+                _score(scorers, est, X_all[rows], self.y_all[rows], np.nan)
+            )
+        self.spent += time.perf_counter() - tick
+
+    def _finish_member(self, m: int, index: int, s: int, offset: int, result, fit_time) -> None:
+        """Record member ``m``'s entry and curve rows."""
+        ev = self.ev
+        train, test = self.batch.splits[s]
+        if result.diverged is not None and result.diverged[m]:
+            entry = self.failed(
+                len(test),
+                f"DivergedError: training diverged: the weights of candidate {index} on "
+                f"split {s} became non-finite. Lower the learning rate or scale the inputs.",
+                fit_time,
+            )
+        else:
+            entry = score_entry(
+                self.batch.scorers, engine.keras_stack.member_estimator(result, m),
+                self.copies.X, self.y_all, train + offset, test + offset, fit_time,
+                error_score=ev.error_score, train_score=ev.return_train_score,
+                best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
+            )  # fmt: skip
+        self.record(index, s, entry)
+        loss, val_loss = result.history.get("loss"), result.history.get("val_loss")
+        if ev.epoch_curves and loss is not None:
+            self.batch.evaluation.curves.extend(
+                {
+                    "candidate": index, "fold": s, "epoch": e,
+                    "train_loss": float(loss[e - 1, m]),
+                    "test_score": self.curve.get((m, e), math.nan),
+                    "val_loss": float(val_loss[e - 1, m]) if val_loss is not None
+                    else math.nan,
+                }
+                for e in range(1, int(result.n_epochs[m]) + 1)
+            )  # fmt: skip
+        ev._tick()

@@ -1,0 +1,300 @@
+"""An ``mlp()`` stack run: one structure's members on :func:`tunekit.engine.train_stack`.
+
+:class:`MlpStackRun` holds the run's state (the batch, the fold data, the
+seeds); each chunk of at most :data:`MAX_STACK_MEMBERS` members is a
+:class:`_Chunk` that scores members along the way, asks ``on_epoch`` which
+candidates stop, and turns every trained member into its entries.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import tunekit.engine as engine
+from tunekit.evaluators._base import _score, epoch_families, main_score, score_entry
+from tunekit.evaluators.stacked.data import carve_validation, variant_key
+from tunekit.evaluators.stacked.grouping import MAX_STACK_MEMBERS, CandidateGroup, split_params
+from tunekit.evaluators.stacked.runs import GroupRun
+from tunekit.evaluators.stacked.seeds import Seeds
+from tunekit.exceptions import DivergedError
+
+__all__ = ["MlpStackRun"]
+
+
+@dataclass
+class _Slot:
+    """A member in a stack: which family, which fold, where its copy of X starts."""
+
+    family: object
+    fold: int
+    offset: int
+
+
+class MlpStackRun(GroupRun):
+    """Train one structure's members on the ``mlp()`` trainer and record their entries."""
+
+    def run(self) -> list[int]:
+        """Train the group; return the candidates left to the standard path."""
+        group, b = self.group, self.batch
+        self.data = self.target()
+        copies = self.make_copies()
+        if copies.all_failed:
+            reason = next(iter(copies.where.values()), "no data")
+            if self.pre is None:  # X itself cannot be stacked: the standard path says why
+                if self.ev.strict:
+                    self.ev._refuse(b.candidates, [CandidateGroup(group.indices, None, reason)])
+                return group.indices
+        n_copies = max(copies.n_copies, 1)
+        self.y_all = np.concatenate([np.asarray(b.y)] * n_copies)
+        self.Y_all = np.tile(self.data.Y, (n_copies, 1))
+        rest = []
+        for width, (specs, slots) in self._members().items():
+            try:
+                config = engine.stack_config(
+                    group.structure,
+                    task=self.data.task,
+                    n_features=width,
+                    n_outputs=self.data.n_outputs,
+                    n_train_max=max(len(sp.train_idx) for sp in specs),
+                )
+            except ValueError as err:
+                if self.ev.strict:
+                    self.ev._refuse(b.candidates, [CandidateGroup(group.indices, None, str(err))])
+                rest.extend(
+                    group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
+                )
+                continue
+            for lo in range(0, len(specs), MAX_STACK_MEMBERS):
+                chunk = slice(lo, lo + MAX_STACK_MEMBERS)
+                _Chunk(self, config, specs[chunk], slots[chunk]).train()
+        return sorted(set(rest))
+
+    def _members(self) -> dict[int, tuple[list, list]]:
+        """Every family's members (one per fold), by the width of their copy of X."""
+        base = self.final.get_params(deep=False)
+        seeds = Seeds(self.final, self.ev.random_state)
+        by_width: dict[int, tuple[list, list]] = {}
+        for family in epoch_families(self.batch.estimator, self.cands):
+            lead = self.cands[family.leader]
+            member = engine.resolve_params({**base, **split_params(lead, self.prefix)[1]}).member
+            key = variant_key(self.pre, lead, self.prefix)
+            for s, (train, test) in enumerate(self.batch.splits):
+                copy = self.copies.where[(key, s)]
+                init, stream, carve_seed = seeds.draw()
+                if isinstance(copy, str):
+                    self._fail(family, s, len(test), copy)
+                    continue
+                fit_rows, val = train, None
+                if member["patience"] is not None:
+                    try:
+                        fit_rows, val = carve_validation(
+                            train,
+                            self.data.codes,
+                            member["validation_fraction"],
+                            carve_seed,
+                            self.data.classifier,
+                        )
+                    except ValueError as err:
+                        if self.raise_errors:
+                            raise
+                        self._fail(family, s, len(test), f"ValueError: {err}")
+                        continue
+                offset, width = copy
+                spec = _member_spec(member, fit_rows + offset, val, offset, init, stream)
+                specs, slots = by_width.setdefault(width, ([], []))
+                specs.append(spec)
+                slots.append(_Slot(family, s, offset))
+        return by_width
+
+    def _fail(self, family, s: int, n_test: int, reason: str) -> None:
+        """Record a failed fold for every candidate of ``family``."""
+        for c in family.epochs:
+            self.record(self.group.indices[c], s, self.failed(n_test, reason))
+        self.ev._tick(len(family.epochs))
+
+
+def _member_spec(member: dict, fit_rows, val, offset: int, init: int, stream: int):
+    return engine.MemberSpec(
+        train_idx=np.asarray(fit_rows),
+        val_idx=None if val is None else np.asarray(val) + offset,
+        epochs=member["epochs"],
+        patience=member["patience"],
+        learning_rate=member["learning_rate"],
+        seed=init,
+        stream_seed=stream,
+        **{k: member[k] for k in engine.MEMBER_KNOBS},
+    )
+
+
+class _Chunk:
+    """One compiled stack of a run: its members, their scores along the way, their entries.
+
+    Parameters
+    ----------
+    run : MlpStackRun
+    config : StackConfig
+    specs : list of MemberSpec
+    slots : list of _Slot
+        Per member, its family, fold and offset.
+    """
+
+    def __init__(self, run: MlpStackRun, config, specs: list, slots: list):
+        self.run, self.config, self.specs, self.slots = run, config, specs, slots
+        # the epochs, other than its own last, at which a member's family wants a score
+        self.wanted = [
+            {e for c, e in slot.family.epochs.items() if e != specs[m].epochs}
+            for m, slot in enumerate(slots)
+        ]
+        self.snaps: dict = {}  # (member, epoch) -> entry of a shorter candidate
+        self.curve: dict = {}  # (member, epoch) -> test score
+        self.spent = 0.0  # wall time spent scoring along the way
+        self.start = 0.0
+
+    def member(self, weights, best_epoch, n_epochs):
+        """A trained member as a fitted estimator the search's scorer can score."""
+        data = self.run.data
+        return engine.member_estimator(
+            self.config, weights, task=data.task, classes=data.classes,
+            n_outputs=data.n_outputs, y_ndim=data.y_ndim, best_epoch=best_epoch,
+            n_epochs=n_epochs,
+        )  # fmt: skip
+
+    def train(self) -> None:
+        """Train the chunk's members and record their entries."""
+        run, ev = self.run, self.run.ev
+        self.start = time.perf_counter()
+        result = engine.train_stack(
+            self.config,
+            self.specs,
+            run.copies.X,
+            run.Y_all,
+            verbose=max(0, ev.verbose - 1),
+            on_epoch_end=self.on_epoch_end,
+        )
+        group, evaluation, n = run.group, run.batch.evaluation, len(self.specs)
+        group.fit_time += result.fit_time
+        group.epoch_times.extend(result.epoch_times.tolist())
+        group.n_members += n
+        evaluation.n_trained += n
+        evaluation.n_epochs += int(np.sum(result.n_epochs))
+        fit_time = (result.fit_time - self.spent) / n
+        for m, slot in enumerate(self.slots):
+            self.finish_member(m, slot, result, fit_time)
+
+    def on_epoch_end(self, epoch: int, params: list, active: np.ndarray):
+        """Score the members whose families want this epoch; return the members to halt."""
+        run, ev = self.run, self.run.ev
+        tick = time.perf_counter()
+        for m, slot in enumerate(self.slots):
+            if not active[m] or not (ev.epoch_curves or epoch in self.wanted[m]):
+                continue
+            est = self.member([p[m] for p in params], epoch, epoch)
+            train, test = run.batch.splits[slot.fold]
+            rows = test + slot.offset
+            if epoch in self.wanted[m]:
+                share = (tick - self.start - self.spent) / len(self.specs)
+                self.snaps[m, epoch] = score_entry(
+                    run.batch.scorers,
+                    est,
+                    run.copies.X,
+                    run.y_all,
+                    train + slot.offset,
+                    rows,
+                    share,
+                    error_score=ev.error_score,
+                    train_score=ev.return_train_score,
+                    best_epoch=epoch,
+                    n_epochs=epoch,
+                )
+                self.curve[m, epoch] = main_score(self.snaps[m, epoch]["test_scores"])
+            else:
+                scores = _score(run.batch.scorers, est, run.copies.X[rows], run.y_all[rows], np.nan)
+                self.curve[m, epoch] = main_score(scores)
+        halt = self.halt(epoch, active)
+        self.spent += time.perf_counter() - tick
+        return halt
+
+    def halt(self, epoch: int, active: np.ndarray):
+        """Ask ``on_epoch`` which candidates stop; return their members."""
+        on_epoch = self.run.ev.on_epoch
+        if on_epoch is None:
+            return None
+        indices = self.run.group.indices
+        scores: dict = {}
+        for m, slot in enumerate(self.slots):
+            if active[m] and (m, epoch) in self.curve:
+                lead = indices[slot.family.leader]
+                scores.setdefault(lead, []).append(self.curve[m, epoch])
+        stop = set(on_epoch(epoch, scores) or ())
+        for c in stop:
+            self.run.batch.evaluation.pruned.setdefault(c, epoch)
+        return [m for m, slot in enumerate(self.slots) if indices[slot.family.leader] in stop]
+
+    def lead_entry(self, m: int, slot: _Slot, result, fit_time: float) -> dict:
+        """The entry of the member's own candidate (the family's longest run)."""
+        run, ev = self.run, self.run.ev
+        train, test = run.batch.splits[slot.fold]
+        if result.diverged[m]:
+            msg = (
+                "training diverged: the weights of candidate "
+                f"{run.group.indices[slot.family.leader]} on split {slot.fold} became "
+                "non-finite. Lower the learning rate (optimizer__learning_rate=...) or scale "
+                "the inputs."
+            )
+            if run.raise_errors:
+                raise DivergedError(msg)
+            return run.failed(len(test), f"DivergedError: {msg}", fit_time)
+        est = self.member(result.weights[m], result.best_epoch[m], result.n_epochs[m])
+        return score_entry(
+            run.batch.scorers,
+            est,
+            run.copies.X,
+            run.y_all,
+            train + slot.offset,
+            test + slot.offset,
+            fit_time,
+            error_score=ev.error_score,
+            train_score=ev.return_train_score,
+            best_epoch=result.best_epoch[m],
+            n_epochs=result.n_epochs[m],
+        )
+
+    def finish_member(self, m: int, slot: _Slot, result, fit_time: float) -> None:
+        """Record the entries (and curves) of every candidate the member stands for."""
+        run = self.run
+        family, s = slot.family, slot.fold
+        n_test = len(run.batch.splits[s][1])
+        lead = self.lead_entry(m, slot, result, fit_time)
+        lead_epochs = family.epochs[family.leader]
+        for c, epochs in family.epochs.items():
+            index = run.group.indices[c]
+            if epochs == lead_epochs:
+                entry = lead
+            else:
+                entry = self.snaps.get((m, epochs)) or run.failed(
+                    n_test, lead["fit_error"] or "not trained that far", fit_time
+                )
+            run.record(index, s, entry)
+            if run.ev.epoch_curves:
+                self.add_curve(m, index, s, min(int(epochs), int(result.n_epochs[m])), result)
+        run.ev._tick(len(family.epochs))
+
+    def add_curve(self, m: int, index: int, s: int, last: int, result) -> None:
+        """The candidate's curve rows on fold ``s``, epochs 1 to ``last``."""
+        loss = result.history.get("loss")
+        val = result.history.get("val_loss")
+        self.run.batch.evaluation.curves.extend(
+            {
+                "candidate": index,
+                "fold": s,
+                "epoch": e,
+                "train_loss": float(loss[e - 1, m]),
+                "test_score": self.curve.get((m, e), math.nan),
+                "val_loss": float(val[e - 1, m]) if val is not None else math.nan,
+            }
+            for e in range(1, last + 1)
+        )

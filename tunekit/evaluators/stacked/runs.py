@@ -1,0 +1,76 @@
+"""What a group's run shares on both trainers: the batch it reads and how it records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunekit.evaluators._base import Evaluation, fail_entry
+from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_copies
+from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
+
+__all__ = ["Batch", "GroupRun"]
+
+
+@dataclass
+class Batch:
+    """One ``evaluate`` call: the estimator, its candidates and folds, and where entries go."""
+
+    estimator: object
+    candidates: list
+    splits: list
+    X: object
+    y: object
+    scorers: object
+    evaluation: Evaluation
+
+
+class GroupRun:
+    """The state of one group's run: the evaluator's settings, the batch, the fold data.
+
+    Parameters
+    ----------
+    evaluator : StackedEvaluator
+        Its settings (``error_score``, ``return_train_score``, ``epoch_curves``,
+        ``on_epoch``, ``random_state``, ``strict``, ``verbose``) and progress.
+    group : CandidateGroup
+    batch : Batch
+    """
+
+    def __init__(self, evaluator, group: CandidateGroup, batch: Batch):
+        self.ev = evaluator
+        self.group = group
+        self.batch = batch
+        self.pre, self.final, self.prefix = split_pipeline(batch.estimator)
+        self.cands = [batch.candidates[i] for i in group.indices]
+        self.copies: Copies | None = None
+
+    @property
+    def raise_errors(self) -> bool:
+        """Whether a failure raises (``error_score="raise"``) instead of scoring."""
+        error_score = self.ev.error_score
+        return isinstance(error_score, str) and error_score == "raise"
+
+    def target(self):
+        """``y`` in the loss's encoding."""
+        return prepare_target(self.final, self.batch.y)
+
+    def make_copies(self, any_shape: bool = False) -> Copies:
+        """The transformed copies of X the group's members train on."""
+        b = self.batch
+        self.copies = transformed_copies(
+            self.pre, self.prefix, self.cands, b.splits, b.X, b.y,
+            raise_errors=self.raise_errors, any_shape=any_shape,
+        )  # fmt: skip
+        return self.copies
+
+    def failed(self, n_test: int, reason: str, fit_time: float = 0.0) -> dict:
+        """The entry of a (candidate, fold) whose training failed."""
+        return fail_entry(
+            self.batch.scorers, n_test, fit_time, reason,
+            error_score=self.ev.error_score, train=self.ev.return_train_score,
+        )  # fmt: skip
+
+    def record(self, index: int, fold: int, entry: dict) -> None:
+        """Store the entry of candidate ``index`` (in the batch) on fold ``fold``."""
+        self.batch.evaluation.entries[index][fold] = entry
+        self.batch.evaluation.engines[index] = self.ev.name
