@@ -40,18 +40,7 @@ from tunekit.launch import (
 )
 
 __all__ = [
-    "EXIT_FAILURE",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_STORAGE",
-    "EXIT_TERMINATED",
-    "EXIT_USAGE",
-    "StudyOptions",
-    "build_parser",
-    "fail",
-    "main",
-    "study_main",
-    "study_options",
-    "study_parser",
+    "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STORAGE", "EXIT_TERMINATED", "EXIT_USAGE",
+    "StudyOptions", "build_parser", "fail", "main", "study_main", "study_options", "study_parser",
     "visible_gpus",
-]
+]  # fmt: skip

@@ -52,20 +52,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# argparse rewraps these texts: their line breaks are not kept
+_RUN_HELP = "run a study script (resumable)"
+_RUN_DESCRIPTION = """\
+Run a study script. Flags after the script go to the study (--storage, --study-name,
+--n-trials, --timeout, --seed, --out, --smoke, --full; see 'python studies/NAME.py --help').
+With --workers or --gpus several worker processes share the study's storage, then one final
+run writes the report."""
+_RUN_EPILOG = """\
+Ctrl-C (or SIGTERM) stops the study at its next safe point; twice within 2 s quits at once.
+Run the same command again to continue an interrupted study. Exit codes: 0 success, 1
+failure, 2 usage error (also: --gpus asks for GPUs that are not there), 75 storage lost (run
+again once the database is back), 130 interrupted, 143 terminated, 128+N a study process
+killed by signal N (137: kill -9)."""
+_REPORT_HELP = "render a stored study or a result directory"
+_REPORT_DESCRIPTION = """\
+Render the leaderboard of a study storage (sqlite:///..., postgresql://...) or of a result
+directory written by a study. Nothing is unpickled and passwords are never printed."""
+_REPORT_EPILOG = """\
+Without --out the leaderboard is printed (Markdown by default). --out FILE writes one file
+(format from --format or the suffix); --out DIR writes the full report (Markdown, HTML, CSV,
+JSON, PNG plots)."""
+_DASHBOARD_HELP = "watch a study live in Optuna Dashboard"
+_DASHBOARD_DESCRIPTION = """\
+Start Optuna Dashboard on this machine for a study storage (sqlite:///..., postgresql://...),
+an SQLite file or a study's result directory, and serve it until Ctrl-C. Needs pip install
+'tunekit[dashboard]'."""
+_DASHBOARD_EPILOG = """\
+The page polls the storage: start it before or while a study runs. On another machine, bind
+localhost and open an SSH tunnel (ssh -L 8080:localhost:8080 HOST) rather than --host
+0.0.0.0."""
+
+
 def _add_run(sub) -> None:
     run = sub.add_parser(
-        "run",
-        help="run a study script (resumable)",
-        description="Run a study script. Flags after the script go to the study (--storage, "
-        "--study-name, --n-trials, --timeout, --seed, --out, --smoke, --full; see "
-        "'python studies/NAME.py --help'). With --workers or --gpus several worker "
-        "processes share the study's storage, then one final run writes the report.",
-        epilog="Ctrl-C (or SIGTERM) stops the study at its next safe point; twice within 2 s "
-        "quits at once. Run the same command again to continue an interrupted study. Exit "
-        "codes: 0 success, 1 failure, 2 usage error (also: --gpus asks for GPUs that are not "
-        "there), 75 storage lost (run again once the database is back), 130 interrupted, "
-        "143 terminated, 128+N a study process killed by signal N (137: kill -9).",
-        allow_abbrev=False,
+        "run", help=_RUN_HELP, description=_RUN_DESCRIPTION, epilog=_RUN_EPILOG, allow_abbrev=False
     )
     parallel = run.add_mutually_exclusive_group()
     parallel.add_argument(
@@ -95,14 +116,7 @@ def _add_run(sub) -> None:
 
 def _add_report(sub) -> None:
     rep = sub.add_parser(
-        "report",
-        help="render a stored study or a result directory",
-        description="Render the leaderboard of a study storage (sqlite:///..., "
-        "postgresql://...) or of a result directory written by a study. Nothing is "
-        "unpickled and passwords are never printed.",
-        epilog="Without --out the leaderboard is printed (Markdown by default). --out FILE "
-        "writes one file (format from --format or the suffix); --out DIR writes the full "
-        "report (Markdown, HTML, CSV, JSON, PNG plots).",
+        "report", help=_REPORT_HELP, description=_REPORT_DESCRIPTION, epilog=_REPORT_EPILOG
     )
     rep.add_argument("source", help="storage URL, SQLite file or result directory")
     rep.add_argument("--study", metavar="NAME", help="study to read when the storage has several")
@@ -115,13 +129,9 @@ def _add_report(sub) -> None:
 def _add_dashboard(sub) -> None:
     dash = sub.add_parser(
         "dashboard",
-        help="watch a study live in Optuna Dashboard",
-        description="Start Optuna Dashboard on this machine for a study storage "
-        "(sqlite:///..., postgresql://...), an SQLite file or a study's result directory, "
-        "and serve it until Ctrl-C. Needs pip install 'tunekit[dashboard]'.",
-        epilog="The page polls the storage: start it before or while a study runs. On "
-        "another machine, bind localhost and open an SSH tunnel (ssh -L 8080:localhost:8080 "
-        "HOST) rather than --host 0.0.0.0.",
+        help=_DASHBOARD_HELP,
+        description=_DASHBOARD_DESCRIPTION,
+        epilog=_DASHBOARD_EPILOG,
     )
     dash.add_argument("source", help="storage URL, SQLite file or result directory")
     dash.add_argument(

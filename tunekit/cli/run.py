@@ -15,14 +15,9 @@ from pathlib import Path
 
 from tunekit import _signals, launch
 from tunekit.cli._common import PROG
-from tunekit.launch import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STORAGE,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-)
+from tunekit.launch import EXIT_FAILURE, EXIT_OK, EXIT_STORAGE, EXIT_USAGE
+
+_STOPS = (launch.EXIT_INTERRUPTED, launch.EXIT_TERMINATED)  # run the same command again
 
 __all__ = ["run"]
 
@@ -77,7 +72,7 @@ def _find_script(text: str) -> Path | None:
 def _workers_status(codes: list[int]) -> int:
     """The workers' one exit status; a failure is named on stderr."""
     status = launch.combined_status(codes)
-    if status not in (EXIT_OK, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_STORAGE):
+    if status not in (EXIT_OK, EXIT_STORAGE, *_STOPS):
         failed = [(i, launch.exit_status(c)) for i, c in enumerate(codes) if c != 0]
         text = ", ".join(f"worker {i} exited with code {c}" for i, c in failed)
         print(f"{PROG} run: error: {text}; see its output above", file=sys.stderr)
@@ -102,7 +97,7 @@ def _ray_workers(
 def _after_workers(code: int, script: Path, study_args: list[str], final_env: dict) -> int:
     """After the workers: the final run that writes the report, or why there is none."""
     if code != EXIT_OK:
-        if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        if code in _STOPS:
             print(
                 f"{PROG} run: interrupted; run the same command again to continue", file=sys.stderr
             )

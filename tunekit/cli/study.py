@@ -21,12 +21,7 @@ from typing import Any
 
 from tunekit import _signals
 from tunekit._quiet import import_keras
-from tunekit.cli._common import (
-    clean_error,
-    configure_logging,
-    positive_float,
-    positive_int,
-)
+from tunekit.cli._common import clean_error, configure_logging, positive_float, positive_int
 from tunekit.launch import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORAGE, EXIT_TERMINATED
 
 __all__ = ["StudyOptions", "fail", "study_main", "study_options", "study_parser"]
