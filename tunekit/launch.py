@@ -40,8 +40,9 @@ signal N as 128 + N (:func:`exit_status`). Of several workers
 (:func:`combined_status`), a stop counts first (130, 143, then 75), then a
 signal the launcher itself received, then the first failed worker's status.
 
-This module imports the standard library only (Ray on first use): the
-command line starts without TensorFlow or Optuna.
+This module imports the standard library only (Ray, through
+:mod:`tunekit.backends`, on first use): the command line starts without
+TensorFlow or Optuna.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tunekit import _signals
-from tunekit.backends import connect
 
 __all__ = [
     "EXIT_FAILURE",
@@ -483,6 +483,10 @@ def run_ray_workers(
     # every worker's lines, not one of each: Ray's deduplication takes lines that differ
     # only in numbers (trial 3 / trial 4, worker 0 / worker 1) for repeats
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # read when ray is first imported
+    # optional dependency: Ray, which connect() imports (and the command line's start-up
+    # goes without the backends)
+    from tunekit.backends import connect
+
     with connect(address, timeout=timeout, log_to_driver=True) as ray:
         count = n_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         if not isinstance(count, int) or count < 1:
