@@ -13,18 +13,20 @@ from pathlib import Path
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from tunekit import cli
+from tunekit import cli, launch
 from tunekit.workflow import Config, run_study
 
 FAKE_STUDY = """\
 import json, os, pathlib, sys, time
 out = pathlib.Path(os.environ["FAKE_OUT"])
 keys = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "CUDA_DEVICE_ORDER",
-        "TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "TF_CPP_MIN_LOG_LEVEL")
+        "TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "TF_CPP_MIN_LOG_LEVEL", "TUNEKIT_WORKER")
 record = {"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in keys}}
 (out / f"{os.getpid()}.json").write_text(json.dumps(record))
 print("fake study says hello")
 worker = "--worker" in sys.argv
+if os.environ.get("FAKE_KILL") and worker == (os.environ["FAKE_KILL"] == "worker"):
+    os.kill(os.getpid(), 9)  # as the out-of-memory killer would
 if os.environ.get("FAKE_SLEEP") and worker:
     try:
         time.sleep(60)
@@ -376,3 +378,78 @@ def test_study_main_turns_failures_into_exit_1(tmp_path, capsys):
     assert cli.study_main(opts, LogisticRegression(), X, y, space={"C": [1.0]}) == 1
     err = capsys.readouterr().err
     assert "s3cret-pw" not in err and "cannot open the Optuna storage" in err
+
+
+# ------------------------------------------------------------------ exit codes
+@pytest.mark.parametrize(
+    "returncode, status",
+    [(0, 0), (1, 1), (2, 2), (75, 75), (3, 3), (-2, 130), (-9, 137), (-15, 143)],
+)
+def test_one_exit_code_table_a_killed_child_is_128_plus_its_signal(returncode, status):
+    assert launch.exit_status(returncode) == status
+
+
+def test_several_workers_report_a_stop_first_then_the_first_failure():
+    assert launch.combined_status([0, 0]) == 0
+    assert launch.combined_status([1, -9]) == 1
+    assert launch.combined_status([-9, 1]) == 137
+    assert launch.combined_status([1, 75, -2]) == 130  # run the same command again
+    assert launch.combined_status([1, 75]) == 75
+
+
+def workers_command(*args):
+    return [sys.executable, "-m", "tunekit.workers", *args]
+
+
+@pytest.mark.parametrize("launcher", ["tunekit run", "tunekit run --workers 2", "workers -n 2"])
+def test_a_study_process_killed_by_sigkill_exits_137_through_every_launcher(
+    launcher, fake_study, monkeypatch, capsys
+):
+    """A real child killed by SIGKILL: 128 + 9, as a shell reports it, whoever launched it."""
+    script, out = fake_study
+    if launcher == "tunekit run":
+        monkeypatch.setenv("FAKE_KILL", "run")
+        assert cli.main(["run", str(script)]) == 137
+    elif launcher == "tunekit run --workers 2":
+        monkeypatch.setenv("FAKE_KILL", "worker")
+        assert cli.main(["run", "--workers", "2", str(script)]) == 137
+        assert "worker 0 exited with code 137" in capsys.readouterr().err
+        assert all("--worker" in r["argv"] for r in records(out))  # no final run
+    else:  # python -m tunekit.workers runs its workers as python -m tunekit.workers SCRIPT
+        env = {**os.environ, "FAKE_KILL": "run"}
+        done = subprocess.run(workers_command("-n", "2", str(script)), env=env, timeout=120)
+        assert done.returncode == 137
+    assert records(out)  # the processes did start
+
+
+def test_both_launchers_tag_their_workers_alike(fake_study, monkeypatch):
+    """``<TUNEKIT_WORKER>-<i>`` from tunekit run and from python -m tunekit.workers."""
+    script, out = fake_study
+    monkeypatch.setenv("TUNEKIT_WORKER", "box1")
+    assert cli.main(["run", "--workers", "2", str(script)]) == 0
+    tagged = sorted(r["env"]["TUNEKIT_WORKER"] for r in records(out) if "--worker" in r["argv"])
+    assert tagged == ["box1-0", "box1-1"]
+    for path in out.glob("*.json"):
+        path.unlink()
+    done = subprocess.run(workers_command("-n", "2", str(script)), timeout=120)
+    assert done.returncode == 0
+    assert sorted(r["env"]["TUNEKIT_WORKER"] for r in records(out)) == ["box1-0", "box1-1"]
+
+
+def test_python_m_tunekit_workers_gives_one_worker_per_gpu(two_gpus, fake_study):
+    script, out = fake_study
+    done = subprocess.run(workers_command("--gpus", "0,1", str(script)), timeout=120)
+    assert done.returncode == 0
+    runs = records(out)
+    assert sorted(r["env"]["CUDA_VISIBLE_DEVICES"] for r in runs) == ["0", "1"]
+    assert {r["env"]["CUDA_DEVICE_ORDER"] for r in runs} == {"PCI_BUS_ID"}
+
+
+def test_python_m_tunekit_workers_checks_gpus_as_tunekit_run_does(no_gpu, fake_study):
+    script, out = fake_study
+    done = subprocess.run(
+        workers_command("--gpus", "0", str(script)), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "--gpus 0 asks for GPU(s) 0 that this machine does not have" in done.stderr
+    assert records(out) == []

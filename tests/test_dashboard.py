@@ -17,6 +17,7 @@ import optuna
 import pytest
 
 from tunekit import cli
+from tunekit.cli import study
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -260,7 +261,7 @@ def test_a_study_prints_the_dashboard_command_next_to_its_report(installed, monk
         report={"md": Path("results/tune/leaderboard.md")},
         n_finished=2,
     )
-    cli._print_summary(outcome)
+    study._print_summary(outcome)
     lines = capsys.readouterr().out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("report:"))
     live = lines[at + 1]

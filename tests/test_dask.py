@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
-import tunekit.workers
+import tunekit.backends
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -113,7 +113,7 @@ def test_a_tiny_keras_model_searches_on_dask(cluster):
 
 
 def test_unreachable_scheduler_is_a_clear_error(data, monkeypatch):
-    monkeypatch.setattr(tunekit.workers, "DASK_CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(tunekit.backends, "DASK_CONNECT_TIMEOUT", 1.0)
     with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler at 'tcp://127"):
         tk.search(
             LogisticRegression(),

@@ -31,9 +31,11 @@ from sklearn.linear_model import LogisticRegression
 import tunekit as tk
 import tunekit.storage.heartbeats
 import tunekit.workers
+from tunekit.launch import EXIT_INTERRUPTED as EXIT_SIGINT
+from tunekit.launch import EXIT_STORAGE
+from tunekit.launch import EXIT_TERMINATED as EXIT_SIGTERM
 from tunekit.report import cv_results_from_study
 from tunekit.storage import make_storage
-from tunekit.workers import EXIT_SIGINT, EXIT_SIGTERM, EXIT_STORAGE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import tunekit as tk
-import tunekit._ray
+import tunekit.backends
 from tunekit import cli
 from tunekit.storage import make_storage
 
@@ -165,7 +165,7 @@ def test_a_tiny_keras_model_searches_on_ray(ray_address):
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
 def test_an_unreachable_address_is_a_clear_error_not_a_hang(address, data, monkeypatch):
     pytest.importorskip("ray", reason="the ray extra is not installed")
-    monkeypatch.setattr(tunekit._ray, "RAY_CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(tunekit.backends, "RAY_CONNECT_TIMEOUT", 2.0)
     with pytest.raises(ConnectionError, match=r"cannot reach the Ray cluster at '.*127\.0\.0\.1:1"):
         tk.search(
             LogisticRegression(), *data, space=SPACE, verbose=0, backend="ray", scheduler=address
@@ -193,7 +193,7 @@ def test_tunekit_run_with_an_unreachable_ray_address_fails_at_once(tmp_path, cap
 )
 def test_a_malformed_address_is_refused(address, match):
     with pytest.raises(ValueError, match=match):
-        tunekit._ray.check_reachable(address)
+        tunekit.backends.check_reachable(address)
 
 
 def test_ray_without_an_address_or_connection_is_a_clear_error(data, monkeypatch):
@@ -207,7 +207,7 @@ def test_another_cluster_than_the_connected_one_is_refused(ray_address, data):
     host, _, port = ray_address.rpartition(":")
     other = f"{host}:{int(port) + 1}"
     with pytest.MonkeyPatch.context() as patch:  # the other port answers: only the check fails
-        patch.setattr(tunekit._ray, "check_reachable", lambda address, timeout=None: None)
+        patch.setattr(tunekit.backends, "check_reachable", lambda address, timeout=None: None)
         with pytest.raises(ValueError, match=r"already connected to the Ray cluster at"):
             tk.search(
                 LogisticRegression(), *data, space=SPACE, verbose=0, backend="ray", scheduler=other

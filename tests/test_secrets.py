@@ -100,13 +100,13 @@ def test_a_lost_storage_error_hides_the_password(monkeypatch):
     """The driver's message may quote the URL; tunekit's StorageError does not."""
     from sqlalchemy.exc import OperationalError
 
-    from tunekit import workers
+    from tunekit.strategies import shared_study
 
     study = optuna.create_study(storage=make_storage("sqlite:///:memory:"))
     backend = study._storage._backend
     monkeypatch.setattr(backend, "url", UNREACHABLE)
     driver_error = OperationalError("SELECT 1", {}, Exception(f"could not connect {UNREACHABLE}"))
-    error = workers._storage_error(study, driver_error)
+    error = shared_study._storage_error(study, driver_error)
     assert "lost the Optuna storage postgresql://postgres:***@127.0.0.1:1/test" in str(error)
     assert "Run the worker again once the database is reachable" in str(error)
     assert PASSWORD not in shown(error)

@@ -18,6 +18,7 @@ from sklearn.utils import indexable
 from sklearn.utils.multiclass import type_of_target
 
 from tunekit._quiet import FitProgress, restoring_global_state
+from tunekit.backends import check_backend, parallel_backend
 from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
 from tunekit.exceptions import SearchFailedError
 from tunekit.results import BASELINES_ATTR, SearchResult
@@ -433,8 +434,6 @@ def _check_call(options: dict):
         n_jobs=options["n_jobs"], verbose=options["verbose"],
     )  # fmt: skip
     if options["backend"] is not None:
-        from tunekit.workers import check_backend
-
         check_backend(options["backend"], strategy, engine)
     space = options["space"]
     space = space if isinstance(space, Space) else Space(space)
@@ -502,8 +501,6 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
         return_train_score=options["return_train_score"],
         engine="sklearn" if forced else options["engine"], progress=progress,
     )  # fmt: skip
-    from tunekit.workers import parallel_backend
-
     try:
         with parallel_backend(backend, options["scheduler"]):
             searcher.fit(X, y, **fit_params)

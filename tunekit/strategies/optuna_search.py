@@ -53,6 +53,7 @@ from tunekit.strategies._common import (
 )
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
+from tunekit.strategies.shared_study import optimize, worker_seed  # FAIL + retry on signals
 
 __all__ = ["OptunaSearchCV", "check_study_compatible", "space_signature"]
 
@@ -318,8 +319,6 @@ def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
     if search.sampler is None:
         study.sampler = optuna.samplers.TPESampler(seed=resumed_seed(seed, study))
     before = len(study.get_trials(deepcopy=False))
-    from tunekit.workers import optimize  # signals -> FAIL + retry; waits for stale trials
-
     # at most the missing trials each (as with n_jobs=1): failing candidates never count as
     # finished, so without the cap a study whose candidates all fail would never end
     optimize(
@@ -443,8 +442,6 @@ class OptunaSearchCV:
 
         storage = make_storage(self.storage)
         label = redact_url(self.storage) if isinstance(self.storage, str) else "memory"
-        from tunekit.workers import worker_seed  # workers sharing a study: distinct seeds
-
         pruner = self.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
         study = optuna.create_study(
             storage=storage,
@@ -530,8 +527,6 @@ class OptunaSearchCV:
                 self.n_trials,
             )
             if self.n_jobs == 1:  # still fail dead workers' trials and run queued retries
-                from tunekit.workers import optimize
-
                 optimize(self.study_, objective, n_trials=0)
             return
         callbacks = [optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED)]
@@ -550,8 +545,6 @@ class OptunaSearchCV:
                     self, objective, remaining=remaining, timeout=self.timeout, progress=progress
                 )
             elif self.n_jobs == 1:
-                from tunekit.workers import optimize  # signals -> FAIL + retry, stale trials
-
                 optimize(
                     self.study_,
                     objective,
