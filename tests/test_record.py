@@ -164,3 +164,57 @@ def test_new_batched_trials_keep_the_stored_layout(old_study, tmp_path):
     for attrs in new.values():
         attrs.pop("tunekit_worker")  # written since the heartbeats on the batched path
     assert {n: _layout(a) for n, a in new.items()} == {n: _layout(a) for n, a in old.items()}
+
+
+def test_jsonable_values():
+    from tunekit.record import jsonable, param_value
+
+    value = {"a": (1, np.int64(2)), "b": np.float32(0.5), "c": float("nan"), "d": np.bool_(True)}
+    assert jsonable(value) == {"a": [1, 2], "b": 0.5, "c": None, "d": True}
+    assert jsonable(np.ma.MaskedArray([1.0, 2.0], mask=[False, True])) == [1.0, None]
+    assert jsonable(LogisticRegression()) == "LogisticRegression()"
+    assert param_value(jsonable((16, (8, 4)))) == (16, (8, 4))
+
+
+def test_the_writer_keeps_the_layout_and_cuts_the_traceback():
+    from tunekit.record import FOLD_KEYS, TRACEBACK_CHARS, TrialRecord
+
+    record = TrialRecord()
+    record.add_fold(test_score=0.5, fit_time=1, score_time=0.1, best_epoch=np.nan, n_epochs=3)
+    record.add_fold(test_score=float("inf"), fit_time=2, score_time=0.2, n_epochs=4.0)
+    attrs = record.attrs(epochs_spent=record.epochs_spent(), traceback_text="x" * 5000 + "\nE: y")
+    assert list(attrs)[: len(FOLD_KEYS)] == list(FOLD_KEYS)
+    assert attrs["cv_test_scores"] == [0.5, None]
+    assert attrs["cv_train_scores"] == [None, None]
+    assert attrs["best_epochs"] == [None, None] and attrs["fit_times"] == [1.0, 2.0]
+    assert attrs["epochs_spent"] == 7.0
+    assert attrs["failure_reason"] == "E: y"
+    assert len(attrs["failure_traceback"]) == TRACEBACK_CHARS
+    assert attrs["failure_traceback"].endswith("E: y")
+    curve = TrialRecord(keys=("cv_test_scores", "fit_times"))
+    curve.add_fold(test_score=0.7, fit_time=1.0, score_time=0.0)
+    assert curve.attrs(reason="ValueError: no") == {
+        "cv_test_scores": [0.7], "fit_times": [1.0], "failure_reason": "ValueError: no"
+    }
+    with pytest.raises(ValueError, match="keys must be among"):
+        TrialRecord(keys=("cv_scores",))
+
+
+def test_masked_parameters_are_written_as_null_and_read_back(tmp_path):
+    """A parameter that only some candidates have (a list of grids) is null in JSON."""
+    from tunekit.report import write_report
+
+    params = [{"C": 1.0}, {"C": 2.0, "tol": 0.1}]
+    tol = np.ma.MaskedArray(np.empty(2, dtype=float), mask=True)
+    tol[1] = 0.1
+    cv = {
+        "params": params, "param_C": np.ma.MaskedArray([1.0, 2.0]), "param_tol": tol,
+        "split0_test_score": np.array([0.5, 0.6]), "split1_test_score": np.array([0.7, 0.8]),
+        "mean_test_score": np.array([0.6, 0.7]), "std_test_score": np.array([0.1, 0.1]),
+        "rank_test_score": np.array([2, 1]),
+    }  # fmt: skip
+    write_report(cv, tmp_path, formats=("json",), plots=False)
+    stored = json.loads((tmp_path / "cv_results.json").read_text(encoding="utf-8"))
+    assert stored["cv_results"]["param_tol"] == [None, 0.1]
+    back = load(tmp_path / "cv_results.json").cv_results_["param_tol"]
+    assert back.mask.tolist() == [True, False] and back[1] == 0.1

@@ -1,6 +1,12 @@
 """Exceptions raised by tunekit."""
 
-__all__ = ["DivergedError", "InputShapeError", "SearchFailedError", "TunekitError"]
+__all__ = [
+    "DivergedError",
+    "InputShapeError",
+    "ReportError",
+    "SearchFailedError",
+    "TunekitError",
+]
 
 
 class TunekitError(Exception):
@@ -17,3 +23,12 @@ class InputShapeError(TunekitError, ValueError):
 
 class SearchFailedError(TunekitError, RuntimeError):
     """Every candidate of a search failed; the first traceback is attached."""
+
+
+class ReportError(TunekitError, ValueError):
+    """A report cannot be built from what was given.
+
+    The message states the rule that was broken, the offending value and the
+    fix. Messages never contain a storage password: URLs are passed through
+    :func:`tunekit.report.redact_url` first.
+    """

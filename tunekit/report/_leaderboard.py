@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
-from tunekit.report._schema import BASELINE, COMPLETE, FAIL, PRUNED
-from tunekit.report._source import LoadedResult, finite_or_none, resolve
+from tunekit.exceptions import ReportError
+from tunekit.record import BASELINE, COMPLETE, FAIL, PRUNED, finite_or_none
+from tunekit.report._source import LoadedResult, resolve
 from tunekit.report._stats import corrected_ttest, one_standard_error_pick, regularization_keys
 from tunekit.report._table import Leaderboard
 

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
-from tunekit.report._schema import cv_results_from_study
-from tunekit.results import BASELINES_ATTR
+from tunekit.exceptions import ReportError
+from tunekit.record import BASELINES_ATTR, cv_results_from_study
 
 __all__ = ["LoadedResult", "baseline_scores", "is_study", "resolve"]
 
@@ -272,12 +271,6 @@ def _maybe_int(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``float(value)`` when finite, else None (for JSON-able metadata)."""
-    value = _maybe_float(value)
-    return value if value is not None and np.isfinite(value) else None
 
 
 def baseline_scores(raw: Any) -> dict | None:
