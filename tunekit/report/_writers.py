@@ -18,6 +18,7 @@ from tunekit.record import COMPLETE, jsonable
 from tunekit.report._format import display_names, fmt_value, param_columns, table_cell
 from tunekit.report._io import atomic_write_bytes, atomic_write_text
 from tunekit.report._leaderboard import (
+    STAT_COLUMNS,
     baseline_summary,
     candidate_rows,
     is_leaderboard,
@@ -60,23 +61,14 @@ _OPTIONAL = (
     "iter",
     "n_resources",
 )
+# Markdown/HTML show the leaderboard's columns but these (CSV and JSON keep every column).
 _MD_COLUMNS = (
     "rank",
-    "mean_val_score",
-    "se_val_score",
-    "ci95_low",
-    "ci95_high",
-    "mean_train_score",
-    "train_val_gap",
-    "heldout_test_score",
-    "median_best_epoch",
-    "mean_fit_time",
-    "n_failed_folds",
-    "n_pruned_folds",
-    "state",
-    "p_value",
-    "tied_with_best",
-    "one_se_pick",
+    *(
+        c
+        for c in STAT_COLUMNS
+        if c not in {"std_val_score", "n_folds", "delta_vs_best", "t_stat", "failure_reason"}
+    ),
 )
 
 

@@ -57,7 +57,7 @@ from tunekit.record import (
 from tunekit.space import Choice, Int, Space
 from tunekit.storage import set_user_attrs
 from tunekit.storage.urls import redact_url
-from tunekit.strategies._common import EpochAwareScorer, final_estimator
+from tunekit.strategies._common import EpochAwareScorer, final_estimator, scorer_name
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
 
@@ -465,8 +465,6 @@ class OptunaSearchCV:
         -------
         self : OptunaSearchCV
         """
-        from tunekit.strategies._common import scorer_name
-
         check_trial_batch(self.trial_batch)
         X, y = indexable(X, y)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
