@@ -3,6 +3,7 @@
 __all__ = [
     "DivergedError",
     "InputShapeError",
+    "ReportError",
     "SearchFailedError",
     "StorageError",
     "TunekitError",
@@ -23,6 +24,15 @@ class InputShapeError(TunekitError, ValueError):
 
 class SearchFailedError(TunekitError, RuntimeError):
     """Every candidate of a search failed; the first traceback is attached."""
+
+
+class ReportError(TunekitError, ValueError):
+    """A report cannot be built from what was given.
+
+    The message states the rule that was broken, the offending value and the
+    fix. Messages never contain a storage password: URLs are passed through
+    :func:`tunekit.report.redact_url` first.
+    """
 
 
 class StorageError(TunekitError, RuntimeError):

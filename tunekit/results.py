@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BASELINES_ATTR", "SearchResult"]
+from tunekit.record import BASELINES_ATTR
+from tunekit.report import leaderboard, result_html, result_text
 
-#: Optuna study user attribute that holds the baselines' scores (plain JSON).
-BASELINES_ATTR = "tunekit_baselines"
+__all__ = ["BASELINES_ATTR", "SearchResult"]
 
 
 @dataclass
@@ -102,8 +102,6 @@ class SearchResult:
     @property
     def leaderboard(self):
         """Every candidate ranked best first (see :func:`tunekit.report.leaderboard`)."""
-        from tunekit.report import leaderboard
-
         return leaderboard(self)
 
     def __str__(self) -> str:
@@ -111,14 +109,10 @@ class SearchResult:
 
         At most 100 columns wide: what ``print(result)`` shows in a terminal.
         """
-        from tunekit.report._table import result_text
-
         return result_text(self)
 
     def _repr_html_(self) -> str:
         """The summary, the top of the leaderboard with the baselines and the per-epoch curves."""
-        from tunekit.report._table import result_html
-
         return result_html(self)
 
     def __repr__(self) -> str:

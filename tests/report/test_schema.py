@@ -6,8 +6,8 @@ import numpy as np
 import optuna
 import pytest
 
+from tunekit.record import rank_like_sklearn
 from tunekit.report import ReportError, cv_results_from_study
-from tunekit.report._schema import rank_like_sklearn
 
 SKLEARN_KEYS = {
     "params",

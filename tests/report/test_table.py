@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tunekit.report import Leaderboard, leaderboard
-from tunekit.report._table import result_html, result_text, text_table
+from tunekit.report import Leaderboard, leaderboard, result_html, result_text
+from tunekit.report._table import text_table
 
 
 def _with_baselines(result, n_splits=3):

@@ -18,9 +18,12 @@ load, write, render, write_report
 plot_*
     Learning curves, score by hyperparameter, the overfitting gap, Optuna's
     history and parameter importances.
+result_text, result_html
+    What a search result shows in a terminal and in a notebook.
 """
 
-from tunekit.report._errors import ReportError
+from tunekit.exceptions import ReportError
+from tunekit.record import cv_results_from_study
 from tunekit.report._leaderboard import STAT_COLUMNS, baseline_summary, compare, leaderboard
 from tunekit.report._load import load
 from tunekit.report._plots import (
@@ -30,12 +33,16 @@ from tunekit.report._plots import (
     plot_param_importances,
     plot_param_scores,
 )
-from tunekit.report._schema import cv_results_from_study
+from tunekit.report._result_view import result_html as result_html
+from tunekit.report._result_view import result_text as result_text
 from tunekit.report._source import LoadedResult
 from tunekit.report._stats import DEFAULT_REGULARIZATION, CorrectedTTest, corrected_ttest
 from tunekit.report._table import Leaderboard
 from tunekit.report._writers import FORMATS, render, write, write_report
 from tunekit.storage.urls import redact_url
+
+# result_text and result_html are how a SearchResult shows itself (print, notebooks); they
+# are public for that, and left out of __all__, which lists what users call.
 
 __all__ = [
     "DEFAULT_REGULARIZATION",

@@ -1,4 +1,4 @@
-"""Short, readable labels for parameters, values and candidates."""
+"""Short, readable labels for parameters, values, table cells and candidates."""
 
 import math
 from typing import Any
@@ -6,7 +6,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["candidate_labels", "display_names", "fmt_value", "param_columns", "varying"]
+__all__ = [
+    "candidate_labels",
+    "display_names",
+    "fmt_value",
+    "param_columns",
+    "table_cell",
+    "varying",
+]
 
 
 def fmt_value(value: Any) -> str:
@@ -67,3 +74,36 @@ def candidate_labels(frame: pd.DataFrame, max_len: int = 60) -> dict[Any, str]:
             text = text[: max_len - 1] + "…"
         labels[index] = f"#{row['rank']} {text}"
     return labels
+
+
+def table_cell(column: str, value: Any) -> str:
+    """A table cell: fixed decimals for scores, '<0.001' for small p-values."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else ""
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return ""
+        if column == "p_value":
+            return "<0.001" if value < 0.001 else f"{value:.3f}"
+        if column in {"t_stat"}:
+            return f"{value:.2f}"
+        if column == "mean_fit_time":
+            return f"{value:.3g}"
+        if column == "median_best_epoch" or column.startswith("n_"):
+            return fmt_value(value)
+        if (
+            "score" in column
+            or column.startswith("ci95")
+            or column
+            in {
+                "train_val_gap",
+                "delta_vs_best",
+            }
+        ):
+            return f"{value:.4f}"
+    if column == "failure_reason":
+        text = str(value)
+        return text if len(text) <= 80 else text[:79] + "…"
+    return fmt_value(value)

@@ -4,14 +4,15 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
-from tunekit.report._schema import BASELINE, COMPLETE, FAIL, PRUNED
-from tunekit.report._source import LoadedResult, finite_or_none, resolve
+from tunekit.exceptions import ReportError
+from tunekit.record import BASELINE, COMPLETE, FAIL, PRUNED, finite_or_none
+from tunekit.report._source import LoadedResult, resolve
 from tunekit.report._stats import corrected_ttest, one_standard_error_pick, regularization_keys
 from tunekit.report._table import Leaderboard
 
@@ -247,10 +248,7 @@ def leaderboard(
     >>> leaderboard(search)[["rank", "param_C", "mean_val_score"]].shape
     (2, 3)
     """
-    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
-        raise ReportError(f"alpha must be a level in (0, 1), e.g. 0.05; got alpha={alpha!r}")
-    if top is not None and (not isinstance(top, int) or top < 1):
-        raise ReportError(f"top must be a positive integer or None, got top={top!r}")
+    _check_arguments(alpha, top)
     if is_leaderboard(obj):
         out = Leaderboard(obj.copy())
         out.attrs = dict(obj.attrs)
@@ -259,14 +257,73 @@ def leaderboard(
         return _head(out, top)
 
     src = resolve(obj, metric)
-    cv = src.cv_results_
-    m = src.metric
+    cv, m = src.cv_results_, src.metric
     params = [dict(p) for p in cv["params"]]
-    n = len(params)
+    stats = _validation_stats(cv, m, len(params))
+    ratio, ratio_source = _ratio(src, test_train_ratio, stats.n_splits)
+    order, ranks = _order(stats)
+    best = order[0] if order and stats.complete[order[0]] else None
+    versus = _versus_best(stats, best, ratio, alpha)
+    pick = one_standard_error_pick(
+        stats.mean_val, stats.se_val, stats.complete, params, regularization
+    )
+    frame = _frame(cv, m, params, stats, ratio, ranks, versus, pick).loc[order]
+    frame.index.name = "candidate"
+    frame.attrs = {
+        "scoring": src.scoring or m,
+        "metric": m,
+        "strategy": src.strategy,
+        "source": src.source,
+        "n_candidates": len(params),
+        "n_splits": stats.n_splits,
+        "test_train_ratio": finite_or_none(ratio),
+        "test_train_ratio_source": ratio_source,
+        "alpha": float(alpha),
+        "best_candidate": None if best is None else int(best),
+        "one_se_candidate": None if pick is None else int(pick),
+        "regularization": _regularization_attr(params, regularization),
+        "n_complete": int((stats.states == COMPLETE).sum()),
+        "n_pruned": int((stats.states == PRUNED).sum()),
+        "n_failed": int((stats.states == FAIL).sum()),
+    }
+    if baselines and src.baselines_ is not None:
+        frame = _with_baselines(
+            frame, src.baselines_, m, stats.n_splits, stats.test, best, ratio, alpha
+        )
+    return _head(frame, top)
+
+
+def _check_arguments(alpha: Any, top: Any) -> None:
+    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
+        raise ReportError(f"alpha must be a level in (0, 1), e.g. 0.05; got alpha={alpha!r}")
+    if top is not None and (not isinstance(top, int) or top < 1):
+        raise ReportError(f"top must be a positive integer or None, got top={top!r}")
+
+
+@dataclass
+class _Stats:
+    """Each candidate's validation statistics over its folds (arrays of ``n_candidates``)."""
+
+    n_splits: int
+    test: np.ndarray  # (n_candidates, n_splits), NaN where a fold has no finite score
+    states: np.ndarray
+    reasons: np.ndarray
+    n_folds: np.ndarray
+    mean_val: np.ndarray
+    std_val: np.ndarray
+    var1: np.ndarray
+    se_val: np.ndarray
+
+    @property
+    def complete(self) -> np.ndarray:
+        return (self.states == COMPLETE) & np.isfinite(self.mean_val)
+
+
+def _validation_stats(cv: Mapping, m: str, n: int) -> _Stats:
+    """Means, spreads and states from the per-fold test scores of ``cv_results_``."""
     n_splits = 0
     while f"split{n_splits}_test_{m}" in cv:
         n_splits += 1
-
     test = _matrix(cv, "split{}_test_" + m, n, n_splits)
     if test is None:
         test = np.empty((n, 0))
@@ -287,14 +344,63 @@ def leaderboard(
     var1 = np.where(n_folds >= 2, _row_stat(np.nanvar, test, ddof=1), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         se_val = np.sqrt(var1 / n_folds)
+    return _Stats(n_splits, test, states, reasons, n_folds, mean_val, std_val, var1, se_val)
 
-    ratio, ratio_source = _ratio(src, test_train_ratio, n_splits)
-    from scipy.stats import t as student_t
 
+def _half_width(stats: _Stats, ratio: float) -> np.ndarray:
+    """Half the corrected 95% interval of each mean validation score."""
+    from scipy.stats import t as student_t  # SciPy: imported when a leaderboard is built
+
+    n_folds = stats.n_folds
     with np.errstate(divide="ignore", invalid="ignore"):
         tcrit = student_t.ppf(0.975, np.maximum(n_folds - 1, 1))
-        half = np.where(n_folds >= 2, tcrit * np.sqrt((1 / n_folds + ratio) * var1), np.nan)
+        return np.where(
+            n_folds >= 2, tcrit * np.sqrt((1 / n_folds + ratio) * stats.var1), np.nan
+        )
 
+
+def _order(stats: _Stats) -> tuple[list[int], np.ndarray]:
+    """Row order (COMPLETE by mean, then PRUNED, then FAIL) and each candidate's rank."""
+    mean_val = stats.mean_val
+    keys = [
+        (i, (_STATE_ORDER[stats.states[i]], -mean_val[i] if np.isfinite(mean_val[i]) else math.inf))
+        for i in range(len(mean_val))
+    ]
+    keys.sort(key=lambda item: (item[1][0], item[1][1], item[0]))
+    return [i for i, _ in keys], _ranks(keys, stats.states)
+
+
+def _versus_best(stats: _Stats, best: int | None, ratio: float, alpha: float) -> dict:
+    """``delta_vs_best``, ``t_stat``, ``p_value`` and ``tied_with_best`` of every candidate."""
+    n = len(stats.mean_val)
+    out = {
+        "delta_vs_best": np.full(n, np.nan),
+        "t_stat": np.full(n, np.nan),
+        "p_value": np.full(n, np.nan),
+        "tied_with_best": np.zeros(n, dtype=bool),
+    }
+    if best is None:
+        return out
+    complete, test = stats.complete, stats.test
+    out["tied_with_best"][best] = True
+    out["delta_vs_best"][best] = 0.0
+    if not math.isfinite(ratio):
+        out["delta_vs_best"][complete] = stats.mean_val[best] - stats.mean_val[complete]
+        return out
+    for i in np.flatnonzero(complete):
+        if i == best:
+            continue
+        res = corrected_ttest(test[best], test[i], test_train_ratio=ratio)
+        out["t_stat"][i], out["p_value"][i] = res.statistic, res.pvalue
+        out["delta_vs_best"][i] = res.mean_difference
+        out["tied_with_best"][i] = bool(np.isfinite(res.pvalue) and res.pvalue >= alpha)
+    return out
+
+
+def _frame(cv, m, params, stats: _Stats, ratio, ranks, versus, pick) -> Leaderboard:
+    """The leaderboard's columns, in candidate order (sorted by the caller)."""
+    n, n_splits = len(params), stats.n_splits
+    half = _half_width(stats, ratio)
     train = _matrix(cv, "split{}_train_" + m, n, n_splits)
     if train is not None:
         train = np.where(np.isfinite(train), train, np.nan)
@@ -305,39 +411,8 @@ def leaderboard(
     median_best = (
         _row_stat(np.nanmedian, best_epochs) if best_epochs is not None else np.full(n, np.nan)
     )
-
-    missing = n_splits - n_folds
-    n_pruned = np.where(states == PRUNED, missing, 0)
-    n_failed = np.where(states == PRUNED, 0, missing)
-
-    keys = [
-        (i, (_STATE_ORDER[states[i]], -mean_val[i] if np.isfinite(mean_val[i]) else math.inf))
-        for i in range(n)
-    ]
-    keys.sort(key=lambda item: (item[1][0], item[1][1], item[0]))
-    ranks = _ranks(keys, states)
-    order = [i for i, _ in keys]
-
-    complete = (states == COMPLETE) & np.isfinite(mean_val)
-    best = order[0] if n and complete[order[0]] else None
-    t_stat = np.full(n, np.nan)
-    p_value = np.full(n, np.nan)
-    delta = np.full(n, np.nan)
-    tied = np.zeros(n, dtype=bool)
-    if best is not None:
-        tied[best] = True
-        delta[best] = 0.0
-        if math.isfinite(ratio):
-            for i in np.flatnonzero(complete):
-                if i == best:
-                    continue
-                res = corrected_ttest(test[best], test[i], test_train_ratio=ratio)
-                t_stat[i], p_value[i], delta[i] = res.statistic, res.pvalue, res.mean_difference
-                tied[i] = bool(np.isfinite(res.pvalue) and res.pvalue >= alpha)
-        else:
-            delta[complete] = mean_val[best] - mean_val[complete]
-
-    pick = one_standard_error_pick(mean_val, se_val, complete, params, regularization)
+    missing = n_splits - stats.n_folds
+    pruned = stats.states == PRUNED
     one_se = np.zeros(n, dtype=bool)
     if pick is not None:
         one_se[pick] = True
@@ -348,11 +423,12 @@ def leaderboard(
         names.extend(k for k in p if k not in names)
     for name in names:
         columns[f"param_{name}"] = _param_column([p.get(name) for p in params]).to_numpy()
+    mean_val = stats.mean_val
     columns.update(
         {
             "mean_val_score": mean_val,
-            "std_val_score": std_val,
-            "se_val_score": se_val,
+            "std_val_score": stats.std_val,
+            "se_val_score": stats.se_val,
             "ci95_low": mean_val - half,
             "ci95_high": mean_val + half,
             "mean_train_score": mean_train,
@@ -360,16 +436,13 @@ def leaderboard(
             "heldout_test_score": _floats(cv.get("heldout_test_score"), n),
             "median_best_epoch": median_best,
             "mean_fit_time": _floats(cv.get("mean_fit_time"), n),
-            "n_folds": n_folds.astype(np.int64),
-            "n_failed_folds": n_failed.astype(np.int64),
-            "n_pruned_folds": n_pruned.astype(np.int64),
-            "state": states,
-            "delta_vs_best": delta,
-            "t_stat": t_stat,
-            "p_value": p_value,
-            "tied_with_best": tied,
+            "n_folds": stats.n_folds.astype(np.int64),
+            "n_failed_folds": np.where(pruned, 0, missing).astype(np.int64),
+            "n_pruned_folds": np.where(pruned, missing, 0).astype(np.int64),
+            "state": stats.states,
+            **versus,
             "one_se_pick": one_se,
-            "failure_reason": reasons,
+            "failure_reason": stats.reasons,
         }
     )
     for extra in ("iter", "n_resources"):
@@ -378,33 +451,13 @@ def leaderboard(
     frame = Leaderboard(columns, index=pd.RangeIndex(n, name="candidate"))
     for name in ("state", "failure_reason"):
         frame[name] = frame[name].astype(object)
-    frame = frame.loc[order]
-    frame.index.name = "candidate"
+    return frame
 
+
+def _regularization_attr(params, regularization) -> Any:
     if callable(regularization) and not isinstance(regularization, Mapping):
-        reg_attr: Any = "callable"
-    else:
-        reg_attr = [list(u) for u in regularization_keys(params, regularization)[0]]
-    frame.attrs = {
-        "scoring": src.scoring or m,
-        "metric": m,
-        "strategy": src.strategy,
-        "source": src.source,
-        "n_candidates": n,
-        "n_splits": n_splits,
-        "test_train_ratio": finite_or_none(ratio),
-        "test_train_ratio_source": ratio_source,
-        "alpha": float(alpha),
-        "best_candidate": None if best is None else int(best),
-        "one_se_candidate": None if pick is None else int(pick),
-        "regularization": reg_attr,
-        "n_complete": int((states == COMPLETE).sum()),
-        "n_pruned": int((states == PRUNED).sum()),
-        "n_failed": int((states == FAIL).sum()),
-    }
-    if baselines and src.baselines_ is not None:
-        frame = _with_baselines(frame, src.baselines_, m, n_splits, test, best, ratio, alpha)
-    return _head(frame, top)
+        return "callable"
+    return [list(u) for u in regularization_keys(params, regularization)[0]]
 
 
 def _head(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:

@@ -15,8 +15,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from tunekit.report._errors import ReportError
-from tunekit.report._schema import _as_param_value
+from tunekit.exceptions import ReportError
+from tunekit.record import BASELINE, param_value
 from tunekit.report._source import LoadedResult, baseline_scores
 from tunekit.storage import open_for_reading
 from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, scrub, sqlite_url
@@ -66,12 +66,12 @@ def _decode_cv(raw: dict[str, Any]) -> dict[str, Any]:
     cv: dict[str, Any] = {}
     for key, values in raw.items():
         if key == "params":
-            cv[key] = [{k: _as_param_value(v) for k, v in p.items()} for p in values]
+            cv[key] = [{k: param_value(v) for k, v in p.items()} for p in values]
         elif key.startswith("param_"):
             array = np.ma.MaskedArray(np.empty(len(values), dtype=object), mask=True)
             for i, value in enumerate(values):
                 if value is not None:
-                    array[i] = _as_param_value(value)
+                    array[i] = param_value(value)
             cv[key] = array
         elif key in _TEXT_KEYS:
             cv[key] = np.array(["" if v is None else str(v) for v in values], dtype=object)
@@ -108,11 +108,11 @@ def _read_json(path: Path) -> Any:
         frame = pd.DataFrame(payload["rows"], columns=payload["columns"]).set_index("candidate")
         for column in frame.columns:
             if column.startswith("param_") and frame[column].dtype == object:
-                frame[column] = [_as_param_value(v) for v in frame[column]]
+                frame[column] = [param_value(v) for v in frame[column]]
         for column in ("tied_with_best", "one_se_pick"):
             if column in frame.columns:
                 frame[column] = frame[column].fillna(False).astype(bool)
-        if "state" in frame.columns and frame["state"].eq("BASELINE").any():
+        if "state" in frame.columns and frame["state"].eq(BASELINE).any():
             frame["rank"] = frame["rank"].astype("Int64")
         frame.attrs = dict(payload.get("meta") or {})
         return frame
@@ -132,7 +132,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             "(it needs the columns rank, mean_val_score and state)"
         )
     frame.index = pd.Index([_candidate(v) for v in frame.index], name="candidate")
-    if frame["state"].eq("BASELINE").any():
+    if frame["state"].eq(BASELINE).any():
         frame["rank"] = frame["rank"].astype("Int64")
     return frame
 

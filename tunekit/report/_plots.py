@@ -15,15 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
+from tunekit.exceptions import ReportError
+from tunekit.record import COMPLETE, FAIL, PRUNED
 from tunekit.report._format import candidate_labels, display_names, fmt_value, varying
 from tunekit.report._io import atomic_write_bytes
 from tunekit.report._leaderboard import candidate_rows, is_leaderboard, leaderboard
-from tunekit.report._schema import COMPLETE, FAIL, PRUNED
 from tunekit.report._source import is_study, resolve
 from tunekit.report._stats import _strength
 
 __all__ = [
+    "figure",
     "figure_png",
     "plot_learning_curves",
     "plot_optuna_history",
@@ -35,8 +36,9 @@ __all__ = [
 _BLUE, _ORANGE, _GREEN, _RED, _GREY = "tab:blue", "tab:orange", "tab:green", "tab:red", "0.45"
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
+def figure(width: float, height: float) -> Any:
+    """A matplotlib figure of ``width`` by ``height`` inches, not attached to pyplot."""
+    from matplotlib.figure import Figure  # optional dependency: imported when a plot is drawn
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
@@ -175,7 +177,7 @@ def plot_learning_curves(
     if not panels:
         raise ReportError(f"the histories record no loss or metric to plot; recorded: {keys}")
 
-    fig = _figure(5.4 * len(panels), 4.6)
+    fig = figure(5.4 * len(panels), 4.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     labels = candidate_labels(lb.loc[chosen] if len(chosen) > 1 else lb)
     colors = [f"C{k % 10}" for k in range(len(chosen))]
@@ -268,7 +270,7 @@ def plot_param_scores(
     scoring = _scoring(lb)
     ncols = min(3, len(columns))
     nrows = math.ceil(len(columns) / ncols)
-    fig = _figure(4.4 * ncols, 3.5 * nrows + 0.9)
+    fig = figure(4.4 * ncols, 3.5 * nrows + 0.9)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     best_index = lb.attrs.get("best_candidate")
     pick_index = lb.attrs.get("one_se_candidate")
@@ -376,7 +378,7 @@ def plot_overfitting_gap(
     column, direction = _gap_param(lb, param)
     name = display_names([column])[column]
     scoring = _scoring(lb)
-    fig = _figure(6.4, 6.2)
+    fig = figure(6.4, 6.2)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     x = _axis_positions(done[column].tolist(), bottom)
     frame = pd.DataFrame(
@@ -470,7 +472,7 @@ def plot_optuna_history(obj: Any, *, path: str | os.PathLike | None = None) -> A
     values = np.array([t.value for t in done], dtype=np.float64)
     best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
 
-    fig = _figure(7.2, 4.4)
+    fig = figure(7.2, 4.4)
     ax = fig.subplots()
     ax.plot(numbers_, values, "o", color=_BLUE, ms=5, label="complete trial")
     if pruned:
@@ -551,7 +553,7 @@ def plot_param_importances(
         )
     names = list(importances)[::-1]
     values = np.array([importances[n] for n in names], dtype=np.float64)
-    fig = _figure(6.4, 1.2 + 0.45 * len(names))
+    fig = figure(6.4, 1.2 + 0.45 * len(names))
     ax = fig.subplots()
     ax.barh(range(len(names)), values, color=_BLUE)
     short = display_names([f"param_{n}" for n in names])

@@ -9,9 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
-from tunekit.report._schema import cv_results_from_study
-from tunekit.results import BASELINES_ATTR
+from tunekit.exceptions import ReportError
+from tunekit.record import (
+    BASELINES_ATTR,
+    SCORING_ATTR,
+    TEST_TRAIN_RATIO_ATTR,
+    cv_results_from_study,
+)
 
 __all__ = ["LoadedResult", "baseline_scores", "is_study", "resolve"]
 
@@ -149,6 +153,15 @@ def _count_splits(cv: Mapping, metric: str) -> int:
 
 
 def _from_cv_frame(frame: pd.DataFrame) -> dict:
+    """``pandas.DataFrame(cv_results_)`` back to a dict."""
+    if "mean_test_score" not in frame.columns and not any(
+        str(c).startswith("mean_test_") for c in frame.columns
+    ):
+        raise ReportError(
+            "a DataFrame must be a tunekit leaderboard (columns 'rank' and "
+            "'mean_val_score') or pandas.DataFrame(cv_results_) (column "
+            f"'mean_test_score'); got columns {list(frame.columns)[:8]}"
+        )
     cv = {key: frame[key].to_numpy() for key in frame.columns}
     if "params" in cv:
         cv["params"] = list(cv["params"])
@@ -176,48 +189,55 @@ def resolve(obj: Any, metric: str | None = None) -> LoadedResult:
             return LoadedResult(**{**obj.__dict__, "metric": chosen, "scoring": chosen})
         return obj
     if is_study(obj):
-        cv = cv_results_from_study(obj)
-        attrs = dict(getattr(obj, "user_attrs", {}) or {})
-        wall = None
-        starts = [t.datetime_start for t in obj.get_trials(deepcopy=False) if t.datetime_start]
-        ends = [t.datetime_complete for t in obj.get_trials(deepcopy=False) if t.datetime_complete]
-        if starts and ends:
-            wall = max((max(ends) - min(starts)).total_seconds(), 0.0)
-        return LoadedResult(
-            cv_results_=cv,
-            study_=obj,
-            strategy="optuna",
-            scoring=attrs.get("scoring") or "objective",
-            n_splits_=_count_splits(cv, "score"),
-            test_train_ratio_=attrs.get("test_train_ratio"),
-            test_train_ratio_source="study user_attrs" if attrs.get("test_train_ratio") else None,
-            wall_time_=wall,
-            source=f"study {getattr(obj, 'study_name', '?')!r}",
-            baselines_=baseline_scores(attrs.get(BASELINES_ATTR)),
-        )
+        return _from_study(obj)
     if isinstance(obj, pd.DataFrame):
-        if "mean_test_score" not in obj.columns and not any(
-            str(c).startswith("mean_test_") for c in obj.columns
-        ):
-            raise ReportError(
-                "a DataFrame must be a tunekit leaderboard (columns 'rank' and "
-                "'mean_val_score') or pandas.DataFrame(cv_results_) (column "
-                f"'mean_test_score'); got columns {list(obj.columns)[:8]}"
-            )
         obj = _from_cv_frame(obj)
     if isinstance(obj, Mapping):
-        if "params" not in obj:
-            raise ReportError(
-                "a cv_results_ dict needs the key 'params' (one dict per candidate); "
-                f"got keys {sorted(obj)[:8]}"
-            )
-        chosen = _pick_metric(obj, None, metric)
-        return LoadedResult(
-            cv_results_=dict(obj),
-            scoring=chosen if chosen != "score" else "score",
-            n_splits_=_count_splits(obj, chosen),
-            metric=chosen,
+        return _from_cv_results(obj, metric)
+    return _from_search(obj, metric)
+
+
+def _from_study(study: Any) -> LoadedResult:
+    cv = cv_results_from_study(study)
+    attrs = dict(getattr(study, "user_attrs", {}) or {})
+    wall = None
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    if starts and ends:
+        wall = max((max(ends) - min(starts)).total_seconds(), 0.0)
+    ratio = attrs.get(TEST_TRAIN_RATIO_ATTR)
+    return LoadedResult(
+        cv_results_=cv,
+        study_=study,
+        strategy="optuna",
+        scoring=attrs.get(SCORING_ATTR) or "objective",
+        n_splits_=_count_splits(cv, "score"),
+        test_train_ratio_=ratio,
+        test_train_ratio_source="study user_attrs" if ratio else None,
+        wall_time_=wall,
+        source=f"study {getattr(study, 'study_name', '?')!r}",
+        baselines_=baseline_scores(attrs.get(BASELINES_ATTR)),
+    )
+
+
+def _from_cv_results(cv: Mapping, metric: str | None) -> LoadedResult:
+    if "params" not in cv:
+        raise ReportError(
+            "a cv_results_ dict needs the key 'params' (one dict per candidate); "
+            f"got keys {sorted(cv)[:8]}"
         )
+    chosen = _pick_metric(cv, None, metric)
+    return LoadedResult(
+        cv_results_=dict(cv),
+        scoring=chosen if chosen != "score" else "score",
+        n_splits_=_count_splits(cv, chosen),
+        metric=chosen,
+    )
+
+
+def _from_search(obj: Any, metric: str | None) -> LoadedResult:
+    """A tunekit result or a fitted ``*SearchCV``: anything with ``cv_results_``."""
     cv = getattr(obj, "cv_results_", None)
     if not isinstance(cv, Mapping):
         raise ReportError(
@@ -272,12 +292,6 @@ def _maybe_int(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``float(value)`` when finite, else None (for JSON-able metadata)."""
-    value = _maybe_float(value)
-    return value if value is not None and np.isfinite(value) else None
 
 
 def baseline_scores(raw: Any) -> dict | None:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
+from tunekit.exceptions import ReportError
 
 __all__ = [
     "DEFAULT_REGULARIZATION",

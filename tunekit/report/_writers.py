@@ -6,26 +6,35 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tunekit.report._errors import ReportError
-from tunekit.report._format import display_names, fmt_value, param_columns
+from tunekit.exceptions import ReportError
+from tunekit.record import COMPLETE, jsonable
+from tunekit.report._format import display_names, fmt_value, param_columns, table_cell
 from tunekit.report._io import atomic_write_bytes, atomic_write_text
 from tunekit.report._leaderboard import (
+    STAT_COLUMNS,
     baseline_summary,
     candidate_rows,
     is_leaderboard,
     leaderboard,
 )
-from tunekit.report._schema import COMPLETE
+from tunekit.report._plots import (
+    figure_png,
+    plot_learning_curves,
+    plot_optuna_history,
+    plot_overfitting_gap,
+    plot_param_importances,
+    plot_param_scores,
+)
 from tunekit.report._source import LoadedResult, resolve
 
-__all__ = ["FORMATS", "jsonable", "render", "write", "write_report"]
+__all__ = ["FORMATS", "render", "write", "write_report"]
 
 logger = logging.getLogger("tunekit.report")
 
@@ -52,84 +61,15 @@ _OPTIONAL = (
     "iter",
     "n_resources",
 )
+# Markdown/HTML show the leaderboard's columns but these (CSV and JSON keep every column).
 _MD_COLUMNS = (
     "rank",
-    "mean_val_score",
-    "se_val_score",
-    "ci95_low",
-    "ci95_high",
-    "mean_train_score",
-    "train_val_gap",
-    "heldout_test_score",
-    "median_best_epoch",
-    "mean_fit_time",
-    "n_failed_folds",
-    "n_pruned_folds",
-    "state",
-    "p_value",
-    "tied_with_best",
-    "one_se_pick",
+    *(
+        c
+        for c in STAT_COLUMNS
+        if c not in {"std_val_score", "n_folds", "delta_vs_best", "t_stat", "failure_reason"}
+    ),
 )
-
-
-# ----------------------------------------------------------------------- values
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON: NaN/inf and masked entries become None, tuples lists."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ma.MaskedArray):
-        return [jsonable(v) for v in value.astype(object).filled(None)]
-    if isinstance(value, list | tuple | np.ndarray | pd.Series | pd.Index):
-        return [jsonable(v) for v in list(value)]
-    if value is None or value is np.ma.masked:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        return value
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
-
-def _cell(column: str, value: Any) -> str:
-    """A table cell: fixed decimals for scores, '<0.001' for small p-values."""
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else ""
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return ""
-        if column == "p_value":
-            return "<0.001" if value < 0.001 else f"{value:.3f}"
-        if column in {"t_stat"}:
-            return f"{value:.2f}"
-        if column == "mean_fit_time":
-            return f"{value:.3g}"
-        if column == "median_best_epoch" or column.startswith("n_"):
-            return fmt_value(value)
-        if (
-            "score" in column
-            or column.startswith("ci95")
-            or column
-            in {
-                "train_val_gap",
-                "delta_vs_best",
-            }
-        ):
-            return f"{value:.4f}"
-    if column == "failure_reason":
-        text = str(value)
-        return text if len(text) <= 80 else text[:79] + "…"
-    return fmt_value(value)
 
 
 def _drop_empty(frame: pd.DataFrame) -> pd.DataFrame:
@@ -140,7 +80,7 @@ def _drop_empty(frame: pd.DataFrame) -> pd.DataFrame:
             if column in {"n_failed_folds", "n_pruned_folds"}:
                 if not (pd.to_numeric(values, errors="coerce").fillna(0) != 0).any():
                     continue
-            elif not any(_cell(column, v) for v in values):
+            elif not any(table_cell(column, v) for v in values):
                 continue
         keep.append(column)
     return frame[keep]
@@ -174,10 +114,10 @@ def _summary_lines(lb: pd.DataFrame) -> list[str]:
         params = ", ".join(
             f"{names[c]}={fmt_value(row[c])}" for c in pcols if fmt_value(row[c]) != ""
         )
-        se = _cell("se_val_score", row["se_val_score"])
+        se = table_cell("se_val_score", row["se_val_score"])
         return (
             f"candidate {index} ({params or 'no parameters'}): "
-            f"{_cell('mean_val_score', row['mean_val_score'])}" + (f" ± {se} SE" if se else "")
+            f"{table_cell('mean_val_score', row['mean_val_score'])}" + (f" ± {se} SE" if se else "")
         )
 
     best = attrs.get("best_candidate")
@@ -205,7 +145,8 @@ def _failures(lb: pd.DataFrame) -> list[str]:
     for index, row in lb.iterrows():
         reason = row["failure_reason"]
         if isinstance(reason, str) and reason and row["state"] != COMPLETE:
-            out.append(f"candidate {index} ({row['state']}): {_cell('failure_reason', reason)}")
+            shown = table_cell("failure_reason", reason)
+            out.append(f"candidate {index} ({row['state']}): {shown}")
     return out
 
 
@@ -214,7 +155,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     headers = _headers(frame.columns)
     cells = [[headers[c] for c in frame.columns]]
     for _, row in frame.iterrows():
-        cells.append([_cell(c, row[c]).replace("|", "\\|") for c in frame.columns])
+        cells.append([table_cell(c, row[c]).replace("|", "\\|") for c in frame.columns])
     widths = [max(len(r[k]) for r in cells) for k in range(len(frame.columns))]
     numeric = [
         pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
@@ -370,7 +311,8 @@ def _to_html(
         for c in frame.columns:
             value = row[c]
             css = ' class="num"' if numeric[c] else ""
-            out.append(f'<td{css} data-v="{esc(_sort_value(value))}">{esc(_cell(c, value))}</td>')
+            cell = esc(table_cell(c, value))
+            out.append(f'<td{css} data-v="{esc(_sort_value(value))}">{cell}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     failures = _failures(lb)
@@ -451,23 +393,21 @@ _CAPTIONS = {
 
 def collect_figures(obj: Any, lb: pd.DataFrame) -> list[dict[str, Any]]:
     """Draw every plot that applies to ``obj``; a note replaces those that cannot be drawn."""
-    from tunekit.report import _plots
-
     src = None if is_leaderboard(obj) else resolve(obj)
     plans: list[tuple[str, Callable[[], Any]]] = []
     if src is not None and src.histories_:
-        plans.append(("learning_curves", lambda: _plots.plot_learning_curves(src)))
-    plans.append(("param_scores", lambda: _plots.plot_param_scores(lb)))
-    plans.append(("overfitting_gap", lambda: _plots.plot_overfitting_gap(lb)))
+        plans.append(("learning_curves", lambda: plot_learning_curves(src)))
+    plans.append(("param_scores", lambda: plot_param_scores(lb)))
+    plans.append(("overfitting_gap", lambda: plot_overfitting_gap(lb)))
     study = None if src is None else src.study_
     if study is not None:
-        plans.append(("optuna_history", lambda: _plots.plot_optuna_history(study)))
-        plans.append(("param_importances", lambda: _plots.plot_param_importances(study)))
+        plans.append(("optuna_history", lambda: plot_optuna_history(study)))
+        plans.append(("param_importances", lambda: plot_param_importances(study)))
     figures = []
     for name, draw in plans:
         title, caption = _CAPTIONS[name]
         try:
-            png = _plots.figure_png(draw())
+            png = figure_png(draw())
         except ReportError as exc:
             logger.info("report: %s not drawn: %s", name, exc)
             figures.append({"name": name, "title": title, "caption": caption, "note": str(exc)})

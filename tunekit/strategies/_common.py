@@ -1,4 +1,4 @@
-"""Pieces every strategy shares: the epoch-aware scorer, names and JSON-safe values."""
+"""Pieces every strategy shares: the epoch-aware scorer and the scorer's name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import math
 import numbers
 import warnings
 
-import numpy as np
 from sklearn.metrics import check_scoring
 
 from tunekit.evaluators import final_estimator
@@ -14,8 +13,6 @@ from tunekit.evaluators import final_estimator
 __all__ = [
     "EpochAwareScorer",
     "final_estimator",
-    "jsonable",
-    "last_line",
     "scorer_name",
 ]
 
@@ -78,22 +75,3 @@ class EpochAwareScorer:
             "best_epoch": _as_float(getattr(final, "best_epoch_", None)),
             "n_epochs": _as_float(getattr(final, "n_epochs_", None)),
         }
-
-
-def jsonable(value):
-    """A parameter value as JSON can store it (NumPy scalars unwrapped, tuples as lists)."""
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, tuple | list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)
-
-
-def last_line(traceback_text: str) -> str:
-    """The exception line of a formatted traceback."""
-    lines = [line for line in str(traceback_text).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""

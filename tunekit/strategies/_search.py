@@ -31,7 +31,7 @@ from sklearn.utils import indexable
 from sklearn.utils.validation import _check_method_params
 
 from tunekit.evaluators import CURVE_COLUMNS, StandardEvaluator
-from tunekit.strategies._common import last_line
+from tunekit.record import COMPLETE, FAIL, fold_columns, last_line
 
 __all__ = ["EvaluatorSearchCV", "engine_of"]
 
@@ -100,8 +100,7 @@ class EvaluatorSearchCV(BaseSearchCV):
         n = len(candidate_params)
         for key in ("best_epoch", "n_epochs"):
             values = np.array([o.get(key, np.nan) for o in out], dtype=float).reshape(n, n_splits)
-            for s in range(n_splits):
-                results[f"split{s}_{key}"] = values[:, s]
+            results.update(fold_columns(key, values))
         reasons = []
         for i in range(n):
             errors = [o.get("fit_error") for o in out[i * n_splits : (i + 1) * n_splits]]
@@ -109,7 +108,7 @@ class EvaluatorSearchCV(BaseSearchCV):
             reasons.append(last_line(errors[0]) if errors else "")
         results["failure_reason"] = np.array(reasons, dtype=object)
         means = np.asarray(results.get("mean_test_score", np.zeros(n)), dtype=float)
-        results["state"] = np.where(np.isnan(means), "FAIL", "COMPLETE").astype(object)
+        results["state"] = np.where(np.isnan(means), FAIL, COMPLETE).astype(object)
         return results
 
     def fit(self, X, y=None, **params):

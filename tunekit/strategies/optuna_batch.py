@@ -41,6 +41,14 @@ import optuna
 
 from tunekit._signals import WORKER_ATTR, check_stop, stop_requested, worker_id
 from tunekit.evaluators import StackedEvaluator, is_keras_estimator, main_score
+from tunekit.record import (
+    CV_TEST_SCORES,
+    ENGINE,
+    FAILURE_REASON,
+    PARAMS,
+    TrialRecord,
+    params_attr,
+)
 from tunekit.storage import (
     Heartbeats,
     fail_stale_trials,
@@ -48,7 +56,6 @@ from tunekit.storage import (
     set_user_attrs,
     stale_wait_seconds,
 )
-from tunekit.strategies._common import jsonable, last_line
 
 __all__ = ["DEFAULT_BATCH", "FIRST_BATCH", "check_trial_batch", "run_batches", "wants_batches"]
 
@@ -86,29 +93,24 @@ def wants_batches(estimator, *, engine: str, n_jobs: int, fit_params) -> bool:
     )
 
 
-def _record(entries, return_train_score: bool) -> dict:
-    """A trial's user attributes from its per-fold entries (the objective's layout)."""
-
-    def num(value):
-        value = main_score(value)
-        return value if math.isfinite(value) else None
-
-    record = {
-        "cv_test_scores": [num(e["test_scores"]) for e in entries],
-        "cv_train_scores": [
-            num(e["train_scores"]) if return_train_score else None for e in entries
-        ],
-        "fit_times": [float(e["fit_time"]) for e in entries],
-        "score_times": [float(e["score_time"]) for e in entries],
-        "best_epochs": [num(e["best_epoch"]) for e in entries],
-        "n_epochs": [num(e["n_epochs"]) for e in entries],
-    }
-    record["epochs_spent"] = int(sum(e or 0 for e in record["n_epochs"]))
+def _record(entries, return_train_score: bool, **extra) -> dict:
+    """A trial's user attributes from its per-fold entries (one storage write)."""
+    record = TrialRecord()
+    for e in entries:
+        record.add_fold(
+            test_score=main_score(e["test_scores"]),
+            train_score=main_score(e["train_scores"]) if return_train_score else None,
+            fit_time=e["fit_time"],
+            score_time=e["score_time"],
+            best_epoch=main_score(e["best_epoch"]),
+            n_epochs=main_score(e["n_epochs"]),
+        )
     errors = [e["fit_error"] for e in entries if e["fit_error"]]
-    if errors:
-        record["failure_reason"] = last_line(errors[0])
-        record["failure_traceback"] = errors[0][-4000:]
-    return record
+    return record.attrs(
+        epochs_spent=int(record.epochs_spent()),
+        traceback_text=errors[0] if errors else None,
+        **extra,
+    )
 
 
 def run_batches(search, objective, *, remaining: int, timeout=None, progress=None) -> int:
@@ -273,22 +275,24 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
     )
     if halted:  # unfinished trials are not results: FAIL them, to be run again on resume
         for trial in trials:
-            set_user_attrs(trial, {"failure_reason": f"interrupted at epoch {halted[0]}"})
+            set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {halted[0]}"})
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         check_stop()
     for c, trial in enumerate(trials):
-        record = _record(done.entries[c], search.return_train_score)
-        record["params"] = {k: jsonable(v) for k, v in params[c].items()}
-        record["engine"] = done.engines[c]
+        record = _record(
+            done.entries[c],
+            search.return_train_score,
+            **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
+        )
         set_user_attrs(trial, record)
-        scores = record["cv_test_scores"]
+        scores = record[CV_TEST_SCORES]
         if c in done.pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         elif any(s is None for s in scores):
-            if "failure_reason" not in record:
-                set_user_attrs(trial, {"failure_reason": "non-finite score in a fold"})
+            if FAILURE_REASON not in record:
+                set_user_attrs(trial, {FAILURE_REASON: "non-finite score in a fold"})
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            logger.warning("trial %d failed: %s", trial.number, record.get("failure_reason"))
+            logger.warning("trial %d failed: %s", trial.number, record.get(FAILURE_REASON))
         else:
             study.tell(trial, float(np.mean(scores)))
         beats.discard(trial)

@@ -41,16 +41,23 @@ from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
 from tunekit.exceptions import SearchFailedError
-from tunekit.report import cv_results_from_study
+from tunekit.record import (
+    CV_TEST_SCORES,
+    ENGINE,
+    FAILURE_TRACEBACK,
+    N_SPLITS_ATTR,
+    PARAMS,
+    SCORING_ATTR,
+    SPACE_ATTR,
+    TEST_TRAIN_RATIO_ATTR,
+    TrialRecord,
+    cv_results_from_study,
+    params_attr,
+)
 from tunekit.space import Choice, Int, Space
 from tunekit.storage import set_user_attrs
 from tunekit.storage.urls import redact_url
-from tunekit.strategies._common import (
-    EpochAwareScorer,
-    final_estimator,
-    jsonable,
-    last_line,
-)
+from tunekit.strategies._common import EpochAwareScorer, final_estimator, scorer_name
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
 from tunekit.strategies.shared_study import optimize, worker_seed  # FAIL + retry on signals
@@ -89,15 +96,15 @@ def check_study_compatible(study, space: Space, scoring: str, storage_label: str
         )
     attrs = study.user_attrs
     signature = space_signature(space)
-    if "tunekit_space" in attrs and attrs["tunekit_space"] != signature:
+    if SPACE_ATTR in attrs and attrs[SPACE_ATTR] != signature:
         raise ValueError(
             f"study {study.study_name!r} in {storage_label} was created with a different "
-            f"search space: stored {attrs['tunekit_space']}, given {signature}. {fix}"
+            f"search space: stored {attrs[SPACE_ATTR]}, given {signature}. {fix}"
         )
-    if "scoring" in attrs and attrs["scoring"] != scoring:
+    if SCORING_ATTR in attrs and attrs[SCORING_ATTR] != scoring:
         raise ValueError(
             f"study {study.study_name!r} in {storage_label} was scored with "
-            f"{attrs['scoring']!r}, but this search scores with {scoring!r}. {fix}"
+            f"{attrs[SCORING_ATTR]!r}, but this search scores with {scoring!r}. {fix}"
         )
 
 
@@ -114,10 +121,6 @@ def _max_epochs(estimator, space: Space) -> int | None:
         return int(max(dim.values))
     value = params[name]
     return int(value) if isinstance(value, (int, np.integer)) else None
-
-
-def _float_or_none(value):
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _index(data, idx):
@@ -217,22 +220,12 @@ class _Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
         params = search.space.suggest(trial)
-        trial.set_user_attr("params", {k: jsonable(v) for k, v in params.items()})
-        record = {
-            k: []
-            for k in (
-                "cv_test_scores",
-                "cv_train_scores",
-                "fit_times",
-                "score_times",
-                "best_epochs",
-                "n_epochs",
-            )
-        }
+        trial.set_user_attr(PARAMS, params_attr(params))
+        record = TrialRecord()
 
-        def save(**extra):  # one storage write per fold: the record and what came with it
-            spent = sum(e or 0 for e in record["n_epochs"])
-            set_user_attrs(trial, {**record, "epochs_spent": spent, **extra})
+        def save(partial=0, **failure):  # one storage write per fold
+            spent = record.epochs_spent() + partial
+            set_user_attrs(trial, record.attrs(epochs_spent=spent, **failure))
 
         for fold, (train, test) in enumerate(self.splits):
             check_stop()  # a safe point: between folds, outside any storage transaction
@@ -244,7 +237,7 @@ class _Objective:
                 for k, v in self.fit_params.items()
             }
             extra, reporter = self._fit_kwargs(
-                estimator, trial, X_test, y_test, record["cv_test_scores"], fold
+                estimator, trial, X_test, y_test, record.test_scores, fold
             )
             fit_kwargs.update(extra)
             start = time.perf_counter()
@@ -258,33 +251,29 @@ class _Objective:
                     self.score(estimator, X_train, y_train) if search.return_train_score else None
                 )
             except optuna.TrialPruned:
-                partial = getattr(reporter, "epochs_done", 0)
-                save(epochs_spent=sum(e or 0 for e in record["n_epochs"]) + partial)
+                save(partial=getattr(reporter, "epochs_done", 0))
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
-                save(
-                    failure_reason=last_line(traceback.format_exc()),
-                    failure_traceback=traceback.format_exc()[-4000:],
-                )
+                save(traceback_text=traceback.format_exc())
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, err)
                 return float("nan")
-            record["cv_test_scores"].append(_float_or_none(scored["score"]))
-            record["cv_train_scores"].append(
-                _float_or_none(train_scored["score"]) if train_scored else None
+            record.add_fold(
+                test_score=scored["score"],
+                train_score=train_scored["score"] if train_scored else None,
+                fit_time=fit_time,
+                score_time=score_time,
+                best_epoch=scored["best_epoch"],
+                n_epochs=scored["n_epochs"],
             )
-            record["fit_times"].append(fit_time)
-            record["score_times"].append(score_time)
-            record["best_epochs"].append(_float_or_none(scored["best_epoch"]))
-            record["n_epochs"].append(_float_or_none(scored["n_epochs"]))
-            if record["cv_test_scores"][-1] is None:
-                save(failure_reason=f"non-finite score in fold {fold}")
+            if record.test_scores[-1] is None:
+                save(reason=f"non-finite score in fold {fold}")
                 return float("nan")
             save()
-            running = float(np.mean(record["cv_test_scores"]))
+            running = float(np.mean(record.test_scores))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
             if fold < len(self.splits) - 1 and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
-        return float(np.mean(record["cv_test_scores"]))
+        return float(np.mean(record.test_scores))
 
 
 def resumed_seed(seed: int | None, study) -> int | None:
@@ -455,11 +444,11 @@ class OptunaSearchCV:
             seed = resumed_seed(worker_seed(self.random_state), study)
             study.sampler = optuna.samplers.TPESampler(seed=seed)
         check_study_compatible(study, self.space, scoring_name, label)
-        if "tunekit_space" not in study.user_attrs:
-            study.set_user_attr("tunekit_space", space_signature(self.space))
-            study.set_user_attr("scoring", scoring_name)
-            study.set_user_attr("n_splits", n_splits)
-            study.set_user_attr("test_train_ratio", ratio)
+        if SPACE_ATTR not in study.user_attrs:
+            study.set_user_attr(SPACE_ATTR, space_signature(self.space))
+            study.set_user_attr(SCORING_ATTR, scoring_name)
+            study.set_user_attr(N_SPLITS_ATTR, n_splits)
+            study.set_user_attr(TEST_TRAIN_RATIO_ATTR, ratio)
         return study
 
     @staticmethod
@@ -473,8 +462,6 @@ class OptunaSearchCV:
         -------
         self : OptunaSearchCV
         """
-        from tunekit.strategies._common import scorer_name
-
         check_trial_batch(self.trial_batch)
         X, y = indexable(X, y)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
@@ -581,16 +568,16 @@ class OptunaSearchCV:
         ]
         means = np.asarray(results["mean_test_score"], dtype=float) if results["params"] else []
         if len(means) == 0 or np.all(np.isnan(means)):
-            failures = [t for t in trials.values() if "failure_traceback" in t.user_attrs]
-            first = failures[0].user_attrs["failure_traceback"] if failures else "no trial ran"
+            failures = [t for t in trials.values() if FAILURE_TRACEBACK in t.user_attrs]
+            first = failures[0].user_attrs[FAILURE_TRACEBACK] if failures else "no trial ran"
             raise SearchFailedError(
                 f"every one of the {len(means)} trials of study {self.study_.study_name!r} "
                 f"failed or was pruned; the first failure was:\n{first}"
             )
         self.engine_ = engine_of(
-            trials[n].user_attrs.get("engine", "sklearn")
+            trials[n].user_attrs.get(ENGINE, "sklearn")
             for n in results.get("trial_number", [])
-            if "cv_test_scores" in trials[n].user_attrs  # a dead worker's trial recorded nothing
+            if CV_TEST_SCORES in trials[n].user_attrs  # a dead worker's trial recorded nothing
         )
         self.best_index_ = int(np.nanargmax(means))
         self.best_score_ = float(means[self.best_index_])

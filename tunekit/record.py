@@ -1,0 +1,603 @@
+"""The trial record: what tunekit stores on an Optuna study, written and read here.
+
+Every trial of a study that tunekit runs holds its cross-validation fold by
+fold in its user attributes: :class:`TrialRecord` writes them (the Optuna
+strategy, its batches on the stacked engine and the learning curve all
+write through it), :func:`read_trial` reads one trial back, and
+:func:`cv_results_from_study` turns a whole study into scikit-learn's
+``cv_results_`` schema. The stored layout (keys, JSON value types) stays
+readable by studies of earlier versions.
+
+Trial user attributes
+---------------------
+``params``
+    The candidate's estimator parameters as JSON (tuples as lists).
+``cv_test_scores``, ``cv_train_scores``
+    Per-fold scores, ``None`` where a score was not finite or not asked for.
+``fit_times``, ``score_times``
+    Per-fold seconds.
+``best_epochs``, ``n_epochs``
+    Per fold: the epoch whose weights early stopping kept and the epochs
+    trained (``None`` for estimators without epochs).
+``epochs_spent``
+    Epochs trained over all folds, a pruned fold's included.
+``failure_reason``, ``failure_traceback``
+    Why the trial failed: one line, and the traceback's last
+    :data:`TRACEBACK_CHARS` characters.
+``engine``
+    ``"stacked"`` or ``"sklearn"``: what trained the trial.
+``heldout_test_score``
+    The score on the held-out test set, when one was computed.
+
+The ``cv_results_`` schema
+--------------------------
+Besides scikit-learn's own keys (``params``, ``param_<name>``,
+``split{i}_test_score``, ``mean_test_score``, ``std_test_score``,
+``rank_test_score``, the ``*_train_score`` keys and the fit/score times), a
+tunekit search may add arrays of length ``n_candidates``:
+
+``state``
+    ``"COMPLETE"``, ``"PRUNED"`` or ``"FAIL"``.
+``failure_reason``
+    Why a candidate failed, ``""`` when it did not.
+``heldout_test_score``
+    Score on the held-out test set, NaN where the candidate was not refit.
+``split{i}_best_epoch``
+    1-based epoch whose weights early stopping kept, NaN when it did not run.
+``split{i}_n_epochs``
+    Epochs actually trained in fold ``i``.
+``trial_number``
+    The Optuna trial behind each candidate (studies only).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.ma import MaskedArray
+
+from tunekit.exceptions import ReportError
+
+__all__ = [
+    "BASELINE",
+    "BASELINES_ATTR",
+    "BEST_EPOCHS",
+    "COMPLETE",
+    "CV_TEST_SCORES",
+    "CV_TRAIN_SCORES",
+    "ENGINE",
+    "EPOCHS_SPENT",
+    "FAIL",
+    "FAILURE_REASON",
+    "FAILURE_TRACEBACK",
+    "FIT_TIMES",
+    "FOLD_KEYS",
+    "HELDOUT_TEST_SCORE",
+    "N_EPOCHS",
+    "N_SPLITS_ATTR",
+    "PARAMS",
+    "PRUNED",
+    "RUNNING",
+    "SCORE_TIMES",
+    "SCORING_ATTR",
+    "SPACE_ATTR",
+    "STATES",
+    "TEST_TRAIN_RATIO_ATTR",
+    "TRACEBACK_CHARS",
+    "WAITING",
+    "TrialRecord",
+    "TrialRow",
+    "cv_results_from_study",
+    "finite_or_none",
+    "fold_columns",
+    "jsonable",
+    "last_line",
+    "param_arrays",
+    "param_value",
+    "params_attr",
+    "rank_like_sklearn",
+    "read_trial",
+]
+
+# ------------------------------------------------------------------ trial states
+#: Optuna trial states (``trial.state.name``) and ``cv_results_["state"]`` values.
+COMPLETE = "COMPLETE"
+PRUNED = "PRUNED"
+FAIL = "FAIL"
+RUNNING = "RUNNING"
+WAITING = "WAITING"
+#: The states a finished trial (a ``cv_results_`` row) can have.
+STATES = (COMPLETE, PRUNED, FAIL)
+#: ``state`` of a leaderboard row that is a baseline, not a candidate.
+BASELINE = "BASELINE"
+
+# ------------------------------------------------------- trial user attributes
+PARAMS = "params"
+CV_TEST_SCORES = "cv_test_scores"
+CV_TRAIN_SCORES = "cv_train_scores"
+FIT_TIMES = "fit_times"
+SCORE_TIMES = "score_times"
+BEST_EPOCHS = "best_epochs"
+N_EPOCHS = "n_epochs"
+EPOCHS_SPENT = "epochs_spent"
+FAILURE_REASON = "failure_reason"
+FAILURE_TRACEBACK = "failure_traceback"
+ENGINE = "engine"
+HELDOUT_TEST_SCORE = "heldout_test_score"
+#: The per-fold lists of a trial, in the order they are stored.
+FOLD_KEYS = (CV_TEST_SCORES, CV_TRAIN_SCORES, FIT_TIMES, SCORE_TIMES, BEST_EPOCHS, N_EPOCHS)
+#: A stored traceback keeps its last this many characters.
+TRACEBACK_CHARS = 4000
+
+# ------------------------------------------------------- study user attributes
+SPACE_ATTR = "tunekit_space"
+SCORING_ATTR = "scoring"
+N_SPLITS_ATTR = "n_splits"
+TEST_TRAIN_RATIO_ATTR = "test_train_ratio"
+#: Optuna study user attribute that holds the baselines' scores (plain JSON).
+BASELINES_ATTR = "tunekit_baselines"
+
+
+# ------------------------------------------------------------------ values
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: NaN/inf and masked entries become None, tuples lists.
+
+    NumPy scalars and arrays become Python numbers and lists, mappings get
+    string keys, and anything else becomes its ``str``.
+
+    Parameters
+    ----------
+    value : object
+        A parameter value, a ``cv_results_`` array or a report's metadata.
+
+    Returns
+    -------
+    value : None, bool, int, float, str, list or dict
+    """
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ma.MaskedArray):  # masked entries are None, never the fill value
+        mask = np.ma.getmaskarray(value)
+        data = np.asarray(value.data, dtype=object)
+        return [None if hidden else jsonable(v) for v, hidden in zip(data, mask, strict=True)]
+    if isinstance(value, list | tuple | np.ndarray | pd.Series | pd.Index):
+        return [jsonable(v) for v in list(value)]
+    if value is None or value is np.ma.masked:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def param_value(value: Any) -> Any:
+    """A parameter read back from JSON: lists become (nested) tuples, as they were given."""
+    if isinstance(value, list):
+        return tuple(param_value(v) for v in value)
+    return value
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``float(value)`` when it is a finite number, else None (JSON has no NaN)."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def last_line(traceback_text: str) -> str:
+    """The exception line of a formatted traceback."""
+    lines = [line for line in str(traceback_text).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+# ------------------------------------------------------------------ writer
+class TrialRecord:
+    """A trial's cross-validation, fold by fold, as the user attributes it is stored in.
+
+    Parameters
+    ----------
+    keys : sequence of str, default=FOLD_KEYS
+        The per-fold lists this record holds; :meth:`add_fold` fills only
+        these (the learning curve, for instance, keeps no best epochs).
+
+    Examples
+    --------
+    >>> from tunekit.record import TrialRecord
+    >>> record = TrialRecord()
+    >>> record.add_fold(test_score=0.8, fit_time=1.5, score_time=0.1, n_epochs=12)
+    >>> record.attrs(epochs_spent=record.epochs_spent())["cv_test_scores"]
+    [0.8]
+    """
+
+    def __init__(self, keys: Sequence[str] = FOLD_KEYS) -> None:
+        unknown = set(keys) - set(FOLD_KEYS)
+        if unknown:
+            raise ValueError(f"keys must be among {FOLD_KEYS}, got {sorted(unknown)}")
+        self.folds: dict[str, list] = {key: [] for key in keys}
+
+    def add_fold(
+        self,
+        *,
+        test_score: Any,
+        fit_time: float,
+        score_time: float,
+        train_score: Any = None,
+        best_epoch: Any = None,
+        n_epochs: Any = None,
+    ) -> None:
+        """Add one fold: scores and epochs that are not finite numbers are stored as None."""
+        values = {
+            CV_TEST_SCORES: finite_or_none(test_score),
+            CV_TRAIN_SCORES: finite_or_none(train_score),
+            FIT_TIMES: float(fit_time),
+            SCORE_TIMES: float(score_time),
+            BEST_EPOCHS: finite_or_none(best_epoch),
+            N_EPOCHS: finite_or_none(n_epochs),
+        }
+        for key, folds in self.folds.items():
+            folds.append(values[key])
+
+    @property
+    def test_scores(self) -> list:
+        """The per-fold test scores so far (None where one was not finite)."""
+        return self.folds[CV_TEST_SCORES]
+
+    def epochs_spent(self) -> float:
+        """Epochs trained over the folds recorded so far."""
+        return sum(e or 0 for e in self.folds.get(N_EPOCHS, ()))
+
+    def attrs(
+        self,
+        *,
+        epochs_spent: float | None = None,
+        traceback_text: str | None = None,
+        reason: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """The user attributes to store on the trial, in one write.
+
+        Parameters
+        ----------
+        epochs_spent : int or float, default=None
+            Stored as ``epochs_spent`` when given.
+        traceback_text : str, default=None
+            The traceback of a failure: ``failure_traceback`` keeps its last
+            :data:`TRACEBACK_CHARS` characters, ``failure_reason`` its last
+            line unless ``reason`` is given.
+        reason : str, default=None
+            ``failure_reason``.
+        **extra
+            Further attributes, stored as given.
+
+        Returns
+        -------
+        attrs : dict
+        """
+        out: dict[str, Any] = {key: list(values) for key, values in self.folds.items()}
+        if epochs_spent is not None:
+            out[EPOCHS_SPENT] = epochs_spent
+        if reason is not None or traceback_text is not None:
+            out[FAILURE_REASON] = reason if reason is not None else last_line(traceback_text)
+        if traceback_text is not None:
+            out[FAILURE_TRACEBACK] = traceback_text[-TRACEBACK_CHARS:]
+        out.update(extra)
+        return out
+
+
+def params_attr(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``params`` user attribute: a candidate's parameters as JSON."""
+    return {key: jsonable(value) for key, value in params.items()}
+
+
+# ------------------------------------------------------------------ reader
+@dataclass
+class TrialRow:
+    """One finished trial, read back: a ``cv_results_`` row.
+
+    Per-fold arrays have ``n_splits`` entries, NaN for folds never run; the
+    ``has_*`` flags say whether the trial recorded that kind at all.
+    """
+
+    number: int
+    params: dict
+    state: str
+    reason: str
+    test: np.ndarray
+    train: np.ndarray
+    fit: np.ndarray
+    score: np.ndarray
+    best_epochs: np.ndarray
+    n_epochs: np.ndarray
+    heldout: float
+    has_train: bool
+    has_best: bool
+    has_epochs: bool
+
+
+def _float_list(values: Any, length: int) -> np.ndarray:
+    """A list of numbers (None meaning missing) padded with NaN to ``length``."""
+    out = np.full(length, np.nan)
+    if values is None:
+        return out
+    if isinstance(values, numbers.Real):
+        values = [values]
+    for i, value in enumerate(list(values)[:length]):
+        if value is None:
+            continue
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def read_trial(trial: Any, n_splits: int, sign: float = 1.0) -> TrialRow:
+    """Read one finished trial's record.
+
+    Parameters
+    ----------
+    trial : optuna.trial.FrozenTrial
+        A COMPLETE, PRUNED or FAIL trial.
+    n_splits : int
+        Folds of the study.
+    sign : float, default=1.0
+        ``-1.0`` for a minimized study: a trial without ``cv_test_scores``
+        (not run by tunekit) scores its value times ``sign`` in its first fold.
+
+    Returns
+    -------
+    row : TrialRow
+        A COMPLETE trial with a non-finite value or fold score becomes FAIL
+        with the reason ``"non-finite score"``; its non-finite fold scores
+        become NaN. A FAIL trial without a reason gets ``"trial failed"``.
+    """
+    attrs = trial.user_attrs
+    raw_params = attrs.get(PARAMS)
+    if not isinstance(raw_params, Mapping):
+        raw_params = trial.params
+    state = trial.state.name
+    reason = str(attrs.get(FAILURE_REASON) or "")
+    test = np.full(n_splits, np.nan)
+    if CV_TEST_SCORES in attrs:
+        test = _float_list(attrs.get(CV_TEST_SCORES), n_splits)
+    elif trial.value is not None:
+        test[0] = sign * float(trial.value)
+    value_bad = trial.value is not None and not math.isfinite(trial.value)
+    if np.isinf(test).any() or (state == COMPLETE and value_bad):
+        state = FAIL
+        reason = reason or "non-finite score"
+    test[~np.isfinite(test)] = np.nan
+    if state == FAIL and not reason:
+        reason = "trial failed"
+    heldout = attrs.get(HELDOUT_TEST_SCORE)
+    return TrialRow(
+        number=trial.number,
+        params={k: param_value(v) for k, v in raw_params.items()},
+        state=state,
+        reason=reason,
+        test=test,
+        train=_float_list(attrs.get(CV_TRAIN_SCORES), n_splits),
+        fit=_float_list(attrs.get(FIT_TIMES), n_splits),
+        score=_float_list(attrs.get(SCORE_TIMES), n_splits),
+        best_epochs=_float_list(attrs.get(BEST_EPOCHS), n_splits),
+        n_epochs=_float_list(attrs.get(N_EPOCHS), n_splits),
+        heldout=np.nan if heldout is None else float(heldout),
+        # scikit-learn has train keys only with return_train_score
+        has_train=any(v is not None for v in attrs.get(CV_TRAIN_SCORES) or []),
+        has_best=attrs.get(BEST_EPOCHS) is not None,
+        has_epochs=attrs.get(N_EPOCHS) is not None,
+    )
+
+
+# ------------------------------------------------------------ cv_results_
+def rank_like_sklearn(means: np.ndarray) -> np.ndarray:
+    """Rank mean scores the way scikit-learn's ``_format_results`` does.
+
+    Higher is better; ties share the smallest rank (``method="min"``). NaN
+    means (failed candidates) are ranked below the worst finite mean, tied
+    with each other; when every mean is NaN, all ranks are 1.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_candidates,)
+        Mean test scores, NaN for failed candidates.
+
+    Returns
+    -------
+    ranks : ndarray of shape (n_candidates,), dtype int32
+        1 for the best candidate.
+    """
+    from scipy.stats import rankdata  # SciPy: imported when a study is ranked
+
+    means = np.asarray(means, dtype=np.float64)
+    if means.size == 0 or np.isnan(means).all():
+        return np.ones(means.shape, dtype=np.int32)
+    filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+    return rankdata(-filled, method="min").astype(np.int32, copy=False)
+
+
+def param_arrays(candidate_params: Sequence[Mapping[str, Any]]) -> dict[str, MaskedArray]:
+    """``param_<name>`` masked arrays, as ``BaseSearchCV._format_results`` builds them."""
+    n_candidates = len(candidate_params)
+    by_name: dict[str, dict[int, Any]] = {}
+    for index, params in enumerate(candidate_params):
+        for name, value in params.items():
+            by_name.setdefault(f"param_{name}", {})[index] = value
+    arrays = {}
+    for key, values in by_name.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inferred = np.array(list(values.values()))
+        except ValueError:  # ragged sequences
+            dtype = np.dtype(object)
+        else:
+            dtype = inferred.dtype if inferred.dtype.kind != "U" and inferred.ndim == 1 else object
+        array = MaskedArray(np.empty(n_candidates, dtype=dtype), mask=True)
+        for index, value in values.items():
+            array[index] = value
+        arrays[key] = array
+    return arrays
+
+
+def fold_columns(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    """``split{i}_<name>`` columns from an ``(n_candidates, n_splits)`` array."""
+    values = np.asarray(values, dtype=float)
+    return {f"split{i}_{name}": values[:, i].copy() for i in range(values.shape[1])}
+
+
+def _nan_stat(func, rows: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return func(rows, axis=1)
+
+
+def _direction_sign(study: Any) -> float:
+    """1.0 for a maximized study, -1.0 for a minimized one; refuses several objectives."""
+    directions = getattr(study, "directions", None)
+    if directions is not None and len(directions) > 1:
+        raise ReportError(
+            f"a leaderboard ranks one score, but study {getattr(study, 'study_name', '?')!r} "
+            f"has {len(directions)} objectives; report a single-objective study"
+        )
+    if directions is not None and directions[0].name == "MINIMIZE":
+        return -1.0
+    return 1.0
+
+
+def _finished_trials(study: Any) -> list:
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name in STATES]
+    return sorted(trials, key=lambda t: t.number)
+
+
+def _count_splits(study: Any, trials: Iterable[Any]) -> int:
+    declared = dict(getattr(study, "user_attrs", {}) or {}).get(N_SPLITS_ATTR)
+    longest = max((len(t.user_attrs.get(CV_TEST_SCORES) or []) for t in trials), default=0)
+    return max(int(declared or 0), longest) or 1
+
+
+def _stack(rows: Sequence[TrialRow], field: str, n_splits: int) -> np.ndarray:
+    if not rows:
+        return np.full((0, n_splits), np.nan)
+    return np.vstack([getattr(row, field) for row in rows])
+
+
+def _rows_to_cv_results(rows: Sequence[TrialRow], n_splits: int) -> dict[str, Any]:
+    """scikit-learn's ``cv_results_`` keys, then tunekit's, from the trials' rows."""
+    n = len(rows)
+    test, train = _stack(rows, "test", n_splits), _stack(rows, "train", n_splits)
+    states = np.array([row.state for row in rows], dtype=object)
+    results: dict[str, Any] = {}
+    for key, field in (("fit_time", "fit"), ("score_time", "score")):
+        times = _stack(rows, field, n_splits)
+        results[f"mean_{key}"] = _nan_stat(np.nanmean, times)
+        results[f"std_{key}"] = _nan_stat(np.nanstd, times)
+    params = [row.params for row in rows]
+    results.update(param_arrays(params))
+    results["params"] = params
+    results.update(fold_columns("test_score", test))
+    # scikit-learn's rule: a candidate that is not COMPLETE has no mean and ranks last
+    complete = states == COMPLETE
+    means = np.where(complete, test.mean(axis=1), np.nan) if n else np.empty(0)
+    results["mean_test_score"] = means
+    results["std_test_score"] = np.where(complete, test.std(axis=1), np.nan) if n else np.empty(0)
+    results["rank_test_score"] = rank_like_sklearn(means)
+    if any(row.has_train for row in rows):
+        results.update(fold_columns("train_score", train))
+        results["mean_train_score"] = train.mean(axis=1)
+        results["std_train_score"] = train.std(axis=1)
+    results["state"] = states
+    results["failure_reason"] = np.array([row.reason for row in rows], dtype=object)
+    results["heldout_test_score"] = np.array([row.heldout for row in rows], dtype=float)
+    results["trial_number"] = np.array([row.number for row in rows], dtype=np.int64)
+    if any(row.has_best for row in rows):
+        results.update(fold_columns("best_epoch", _stack(rows, "best_epochs", n_splits)))
+    if any(row.has_epochs for row in rows):
+        results.update(fold_columns("n_epochs", _stack(rows, "n_epochs", n_splits)))
+    return results
+
+
+def cv_results_from_study(study: Any) -> dict[str, Any]:
+    """Convert an Optuna study that tunekit ran into a ``cv_results_`` dict.
+
+    Each finished trial becomes one candidate: COMPLETE, PRUNED and FAIL
+    trials are kept (in trial-number order), RUNNING and WAITING trials are
+    skipped. Per-fold scores come from the trial's ``user_attrs``
+    (``cv_test_scores``, ``cv_train_scores``, ``fit_times``, ``score_times``,
+    ``best_epochs``, ``n_epochs``, ``heldout_test_score``, ``failure_reason``,
+    ``params``); folds a pruned trial never ran are NaN.
+
+    Parameters
+    ----------
+    study : optuna.study.Study
+        A single-objective study. Its ``user_attrs`` may give ``n_splits``.
+        A study not run by tunekit (no ``cv_test_scores``) is accepted too:
+        each trial's value is then its only "fold", negated when the study
+        minimizes, so that higher is better as in scikit-learn.
+
+    Returns
+    -------
+    cv_results : dict
+        scikit-learn's schema (``params``, ``param_<name>`` masked arrays,
+        ``split{i}_test_score``, ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score``, train scores when recorded, ``mean_fit_time``,
+        ``std_fit_time``, ``mean_score_time``, ``std_score_time``) plus
+        ``state``, ``failure_reason``, ``heldout_test_score``,
+        ``trial_number`` and, when recorded, ``split{i}_best_epoch`` and
+        ``split{i}_n_epochs``.
+
+    Raises
+    ------
+    ReportError
+        If the study has several objectives.
+
+    Notes
+    -----
+    Means follow scikit-learn's rule: a candidate that is not COMPLETE (pruned
+    or failed, whatever folds it scored) has a NaN ``mean_test_score`` and is
+    ranked below every complete candidate; its fold scores are kept. A trial
+    that Optuna recorded as COMPLETE with a non-finite value or fold score
+    (Optuna stores ``inf`` as COMPLETE) is reported as FAIL with the reason
+    ``"non-finite score"``; its non-finite fold scores become NaN. Lists in
+    ``user_attrs["params"]`` become tuples, since JSON cannot store tuples
+    such as ``hidden=(16, 16)``.
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from tunekit.report import cv_results_from_study
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.add_trial(optuna.trial.create_trial(
+    ...     params={"C": 1.0},
+    ...     distributions={"C": optuna.distributions.FloatDistribution(0.1, 10)},
+    ...     value=0.8, user_attrs={"cv_test_scores": [0.7, 0.9]}))
+    >>> cv_results_from_study(study)["mean_test_score"]
+    array([0.8])
+    """
+    sign = _direction_sign(study)
+    trials = _finished_trials(study)
+    n_splits = _count_splits(study, trials)
+    rows = [read_trial(trial, n_splits, sign) for trial in trials]
+    return _rows_to_cv_results(rows, n_splits)
