@@ -51,7 +51,7 @@ NEVER = {
 # leaves: import nothing of tunekit but other leaves
 LEAVES = {"tunekit.exceptions", "tunekit.storage.urls", "tunekit._version"}
 
-REASON = re.compile(r"(?i)tensorflow|keras|optional")
+REASON = re.compile(r"(?i)tensorflow|keras|optional|start-up")
 
 
 def _modules():
@@ -218,8 +218,7 @@ def test_imports_inside_functions_say_which_allowed_reason_they_serve():
         for line, module, _, in_function, lines in _imports(name):
             if not in_function:
                 continue
-            said = " ".join(lines[max(0, line - 2) : line])
-            comment = " ".join(part.partition("#")[2] for part in said.splitlines() if "#" in part)
+            comment = _comment_for(lines, line)
             if not REASON.search(comment):
                 unexplained.append(f"{name}:{line} imports {module} inside a function")
     assert not unexplained, (
@@ -227,6 +226,20 @@ def test_imports_inside_functions_say_which_allowed_reason_they_serve():
         "and the command line free of TensorFlow, or for an optional dependency; say which in "
         "a comment on its line or the line above:\n" + "\n".join(unexplained)
     )
+
+
+def _comment_for(lines, line: int) -> str:
+    """The comment on an import's line and the comment block above its group of imports."""
+    said = [lines[line - 1].partition("#")[2]]
+    above = line - 2
+    while above >= 0:
+        text = lines[above].strip()
+        if text.startswith("#"):
+            said.append(text.lstrip("# "))
+        elif text and not text.startswith(("from ", "import ")):
+            break
+        above -= 1
+    return " ".join(said)
 
 
 @pytest.mark.parametrize("rule", ["chain", "private", "cycle"])

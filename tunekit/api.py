@@ -20,15 +20,19 @@ from sklearn.utils.multiclass import type_of_target
 from tunekit._quiet import FitProgress, restoring_global_state
 from tunekit.backends import check_backend, parallel_backend
 from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
+from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
 from tunekit.exceptions import SearchFailedError
 from tunekit.results import BASELINES_ATTR, SearchResult
 from tunekit.space import Space
-from tunekit.strategies._common import (
+from tunekit.storage import default_storage_url
+from tunekit.strategies.optuna_batch import check_trial_batch
+from tunekit.strategies.optuna_search import OptunaSearchCV
+from tunekit.strategies.scoring import (
     EpochAwareScorer,
     final_estimator,
     scorer_name,
 )
-from tunekit.strategies.optuna_batch import check_trial_batch
+from tunekit.strategies.sklearn_search import make_search
 
 __all__ = ["STRATEGIES", "SearchResult", "search"]
 
@@ -379,8 +383,6 @@ def search(
     if outer_cv is not None:
         return _nested(estimator, X, y, **_nested_options(options, space, fit_params), start=start)
     if strategy == "optuna" and storage is None and study_name is not None:
-        from tunekit.storage import default_storage_url
-
         options["storage"] = default_storage_url(study_name)
     classifier = is_classifier(estimator)
     X_search, X_test, y_search, y_test = _split_off_test(X, y, test_size, classifier, random_state)
@@ -471,8 +473,6 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
     """Run the strategy over ``space`` with its evaluator; the raw results."""
     strategy, estimator = options["strategy"], options["estimator"]
     if strategy == "optuna":
-        from tunekit.strategies.optuna_search import OptunaSearchCV
-
         searcher = OptunaSearchCV(
             estimator, space, scoring=options["scoring"], cv=options["cv"],
             n_trials=options["n_trials"] or 20, timeout=options["timeout"],
@@ -648,8 +648,6 @@ def _progress(verbose: int, n_jobs: int, total: int | None = None):
 
 def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, **kwargs):
     """A grid, random or halving search whose batches the chosen evaluator trains."""
-    from tunekit.strategies.sklearn_search import make_search
-
     evaluator = make_evaluator(
         engine,
         estimator,
@@ -669,8 +667,6 @@ def make_evaluator(
     """The evaluator for ``engine``: the stacked one (with the standard path behind it),
     or the standard one for ``engine="sklearn"`` and for estimators that are not
     tunekit's Keras estimators."""
-    from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
-
     settings = dict(
         error_score=error_score,
         return_train_score=return_train_score,

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from tunekit.storage.urls import scrub
+
 PROG = "tunekit"
 
 
@@ -22,10 +24,6 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
 
 def clean_error(err: BaseException, url: str | None) -> str:
     """An error's text for the user: never the password of ``url``."""
-    # start-up: tunekit.storage loads Optuna; `tunekit --help` and a study's signal
-    # handlers come first
-    from tunekit.storage.urls import scrub
-
     text = str(err) or type(err).__name__
     return scrub(text, url) if url else text
 

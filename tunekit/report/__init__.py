@@ -20,10 +20,14 @@ plot_*
     history and parameter importances.
 result_text, result_html
     What a search result shows in a terminal and in a notebook.
+resolve, atomic_write_text
+    A result, study or search as the one source every table reads; a text file
+    written atomically (for the study runner's summary).
 """
 
 from tunekit.exceptions import ReportError
 from tunekit.record import cv_results_from_study
+from tunekit.report._io import atomic_write_text as atomic_write_text
 from tunekit.report._leaderboard import STAT_COLUMNS, baseline_summary, compare, leaderboard
 from tunekit.report._load import load
 from tunekit.report._plots import (
@@ -36,12 +40,14 @@ from tunekit.report._plots import (
 from tunekit.report._result_view import result_html as result_html
 from tunekit.report._result_view import result_text as result_text
 from tunekit.report._source import LoadedResult
+from tunekit.report._source import resolve as resolve
 from tunekit.report._stats import DEFAULT_REGULARIZATION, CorrectedTTest, corrected_ttest
 from tunekit.report._table import Leaderboard
 from tunekit.report._writers import FORMATS, render, write, write_report
 from tunekit.storage.urls import redact_url
 
-# result_text and result_html are how a SearchResult shows itself (print, notebooks); they
+# result_text and result_html are how a SearchResult shows itself (print, notebooks), resolve
+# and atomic_write_text serve the study runner; they
 # are public for that, and left out of __all__, which lists what users call.
 
 __all__ = [

@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import BASELINE, param_value
 from tunekit.report._source import LoadedResult, baseline_scores
-from tunekit.storage import open_for_reading
 from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, scrub, sqlite_url
 
 __all__ = ["load"]
@@ -35,6 +33,12 @@ def _is_url(source: Any) -> bool:
 
 def _open_study(url: str, study: str | None) -> Any:
     """Load one study from an Optuna RDB storage without creating or changing tables."""
+    # start-up: Optuna and SQLAlchemy load with the first study read, so that
+    # `import tunekit.report` and `tunekit --help` stay light
+    import optuna
+
+    from tunekit.storage import open_for_reading
+
     shown = redact_url(url)
     try:
         storage = open_for_reading(url)

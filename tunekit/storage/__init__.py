@@ -24,35 +24,51 @@ connections is waited for up to ``TUNEKIT_RECONNECT_SECONDS`` (60 s); past that 
 worker stops with :class:`StorageError` (exit status 75).
 """
 
-from tunekit.exceptions import StorageError
-from tunekit.storage.heartbeats import (
-    DEFAULT_GRACE_PERIOD,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_MAX_RETRY,
-    Heartbeats,
-    RetryStaleTrial,
-    fail_stale_trials,
-    heartbeat_interval,
-    heartbeat_settings,
-    stale_wait_seconds,
-)
-from tunekit.storage.opening import make_storage, open_for_reading, study_lock
-from tunekit.storage.reconnect import (
-    DEFAULT_RECONNECT_SECONDS,
-    RECONNECT_ENV,
-    ReconnectingRDBStorage,
-    connection_lost,
-    reconnect_budget,
-)
-from tunekit.storage.urls import (
-    DEFAULT_RESULTS_DIR,
-    default_storage_url,
-    redact_url,
-    resolve_url,
-    sqlite_url,
-    storage_label,
-)
-from tunekit.storage.writes import set_user_attrs
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+# name -> the module that defines it, imported on first use (PEP 562): the leaf
+# ``tunekit.storage.urls`` stays importable without Optuna and SQLAlchemy
+_LAZY = {
+    "StorageError": "tunekit.exceptions",
+    **dict.fromkeys(
+        (
+            "DEFAULT_GRACE_PERIOD", "DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_MAX_RETRY",
+            "Heartbeats", "RetryStaleTrial", "fail_stale_trials", "heartbeat_interval",
+            "heartbeat_settings", "stale_wait_seconds",
+        ),
+        "tunekit.storage.heartbeats",
+    ),
+    **dict.fromkeys(("make_storage", "open_for_reading", "study_lock"), "tunekit.storage.opening"),
+    **dict.fromkeys(
+        (
+            "DEFAULT_RECONNECT_SECONDS", "RECONNECT_ENV", "ReconnectingRDBStorage",
+            "connection_lost", "reconnect_budget",
+        ),
+        "tunekit.storage.reconnect",
+    ),
+    **dict.fromkeys(
+        (
+            "DEFAULT_RESULTS_DIR", "default_storage_url", "redact_url", "resolve_url",
+            "sqlite_url", "storage_label",
+        ),
+        "tunekit.storage.urls",
+    ),
+    "set_user_attrs": "tunekit.storage.writes",
+}  # fmt: skip
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tunekit.storage' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
@@ -81,3 +97,35 @@ __all__ = [
     "storage_label",
     "study_lock",
 ]
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tunekit.exceptions import StorageError
+    from tunekit.storage.heartbeats import (
+        DEFAULT_GRACE_PERIOD,
+        DEFAULT_HEARTBEAT_INTERVAL,
+        DEFAULT_MAX_RETRY,
+        Heartbeats,
+        RetryStaleTrial,
+        fail_stale_trials,
+        heartbeat_interval,
+        heartbeat_settings,
+        stale_wait_seconds,
+    )
+    from tunekit.storage.opening import make_storage, open_for_reading, study_lock
+    from tunekit.storage.reconnect import (
+        DEFAULT_RECONNECT_SECONDS,
+        RECONNECT_ENV,
+        ReconnectingRDBStorage,
+        connection_lost,
+        reconnect_budget,
+    )
+    from tunekit.storage.urls import (
+        DEFAULT_RESULTS_DIR,
+        default_storage_url,
+        redact_url,
+        resolve_url,
+        sqlite_url,
+        storage_label,
+    )
+    from tunekit.storage.writes import set_user_attrs

@@ -55,11 +55,11 @@ from tunekit.record import (
     params_attr,
 )
 from tunekit.space import Choice, Int, Space
-from tunekit.storage import set_user_attrs
+from tunekit.storage import make_storage, set_user_attrs
 from tunekit.storage.urls import redact_url
-from tunekit.strategies._common import EpochAwareScorer, final_estimator, scorer_name
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
+from tunekit.strategies.scoring import EpochAwareScorer, final_estimator, scorer_name
 from tunekit.strategies.shared_study import optimize, worker_seed  # FAIL + retry on signals
 
 __all__ = ["OptunaSearchCV", "check_study_compatible", "space_signature"]
@@ -295,8 +295,6 @@ def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
 
     Returns the number of trials this worker ran.
     """
-    from tunekit.storage import make_storage
-
     seed = None if search.random_state is None else search.random_state + worker
     pruner = search.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)
     study = optuna.load_study(
@@ -427,8 +425,6 @@ class OptunaSearchCV:
 
     # ---------------------------------------------------------------- study
     def _create_study(self, scoring_name: str, n_splits: int, ratio: float):
-        from tunekit.storage import make_storage
-
         storage = make_storage(self.storage)
         label = redact_url(self.storage) if isinstance(self.storage, str) else "memory"
         pruner = self.pruner or optuna.pruners.MedianPruner(n_startup_trials=5)

@@ -14,7 +14,7 @@ from sklearn.utils import indexable
 
 from tunekit._signals import check_stop
 from tunekit.storage import set_user_attrs
-from tunekit.strategies._common import final_estimator, scorer_name
+from tunekit.strategies.scoring import final_estimator, scorer_name
 from tunekit.workflow.overfit import take
 from tunekit.workflow.plans import Config
 

@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import indexable
 
 from tunekit.estimators import KerasClassifier, KerasRegressor
-from tunekit.strategies._common import final_estimator, scorer_name
+from tunekit.strategies.scoring import final_estimator, scorer_name
 
 __all__ = ["OverfitCheck", "overfit_check", "take"]
 

@@ -12,9 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunekit.report import leaderboard, write_report
-from tunekit.report._io import atomic_write_text
-from tunekit.report._source import resolve
+from tunekit.report import atomic_write_text, leaderboard, resolve, write_report
 
 __all__ = [
     "StudyOutcome",
