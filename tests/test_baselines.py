@@ -150,7 +150,7 @@ def test_token_sequences_for_an_embedding_skip_the_baselines(caplog):
     X = np.arange(24).reshape(12, 2)
     folds = list(KFold(2).split(X))
     with caplog.at_level(logging.INFO, logger="tunekit"):
-        assert evaluate_baselines(Ridge(), X, X[:, 0] * 1.0, folds, fitted=Fitted()) is None
+        assert evaluate_baselines(Fitted(), X, X[:, 0] * 1.0, folds) is None
     assert any("Embedding" in r.getMessage() for r in caplog.records)
 
 

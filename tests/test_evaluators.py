@@ -263,3 +263,19 @@ def test_engine_stacked_names_the_layer_that_cannot_stack(signals):
         _search(clf, {"model__units": [2, 3]}, X, y, "stacked", cv=2)
     result = _search(clf, {"model__units": [2]}, X, y, "auto", cv=2)
     assert result.engine_ == "sklearn"
+
+
+def test_tunekit_keras_estimators_are_recognized_in_pipelines_and_others_are_not():
+    """The engine choice and per-epoch pruning hang on this check: it must never go blind."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import tunekit as tk
+    from tunekit.evaluators import is_keras_estimator
+
+    clf = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,))
+    assert is_keras_estimator(clf)
+    assert is_keras_estimator(make_pipeline(StandardScaler(), clf))
+    assert is_keras_estimator(tk.KerasRegressor(tk.builders.mlp))
+    assert not is_keras_estimator(LogisticRegression())

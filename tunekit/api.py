@@ -32,7 +32,7 @@ from tunekit.strategies.scoring import (
     final_estimator,
     scorer_name,
 )
-from tunekit.strategies.sklearn_search import make_search
+from tunekit.strategies.sklearn_search import SearchSettings, make_search
 
 __all__ = ["STRATEGIES", "SearchResult", "search"]
 
@@ -42,9 +42,11 @@ STRATEGIES = ("grid", "random", "halving", "optuna")
 ENGINES = ("auto", "sklearn", "stacked")
 
 
-def _validate(
-    strategy, engine, test_size, n_trials, refit_top, estimator=None, X=None, y=None, **options
-):
+def _validate(options: dict) -> None:
+    """``search()``'s arguments (a dict of them), each refused with its rule before any training."""
+    strategy, engine, test_size = options["strategy"], options["engine"], options["test_size"]
+    n_trials, refit_top = options["n_trials"], options["refit_top"]
+    estimator, X, y = options["estimator"], options["X"], options["y"]
     if strategy not in STRATEGIES:
         raise ValueError(
             f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}"
@@ -63,7 +65,7 @@ def _validate(
         raise ValueError(f"n_trials must be a positive integer or None, got {n_trials!r}")
     if not _is_int(refit_top) or refit_top < 0:
         raise ValueError(f"refit_top must be an integer >= 0, got {refit_top!r}")
-    _validate_options(**options)
+    _validate_options(options)
     if y is None and (is_classifier(estimator) or is_regressor(estimator)):
         raise ValueError(
             f"{type(estimator).__name__} learns from targets, but y is None: pass "
@@ -126,10 +128,11 @@ def _is_real(value) -> bool:
     return _is_num(value) and bool(np.isfinite(value))
 
 
-def _validate_options(
-    *, cv, n_points, random_state, error_score, timeout, factor, resource, n_jobs, verbose
-):
+def _validate_options(options: dict) -> None:
     """The rest of ``search()``'s options, each refused with its rule before any training."""
+    cv, n_points, random_state = options["cv"], options["n_points"], options["random_state"]
+    error_score, timeout, factor = options["error_score"], options["timeout"], options["factor"]
+    resource, n_jobs, verbose = options["resource"], options["n_jobs"], options["verbose"]
     if (_is_int(cv) and cv < 2) or isinstance(cv, (bool, float, str)):
         raise ValueError(
             f"cv must be a number of folds >= 2, a splitter (e.g. StratifiedKFold(5)), an "
@@ -381,7 +384,7 @@ def search(
     options = dict(locals())
     space, X, y, fit_params = _check_call(options)
     if outer_cv is not None:
-        return _nested(estimator, X, y, **_nested_options(options, space, fit_params), start=start)
+        return _nested(estimator, X, y, _nested_options(options, space, fit_params), start)
     if strategy == "optuna" and storage is None and study_name is not None:
         options["storage"] = default_storage_url(study_name)
     classifier = is_classifier(estimator)
@@ -398,10 +401,7 @@ def search(
     _warn_failures(run)
     folds = list(check_cv(cv, y_search, classifier=classifier).split(X_search, y_search))
     refits = _heldout_refits(run, options, X_search, y_search, X_test, y_test, fit_params)
-    baseline_scores = _baselines(
-        estimator, X_search, y_search, folds, X_test, y_test, scoring, baselines,
-        getattr(run.searcher, "best_estimator_", None), run.study, verbose,
-    )  # fmt: skip
+    baseline_scores = _baselines(run, options, X_search, y_search, folds, X_test, y_test)
     return _result(run, options, folds, refits, baseline_scores, start)
 
 
@@ -428,13 +428,7 @@ class _Refits:
 def _check_call(options: dict):
     """Every argument checked before any training; the space, data and fit_params to use."""
     estimator, engine, strategy = options["estimator"], options["engine"], options["strategy"]
-    _validate(
-        strategy, engine, options["test_size"], options["n_trials"], options["refit_top"],
-        estimator, options["X"], options["y"], cv=options["cv"], n_points=options["n_points"],
-        random_state=options["random_state"], error_score=options["error_score"],
-        timeout=options["timeout"], factor=options["factor"], resource=options["resource"],
-        n_jobs=options["n_jobs"], verbose=options["verbose"],
-    )  # fmt: skip
+    _validate(options)
     if options["backend"] is not None:
         check_backend(options["backend"], strategy, engine)
     space = options["space"]
@@ -623,16 +617,17 @@ def _keep_history(histories: dict, index: int, model) -> None:
         histories[int(index)] = {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
-def _baselines(estimator, X_search, y_search, folds, X_test, y_test, scoring, which, fitted,
-               study, verbose):
+def _baselines(run: _Run, options: dict, X_search, y_search, folds, X_test, y_test):
     """Score the baselines beside the candidates; an Optuna study keeps them too."""
+    fitted = getattr(run.searcher, "best_estimator_", None)
     scores = evaluate_baselines(
-        estimator, X_search, y_search, folds, X_test, y_test,
-        scoring=scoring, baselines=which, fitted=fitted,
-    )
+        options["estimator"] if fitted is None else fitted, X_search, y_search, folds, X_test,
+        y_test, scoring=options["scoring"], baselines=options["baselines"],
+    )  # fmt: skip
     if scores is None:
         return None
-    if verbose:
+    study = run.study
+    if options["verbose"]:
         logger.info("baselines: %s in %.1f s", ", ".join(scores["baseline"]), scores["seconds"])
     if study is not None:
         study.set_user_attr(BASELINES_ATTR, to_jsonable(scores))
@@ -657,7 +652,9 @@ def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, 
         error_score=kwargs["error_score"],
         return_train_score=kwargs["return_train_score"],
     )
-    return make_search(strategy, estimator, space, scoring=scoring, evaluator=evaluator, **kwargs)
+    return make_search(
+        strategy, estimator, space, SearchSettings(scoring=scoring, **kwargs), evaluator
+    )
 
 
 def make_evaluator(
@@ -679,7 +676,11 @@ def make_evaluator(
     return StackedEvaluator(strict=engine == "stacked", fallback=standard, **settings)
 
 
-def _nested(estimator, X, y, *, outer_cv, start, random_state, verbose, study_name, **kwargs):
+def _nested(estimator, X, y, options: dict, start: float):
+    """Nested cross-validation: a whole search per outer fold, scored on the outer test part."""
+    kwargs = dict(options)
+    outer_cv, random_state = kwargs.pop("outer_cv"), kwargs.pop("random_state")
+    verbose, study_name = kwargs.pop("verbose"), kwargs.pop("study_name")
     classifier = is_classifier(estimator)
     outer = check_cv(outer_cv, y, classifier=classifier)
     scorer = EpochAwareScorer(estimator, kwargs["scoring"])

@@ -172,14 +172,15 @@ def evaluate_baselines(
     *,
     scoring=None,
     baselines: bool | Sequence = True,
-    fitted=None,
 ) -> dict[str, Any] | None:
     """Cross-validate baselines on the search's folds and score them on its held-out set.
 
     Parameters
     ----------
     estimator : estimator
-        The estimator being tuned: it picks classifier or regressor baselines.
+        The estimator being tuned, or the chosen candidate fitted: it picks
+        classifier or regressor baselines, and a fitted network that reads
+        token ids through an ``Embedding`` layer skips them.
     X_search, y_search : array-like
         The search part of the data (the folds index into it).
     folds : list of (train, test) index arrays
@@ -192,9 +193,6 @@ def evaluate_baselines(
     baselines : bool or list, default=True
         ``True``: :func:`default_baselines`; a list of scikit-learn estimators
         or ``(name, estimator)`` pairs: those; ``False``: none.
-    fitted : estimator or None, default=None
-        The chosen candidate, fitted: if its network reads token ids through
-        an ``Embedding`` layer, the baselines are skipped.
 
     Returns
     -------
@@ -214,13 +212,17 @@ def evaluate_baselines(
     """
     if baselines is False or baselines is None:
         return None
+    if _has_embedding(estimator):
+        logger.info(
+            "baselines skipped: the network reads token sequences through an Embedding layer; "
+            "a linear model cannot read them"
+        )
+        return None
     named = _named(estimator, baselines)
     start = time.perf_counter()
     try:
         X_flat = _as_table(X_search)
         X_test_flat = None if X_test is None else _as_table(X_test)
-        if fitted is not None and _has_embedding(fitted):
-            raise _CannotFlatten("the network reads token sequences through an Embedding layer")
     except _CannotFlatten as err:
         logger.info("baselines skipped: %s; a linear model cannot read them", err)
         return None

@@ -18,6 +18,6 @@ current scikit-learn and add what tuning needs:
   best weights.
 """
 
-from tunekit.estimators.wrappers import KerasClassifier, KerasRegressor
+from tunekit.estimators.wrappers import KerasClassifier, KerasEstimator, KerasRegressor
 
-__all__ = ["KerasClassifier", "KerasRegressor"]
+__all__ = ["KerasClassifier", "KerasEstimator", "KerasRegressor"]

@@ -62,7 +62,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
             )
 
 
-class _TunekitWrapper:
+class KerasEstimator:
     """Behaviour shared by tunekit's classifier and regressor (mixed into scikeras)."""
 
     _estimator_type_name: str = ""
@@ -533,7 +533,7 @@ _DOC_COMMON = """
 """
 
 
-class KerasClassifier(_TunekitWrapper, _sk.KerasClassifier):
+class KerasClassifier(KerasEstimator, _sk.KerasClassifier):
     __doc__ = (
         """A Keras classifier that is a scikit-learn classifier.
 
@@ -599,7 +599,7 @@ class KerasClassifier(_TunekitWrapper, _sk.KerasClassifier):
         return tags
 
 
-class KerasRegressor(_TunekitWrapper, _sk.KerasRegressor):
+class KerasRegressor(KerasEstimator, _sk.KerasRegressor):
     __doc__ = (
         """A Keras regressor that is a scikit-learn regressor.
 

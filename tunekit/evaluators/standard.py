@@ -44,8 +44,8 @@ def is_keras_estimator(estimator) -> bool:
     :mod:`tunekit.estimators` has no such estimator.
     """
     module = sys.modules.get("tunekit.estimators")
-    wrapper = getattr(module, "_TunekitWrapper", None)
-    return wrapper is not None and isinstance(final_estimator(estimator), wrapper)
+    base = getattr(module, "KerasEstimator", None)
+    return base is not None and isinstance(final_estimator(estimator), base)
 
 
 def epoch_callback_key(estimator) -> str:

@@ -26,7 +26,6 @@ import functools
 import json
 import logging
 import math
-import sys
 import time
 import traceback
 import zlib
@@ -40,6 +39,7 @@ from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
+from tunekit.evaluators import is_keras_estimator
 from tunekit.exceptions import SearchFailedError
 from tunekit.record import (
     CV_TEST_SCORES,
@@ -192,11 +192,7 @@ class _Objective:
         """
         search = self.search
         final = final_estimator(estimator)
-        # a Keras estimator implies tunekit.estimators is loaded: don't import TensorFlow
-        # into every worker of a scikit-learn study just to learn that it isn't one
-        estimators = sys.modules.get("tunekit.estimators")
-        wrapper = getattr(estimators, "_TunekitWrapper", None)
-        if wrapper is None or not isinstance(final, wrapper):
+        if not is_keras_estimator(final):  # found without importing TensorFlow
             return {}, None
         callbacks = [_stop_callback_class()()]
         callback = None

@@ -10,6 +10,9 @@ path, and ``cv_results_`` keeps scikit-learn's schema plus ``failure_reason``,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import (
@@ -149,37 +152,38 @@ class TunekitHalvingRandomSearchCV(HalvingRandomSearchCV, EvaluatorSearchCV):
         self.evaluator = evaluator
 
 
-def make_search(
-    strategy: str,
-    estimator,
-    space,
-    *,
-    scoring,
-    cv,
-    n_points: int,
-    n_trials: int | None,
-    n_jobs: int,
-    random_state,
-    resource: str,
-    factor: float,
-    min_resources,
-    verbose: int,
-    error_score,
-    return_train_score: bool,
-    evaluator=None,
-):
+@dataclass(frozen=True)
+class SearchSettings:
+    """What the grid, random and halving searches take from :func:`tunekit.search`."""
+
+    scoring: Any = None
+    cv: Any = 5
+    n_points: int = 3
+    n_trials: int | None = None
+    n_jobs: int = 1
+    random_state: Any = 0
+    resource: str = "n_samples"
+    factor: float = 3
+    min_resources: Any = None
+    verbose: int = 0
+    error_score: Any = np.nan
+    return_train_score: bool = True
+
+
+def make_search(strategy: str, estimator, space, settings: SearchSettings, evaluator=None):
     """Build the search object for ``strategy`` over ``space``, trained by ``evaluator``."""
     common = dict(
-        scoring=scoring,
-        cv=cv,
-        n_jobs=n_jobs,
-        verbose=max(0, verbose - 1),
-        error_score=error_score,
-        return_train_score=return_train_score,
+        scoring=settings.scoring,
+        cv=settings.cv,
+        n_jobs=settings.n_jobs,
+        verbose=max(0, settings.verbose - 1),
+        error_score=settings.error_score,
+        return_train_score=settings.return_train_score,
         evaluator=evaluator,
     )
+    n_trials, random_state, resource = settings.n_trials, settings.random_state, settings.resource
     if strategy == "grid":
-        return TunekitGridSearchCV(estimator, space.to_grid(n=n_points), **common)
+        return TunekitGridSearchCV(estimator, space.to_grid(n=settings.n_points), **common)
     if strategy == "random":
         return TunekitRandomizedSearchCV(
             estimator,
@@ -204,13 +208,13 @@ def make_search(
             estimator,
             space.to_distributions(),
             n_candidates=n_trials or "exhaust",
-            factor=factor,
+            factor=settings.factor,
             resource=resource_name,
             max_resources=max_resources,
             # "exhaust" on both sides is refused by scikit-learn: without n_trials, the
             # candidates fill the budget from the smallest resource up
-            min_resources=min_resources
-            if min_resources is not None
+            min_resources=settings.min_resources
+            if settings.min_resources is not None
             else ("exhaust" if n_trials else "smallest"),
             random_state=random_state,
             **common,

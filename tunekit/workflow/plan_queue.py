@@ -110,19 +110,7 @@ def n_finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def run_plan(
-    study,
-    store,
-    url: str,
-    space: Space,
-    entries: Sequence[Config],
-    run: Callable[[int, int], None],
-    *,
-    one_by_one: bool,
-    final_refit: int | None,
-    until_train_score: float | None,
-    time_left: Callable[[], float | None],
-) -> None:
+def run_plan(job, entries: Sequence[Config], run: Callable[[int, int], None]) -> None:
     """Enqueue the plan's missing configurations and run them.
 
     Each process tags what it enqueues and only starts as many trials as it
@@ -130,8 +118,22 @@ def run_plan(
     run: retries of interrupted trials, trials of processes that are gone), so
     that processes sharing a study never make Optuna sample a configuration
     off the plan. Workers take one configuration at a time.
-    """
 
+    Parameters
+    ----------
+    job : StudyRun
+        The study run (:class:`tunekit.workflow.runner.StudyRun`): its study,
+        store, storage URL, space, ``worker``, ``until_train_score``,
+        ``refit_top`` and ``time_left()``.
+    entries : list of Config
+        The configurations to run.
+    run : callable
+        ``run(n_trials, refit)`` runs that many trials of the study.
+    """
+    study, store, url, space = job.study, job.store, job.storage, job.space
+    until_train_score, time_left = job.until_train_score, job.time_left
+    one_by_one = job.worker or until_train_score is not None
+    final_refit = None if job.worker else job.refit_top
     token = uuid.uuid4().hex
     encoded = [encode_params(space, c.params) for c in entries]
     while True:

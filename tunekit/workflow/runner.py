@@ -319,13 +319,7 @@ class StudyRun:
             raise KeyboardInterrupt
 
     def _run_plan(self, run) -> None:
-        entries = self.plan[: self.n_trials] if self.n_trials else self.plan
-        run_plan(
-            self.study, self.store, self.storage, self.space, entries, run,
-            one_by_one=self.worker or self.until_train_score is not None,
-            final_refit=None if self.worker else self.refit_top,
-            until_train_score=self.until_train_score, time_left=self.time_left,
-        )  # fmt: skip
+        run_plan(self, self.plan[: self.n_trials] if self.n_trials else self.plan, run)
 
     def interrupt(self) -> None:
         """Ctrl-C: what finished is kept, reported, and resumed by the same call."""
