@@ -9,7 +9,7 @@ subprocess (clean memory numbers, no TensorFlow state shared between arms):
 (a) plain ``scikeras.wrappers.KerasClassifier`` + ``GridSearchCV(n_jobs=1)``:
     what users have today;
 (b) ``tunekit.KerasClassifier(tunekit.builders.mlp, ...)`` + ``GridSearchCV``;
-(c) ``tunekit.strategies.stacked.StackedSearchCV`` (the stacked engine), once
+(c) ``tunekit.strategies.fixed_list.StackedSearchCV`` (the stacked engine), once
     per backend in ``--backends``.
 
 For each arm: CV fits per second (fits = candidates x folds, over the wall time
@@ -121,7 +121,7 @@ def worker(arm: str, seed: int, quick: bool) -> dict:
         if arm == "b":
             search = GridSearchCV(est, grid, cv=cv, scoring="accuracy", n_jobs=1, refit=False)
         else:
-            from tunekit.strategies.stacked import StackedSearchCV
+            from tunekit.strategies.fixed_list import StackedSearchCV
 
             # return_train_score=False matches GridSearchCV's default in (a) and (b)
             search = StackedSearchCV(

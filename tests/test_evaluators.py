@@ -7,8 +7,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
 import tunekit as tk
+from tunekit.strategies.fixed_list import StackedSearchCV
 from tunekit.strategies.sklearn_search import TunekitGridSearchCV
-from tunekit.strategies.stacked import StackedSearchCV
 
 ENGINES = ("stacked", "sklearn")
 

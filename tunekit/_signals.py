@@ -94,7 +94,7 @@ class WorkerTerminated(WorkerInterrupted):
     """SIGTERM stopped the worker.
 
     Raised at a safe point of the running trial so that the trial is recorded
-    as FAIL; :func:`tunekit.workers.optimize` then queues the trial again and
+    as FAIL; :func:`tunekit.strategies.shared_study.optimize` then queues the trial again and
     ends the process with ``SystemExit(143)``: unlike Ctrl-C, no partial
     result is returned.
     """

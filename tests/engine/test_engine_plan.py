@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 
 import tunekit as tk
 from tunekit.engine import resolve_params, stack_config
-from tunekit.strategies.stacked import can_stack, stack_plan
+from tunekit.strategies.fixed_list import can_stack, stack_plan
 
 
 def _clf(**kw):

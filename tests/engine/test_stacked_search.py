@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, Stratifi
 import tunekit as tk
 from tunekit.evaluators import carve_validation as _carve
 from tunekit.exceptions import SearchFailedError
-from tunekit.strategies.stacked import StackedSearchCV
+from tunekit.strategies.fixed_list import StackedSearchCV
 
 # Two sub-grids: each candidate leaves one parameter unset (masked in cv_results_).
 GRID = [{"model__l2": [0.01]}, {"model__dropout": [0.3]}]

@@ -5,7 +5,7 @@ arithmetic. The engine trains many *members* (candidates x folds that share
 an architecture, optimizer and batch size) side by side as one model whose
 weights carry a member axis, with one optimizer step updating every member
 independently. See ``docs/performance.md`` for how it works and when it
-applies; :class:`tunekit.strategies.stacked.StackedSearchCV` is the
+applies; :class:`tunekit.strategies.fixed_list.StackedSearchCV` is the
 scikit-learn-style search built on it.
 
 Two trainers share the optimizers (:mod:`~tunekit.engine.optimizers`), the

@@ -163,7 +163,7 @@ def _stop_callback_class():
     import keras
 
     class StopOnSignal(keras.callbacks.Callback):
-        """Raises :class:`tunekit.workers.WorkerInterrupted` at the first epoch end after
+        """Raises :class:`tunekit._signals.WorkerInterrupted` at the first epoch end after
         SIGINT or SIGTERM: a safe point, outside any storage transaction."""
 
         def on_epoch_end(self, epoch, logs=None):

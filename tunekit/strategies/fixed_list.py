@@ -19,9 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.model_selection._search import BaseSearchCV
 
-from tunekit.evaluators import StackedEvaluator
-from tunekit.evaluators import candidate_list as _candidate_list
-from tunekit.evaluators import carve_validation as _carve
+from tunekit.evaluators import StackedEvaluator, candidate_list
 from tunekit.evaluators.stacked import (
     MAX_STACK_MEMBERS,
     CandidateGroup,
@@ -39,7 +37,6 @@ __all__ = [
     "StackedMemberClassifier",
     "StackedMemberRegressor",
     "StackedSearchCV",
-    "_carve",
     "can_stack",
     "stack_plan",
 ]
@@ -117,7 +114,7 @@ class StackedSearchCV(EvaluatorSearchCV):
     Examples
     --------
     >>> import numpy as np, tunekit as tk
-    >>> from tunekit.strategies.stacked import StackedSearchCV
+    >>> from tunekit.strategies.fixed_list import StackedSearchCV
     >>> X = np.random.RandomState(0).normal(size=(80, 4)).astype("float32")
     >>> y = (X[:, 0] > 0).astype(int)
     >>> clf = tk.KerasClassifier(tk.builders.mlp, model__hidden=(8,), epochs=2)
@@ -202,4 +199,4 @@ class StackedSearchCV(EvaluatorSearchCV):
         return self
 
     def _run_search(self, evaluate_candidates):
-        evaluate_candidates(_candidate_list(self.candidates))
+        evaluate_candidates(candidate_list(self.candidates))
