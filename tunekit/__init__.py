@@ -7,7 +7,6 @@ scikeras are imported on first use of a name that needs them.
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from tunekit._quiet import import_keras
 from tunekit._version import __version__
 
 __all__ = [
@@ -59,6 +58,9 @@ _KERAS = {"KerasClassifier", "KerasRegressor", "search", "builders", "workflow",
 
 def __getattr__(name):
     if name in _KERAS:
+        # start-up: the quiet import of Keras loads with the first name that needs it
+        from tunekit._quiet import import_keras
+
         import_keras()
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)

@@ -22,7 +22,8 @@ from tunekit.backends import check_backend, parallel_backend
 from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
 from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
 from tunekit.exceptions import SearchFailedError
-from tunekit.results import BASELINES_ATTR, SearchResult
+from tunekit.record import BASELINES_ATTR, FAIL
+from tunekit.results import SearchResult
 from tunekit.space import Space
 from tunekit.storage import default_storage_url
 from tunekit.strategies.optuna_batch import check_trial_batch
@@ -512,7 +513,7 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
 
 
 def _warn_failures(run: _Run) -> None:
-    failed = np.flatnonzero(np.asarray(run.cv_results["state"]) == "FAIL")
+    failed = np.flatnonzero(np.asarray(run.cv_results["state"]) == FAIL)
     if failed.size:
         reasons = sorted({r for r in np.asarray(run.cv_results["failure_reason"])[failed] if r})
         warnings.warn(

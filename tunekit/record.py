@@ -305,6 +305,21 @@ class TrialRecord:
         return out
 
 
+def failed_in_the_model(trial: Any) -> bool:
+    """Whether a FAIL trial failed in the candidate itself, not because it was stopped.
+
+    A candidate failed when a fit or a score raised (the record keeps the
+    traceback) or a fold's score was not finite (the record keeps None for it).
+    A trial that a signal interrupted or whose worker died recorded neither:
+    only the folds it finished, with their scores. Decided from the record's
+    fields, never from the wording of its reason.
+    """
+    attrs = trial.user_attrs
+    if FAILURE_TRACEBACK in attrs:
+        return True
+    return any(score is None for score in attrs.get(CV_TEST_SCORES) or ())
+
+
 def params_attr(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``params`` user attribute: a candidate's parameters as JSON."""
     return {key: jsonable(value) for key, value in params.items()}

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from tunekit import _signals
-from tunekit._quiet import import_keras
 from tunekit.cli._common import clean_error, configure_logging, positive_float, positive_int
 from tunekit.launch import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORAGE, EXIT_TERMINATED
 
@@ -153,6 +152,9 @@ def study_options(
     parser = study_parser(name, description, data=data, flags=flags)
     opts = parser.parse_args(argv, namespace=StudyOptions())
     configure_logging(verbose=opts.verbose, quiet=opts.quiet)
+    # start-up: `tunekit --help` imports this module, and goes without the quiet Keras import
+    from tunekit._quiet import import_keras
+
     import_keras(verbose=2 if opts.verbose else 1)  # TensorFlow's start-up lines hidden
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if opts.study_name is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 
@@ -13,12 +12,24 @@ from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import indexable
 
 from tunekit._signals import check_stop
+from tunekit.record import (
+    CV_TEST_SCORES,
+    CV_TRAIN_SCORES,
+    FIT_TIMES,
+    N_EPOCHS,
+    PARAMS,
+    SCORE_TIMES,
+    TrialRecord,
+)
 from tunekit.storage import set_user_attrs
 from tunekit.strategies.scoring import final_estimator, scorer_name
 from tunekit.workflow.overfit import take
 from tunekit.workflow.plans import Config
 
 __all__ = ["curve_objective", "curve_plan", "prepare_curve_study"]
+
+# what a learning curve's trial records per fold (no best epochs: it trains to the end)
+_CURVE_KEYS = (CV_TEST_SCORES, CV_TRAIN_SCORES, FIT_TIMES, SCORE_TIMES, N_EPOCHS)
 
 
 def curve_plan(estimator, X, y, train_sizes, cv):
@@ -48,55 +59,60 @@ def prepare_curve_study(study, estimator, scoring, splits) -> None:
 
 
 def curve_objective(estimator, X, y, splits, sizes, scoring, random_state):
+    """The learning curve's objective: a trial trains every fold on ``n_train`` of its rows.
 
-
+    The training score is measured on the rows trained on, the validation score on
+    the fold's test part; the trial's record is one storage write.
+    """
     scorer = check_scoring(estimator, scoring=scoring)
     classifier = is_classifier(estimator)
 
-    def objective(trial) -> float:
+    def rows(train, size):
+        """``size`` rows of a training fold (stratified where the classes allow)."""
+        if size >= len(train):  # folds differ by a row or so: the smallest sets the size
+            return train
+        n_classes = len(np.unique(take(y, train))) if classifier else 0
+        stratified = n_classes and min(size, len(train) - size) >= n_classes
+        train, _ = train_test_split(
+            train,
+            train_size=size,
+            stratify=take(y, train) if stratified else None,
+            random_state=random_state,
+        )
+        return train
 
+    def fold(record: TrialRecord, train, test, size) -> None:
+        model = clone(estimator)
+        train = rows(train, size)
+        start = time.perf_counter()
+        model.fit(take(X, train), take(y, train))
+        fit_time = time.perf_counter() - start
+        start = time.perf_counter()
+        val = float(scorer(model, take(X, test), take(y, test)))
+        score_time = time.perf_counter() - start
+        record.add_fold(
+            test_score=val,
+            train_score=float(scorer(model, take(X, train), take(y, train))),
+            fit_time=fit_time,
+            score_time=score_time,
+            n_epochs=getattr(final_estimator(model), "n_epochs_", None),
+        )
+
+    def objective(trial) -> float:
         size = int(trial.suggest_categorical("n_train", list(sizes)))
-        trial.set_user_attr("params", {"n_train": size})
-        record = {k: [] for k in ("cv_test_scores", "cv_train_scores", "fit_times")}
-        record |= {"score_times": [], "n_epochs": []}
+        trial.set_user_attr(PARAMS, {"n_train": size})
+        record = TrialRecord(keys=_CURVE_KEYS)
         for train, test in splits:
             check_stop()  # a safe point: between folds, outside any storage transaction
-            model = clone(estimator)
             try:
-                if size < len(train):  # folds differ by a row or so: the smallest sets the size
-                    n_classes = len(np.unique(take(y, train))) if classifier else 0
-                    stratified = n_classes and min(size, len(train) - size) >= n_classes
-                    train, _ = train_test_split(
-                        train,
-                        train_size=size,
-                        stratify=take(y, train) if stratified else None,
-                        random_state=random_state,
-                    )
-                start = time.perf_counter()
-                model.fit(take(X, train), take(y, train))
-                fit_time = time.perf_counter() - start
-                start = time.perf_counter()
-                val = float(scorer(model, take(X, test), take(y, test)))
-                score_time = time.perf_counter() - start
-                tr = float(scorer(model, take(X, train), take(y, train)))
+                fold(record, train, test, size)
             except Exception as err:
-                set_user_attrs(
-                    trial,
-                    {
-                        **record,
-                        "failure_reason": f"{type(err).__name__}: {err}"[:300],
-                        "failure_traceback": traceback.format_exc()[-4000:],
-                    },
-                )
+                reason = f"{type(err).__name__}: {err}"[:300]
+                set_user_attrs(trial, record.attrs(traceback_text=traceback.format_exc(),
+                                                   reason=reason))  # fmt: skip
                 return float("nan")
-            record["cv_test_scores"].append(val if math.isfinite(val) else None)
-            record["cv_train_scores"].append(tr if math.isfinite(tr) else None)
-            record["fit_times"].append(fit_time)
-            record["score_times"].append(score_time)
-            n_epochs = getattr(final_estimator(model), "n_epochs_", None)
-            record["n_epochs"].append(None if n_epochs is None else float(n_epochs))
-        set_user_attrs(trial, record)  # one storage write
-        scores = [s for s in record["cv_test_scores"] if s is not None]
+        set_user_attrs(trial, record.attrs())  # one storage write
+        scores = [s for s in record.test_scores if s is not None]
         return float(np.mean(scores)) if len(scores) == len(splits) else float("nan")
 
     return objective

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from optuna.trial import TrialState
 
+from tunekit.record import FAIL, RUNNING, failed_in_the_model
 from tunekit.space import Space
 from tunekit.storage import study_lock
 from tunekit.workflow.plans import Config, encode_params
@@ -49,18 +50,10 @@ def plan_labels(study, space: Space, plan: Sequence[Config]) -> dict[int, str]:
     return labels
 
 
-def _failed_for_good(trial) -> bool:
-    """A FAIL trial whose configuration failed; not one that a signal or a crash stopped."""
-    reason = str(trial.user_attrs.get("failure_reason") or "")
-    if "failure_traceback" in trial.user_attrs:
-        return True
-    return bool(reason) and "stopped by" not in reason and "queued again" not in reason
-
-
 def _covered(encoded: Mapping, trials) -> bool:
     """A configuration is done or in progress: finished, running, waiting or truly failed."""
     for t in trials:
-        if t.state.name == "FAIL" and not _failed_for_good(t):
+        if t.state.name == FAIL and not failed_in_the_model(t):
             continue  # interrupted or killed: run it again
         params = plan_params(t)
         if all(params.get(k) == v for k, v in encoded.items()):
@@ -98,7 +91,7 @@ def _orphaned(trial, trials) -> bool:
     for other in trials:
         if other.user_attrs.get(_TOKEN) != token:
             continue
-        if other.state.name == "RUNNING":
+        if other.state.name == RUNNING:
             return False
         if other.datetime_complete is not None:
             last = max(last, other.datetime_complete.timestamp())

@@ -1,0 +1,158 @@
+"""Two checkouts of tunekit side by side in one run: start-up, CV throughput, an Optuna study.
+
+Each arm runs *its own tree's* code and benchmark scripts (``PYTHONPATH=<tree>``) with
+this interpreter and its installed dependencies, so only tunekit's code differs. Arms
+alternate within each repeat, so that a change of load on the machine hits both.
+
+Parts:
+
+* ``imports``: ``python -X importtime -c "import tunekit"`` and ``python -X importtime -m
+  tunekit --help``: the sum of the import times (median over ``--repeats``), and whether
+  TensorFlow was imported;
+* ``cv``: ``benchmarks/cv_throughput.py --arms a,c``: every candidate's mean CV score and
+  the fit seconds of each arm (a: scikeras, c: the stacked engine);
+* ``optuna``: ``benchmarks/optuna_engine.py --parts e``: the 200-trial x 5-fold study of
+  ``mlp(16, 16)`` on breast cancer with pruning: wall seconds and best CV score.
+
+Usage::
+
+    git worktree add /tmp/old e47eb89
+    python benchmarks/old_vs_new.py --old /tmp/old --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+NEW = Path(__file__).resolve().parents[1]
+
+
+def _env(tree: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _import_ms(tree: Path, args: list[str]) -> tuple[float, bool]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], env=_env(tree), cwd=tempfile.gettempdir(),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    total, tensorflow = 0, False
+    for line in proc.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|(\s*)(\S+)", line)
+        if match:
+            total += int(match.group(1))
+            tensorflow = tensorflow or match.group(3) == "tensorflow"
+    return total / 1000.0, tensorflow
+
+
+def imports(trees: dict, repeats: int) -> list[str]:
+    rows = []
+    for label, args in (("import tunekit", ["-c", "import tunekit"]),
+                        ("tunekit --help", ["-m", "tunekit", "--help"])):  # fmt: skip
+        times = {arm: [] for arm in trees}
+        tf = {arm: False for arm in trees}
+        for _ in range(repeats):
+            for arm, tree in trees.items():
+                ms, loaded = _import_ms(tree, args)
+                times[arm].append(ms)
+                tf[arm] = tf[arm] or loaded
+        old, new = (statistics.median(times[a]) for a in ("old", "new"))
+        rows.append(
+            f"| {label} | {old:.1f} ms | {new:.1f} ms | {new / old:.2f} | "
+            f"{'yes' if tf['old'] else 'no'} / {'yes' if tf['new'] else 'no'} |"
+        )
+        print(rows[-1], flush=True)
+    return [
+        "| start-up (median of the import-time sums) | old | new | new/old | TensorFlow imported (old / new) |",  # noqa: E501
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _cv_run(tree: Path, out: Path) -> list[dict]:
+    subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / "cv_throughput.py"), "--arms", "a,c",
+         "--json", str(out)],
+        env=_env(tree), cwd=tree, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return json.loads(out.read_text())
+
+
+def cv(trees: dict) -> list[str]:
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arm, tree in trees.items():
+            runs[arm] = {r["arm"]: r for r in _cv_run(tree, Path(tmp) / f"{arm}.json")}
+    lines = [
+        "| `cv_throughput.py` arm | old fit s | new fit s | new/old | every candidate's score equal |",  # noqa: E501
+        "|---|---|---|---|---|",
+    ]
+    for name in ("a", "c"):
+        old, new = runs["old"][name], runs["new"][name]
+        same = old["scores"] == new["scores"] and old["params"] == new["params"]
+        lines.append(
+            f"| ({name}) | {old['wall_s']:.1f} | {new['wall_s']:.1f} | "
+            f"{new['wall_s'] / old['wall_s']:.2f} | {'yes' if same else 'NO'} "
+            f"({len(new['scores'])} candidates) |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def _optuna_run(tree: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / "optuna_engine.py"), "--parts", "e"],
+        env=_env(tree), cwd=tree / "benchmarks", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("('engine'"))
+    found = dict(re.findall(r"'(wall|cv)': ([0-9.]+)", line))
+    return {key: float(value) for key, value in found.items()}
+
+
+def optuna(trees: dict, repeats: int) -> list[str]:
+    runs = {arm: [] for arm in trees}
+    for _ in range(repeats):
+        for arm, tree in trees.items():
+            runs[arm].append(_optuna_run(tree))
+            print(arm, runs[arm][-1], flush=True)
+    old = statistics.median(r["wall"] for r in runs["old"])
+    new = statistics.median(r["wall"] for r in runs["new"])
+    scores = {arm: ", ".join(f"{r['cv']:.4f}" for r in rows) for arm, rows in runs.items()}
+    return [
+        "| 200 trials x 5 folds (`optuna_engine.py --parts e`) | old | new | new/old |",
+        "|---|---|---|---|",
+        f"| wall s (median of {repeats}) | {old:.1f} | {new:.1f} | {new / old:.2f} |",
+        f"| best CV, each run | {scores['old']} | {scores['new']} | |",
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--old", required=True, help="the other checkout (its root folder)")
+    parser.add_argument("--new", default=str(NEW), help="this checkout by default")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--parts", default="imports,cv,optuna")
+    args = parser.parse_args(argv)
+    trees = {"old": Path(args.old).resolve(), "new": Path(args.new).resolve()}
+    parts = set(args.parts.split(","))
+    out = []
+    if "imports" in parts:
+        out += [*imports(trees, args.repeats), ""]
+    if "cv" in parts:
+        out += [*cv(trees), ""]
+    if "optuna" in parts:
+        out += [*optuna(trees, max(1, args.repeats // 2)), ""]
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
