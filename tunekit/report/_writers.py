@@ -508,12 +508,9 @@ def write(
 
     Examples
     --------
-    >>> from sklearn.datasets import make_classification
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.model_selection import GridSearchCV
+    With ``search`` a fitted ``GridSearchCV`` (as in :func:`leaderboard`):
+
     >>> from tunekit.report import write
-    >>> X, y = make_classification(n_samples=60, random_state=0)
-    >>> search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
     >>> write(search, "leaderboard.csv").name  # doctest: +SKIP
     'leaderboard.csv'
     """
@@ -589,12 +586,9 @@ def write_report(
 
     Examples
     --------
-    >>> from sklearn.datasets import make_classification
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.model_selection import GridSearchCV
+    With ``search`` a fitted ``GridSearchCV`` (as in :func:`leaderboard`):
+
     >>> from tunekit.report import write_report
-    >>> X, y = make_classification(n_samples=60, random_state=0)
-    >>> search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
     >>> sorted(write_report(search, "report"))  # doctest: +SKIP
     ['csv', 'cv_results', 'html', 'index', 'json', 'md', 'overfitting_gap', 'param_scores']
     """

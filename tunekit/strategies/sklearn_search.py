@@ -31,6 +31,15 @@ __all__ = [
 ]
 
 
+def _forwarded(arguments: dict) -> dict:
+    """An ``__init__``'s arguments for scikit-learn's own class: all but ``evaluator``.
+
+    scikit-learn reads an estimator's parameters from its ``__init__`` signature,
+    so each class spells its parameters out, and hands them on from ``locals()``.
+    """
+    return {k: v for k, v in arguments.items() if k not in ("self", "evaluator", "__class__")}
+
+
 class TunekitGridSearchCV(GridSearchCV, EvaluatorSearchCV):
     """:class:`~sklearn.model_selection.GridSearchCV` whose fits an ``evaluator`` runs.
 
@@ -52,18 +61,7 @@ class TunekitGridSearchCV(GridSearchCV, EvaluatorSearchCV):
         return_train_score=False,
         evaluator=None,
     ):
-        super().__init__(
-            estimator,
-            param_grid,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            pre_dispatch=pre_dispatch,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
+        super().__init__(**_forwarded(locals()))
         self.evaluator = evaluator
 
 
@@ -87,20 +85,7 @@ class TunekitRandomizedSearchCV(RandomizedSearchCV, EvaluatorSearchCV):
         return_train_score=False,
         evaluator=None,
     ):
-        super().__init__(
-            estimator,
-            param_distributions,
-            n_iter=n_iter,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            pre_dispatch=pre_dispatch,
-            random_state=random_state,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
+        super().__init__(**_forwarded(locals()))
         self.evaluator = evaluator
 
 
@@ -131,24 +116,7 @@ class TunekitHalvingRandomSearchCV(HalvingRandomSearchCV, EvaluatorSearchCV):
         verbose=0,
         evaluator=None,
     ):
-        super().__init__(
-            estimator,
-            param_distributions,
-            n_candidates=n_candidates,
-            factor=factor,
-            resource=resource,
-            max_resources=max_resources,
-            min_resources=min_resources,
-            aggressive_elimination=aggressive_elimination,
-            cv=cv,
-            scoring=scoring,
-            refit=refit,
-            error_score=error_score,
-            return_train_score=return_train_score,
-            random_state=random_state,
-            n_jobs=n_jobs,
-            verbose=verbose,
-        )
+        super().__init__(**_forwarded(locals()))
         self.evaluator = evaluator
 
 
