@@ -285,7 +285,8 @@ def test_member_weights_match_keras_fit_after_3_epochs(case):
     init = ks.member_initial_weights(group, 5)
     other = ks.KerasMember(0, np.arange(40, 110), seed=9)
     member = ks.KerasMember(0, train, seed=5, initial_weights=init)
-    result = ks.train_group(group, [other, member], X, y, shuffle=False)
+    result = ks.train_group(group, [other, member], X, y,
+                            overrides=ks.FitOverrides(shuffle=False))
     Y = y[train].astype("float32")[:, None] if builder is not embed_net else y[train]
     expected = _keras_reference(builder, build_kwargs, X[train], Y, init, optimizer,
                                 keras.losses.get(loss) if isinstance(loss, str) else loss,

@@ -24,6 +24,8 @@ __all__ = [
     "Evaluation",
     "Evaluator",
     "Family",
+    "Fold",
+    "Scoring",
     "epoch_families",
     "fail_entry",
     "final_estimator",
@@ -76,6 +78,43 @@ class Evaluation:
         self.n_trained += other.n_trained
         self.n_epochs += other.n_epochs
         self.pruned.update({positions[c]: e for c, e in other.pruned.items()})
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How every (candidate, fold) of a batch is scored, as scikit-learn's searches do.
+
+    Attributes
+    ----------
+    scorers : callable
+        From ``BaseSearchCV._get_scorers`` (one scorer or a multimetric one).
+    error_score : "raise" or float, default=np.nan
+        Score of a failed fit or scoring.
+    train_score : bool, default=True
+        Score the training part of every fold too.
+    """
+
+    scorers: Any
+    error_score: Any = np.nan
+    train_score: bool = True
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold: the data and the positions of its training and test rows.
+
+    Attributes
+    ----------
+    X, y : indexable
+        The data the positions index.
+    train, test : ndarray of int
+        Row positions of the training and test parts.
+    """
+
+    X: Any
+    y: Any
+    train: Any
+    test: Any
 
 
 class Evaluator:
@@ -149,6 +188,10 @@ class Evaluator:
         """
         raise NotImplementedError
 
+    def scoring(self, scorers) -> Scoring:
+        """How this evaluator scores with ``scorers``: its ``error_score`` and train scores."""
+        return Scoring(scorers, self.error_score, self.return_train_score)
+
     def _tick(self, n: int = 1) -> None:
         if self.progress is not None:
             self.progress.update(n)
@@ -166,19 +209,19 @@ def _error_scores(scorers, error_score):
     return {name: error_score for name in names} if names else error_score
 
 
-def fail_entry(scorers, n_test: int, fit_time: float, reason: str, *, error_score, train: bool):
+def fail_entry(scoring: Scoring, n_test: int, fit_time: float, reason: str):
     """The entry of a (candidate, fold) whose fit failed."""
     entry = {
         "fit_time": fit_time,
         "score_time": 0.0,
         "n_test_samples": n_test,
         "fit_error": reason,
-        "test_scores": _error_scores(scorers, error_score),
+        "test_scores": _error_scores(scoring.scorers, scoring.error_score),
         "best_epoch": math.nan,
         "n_epochs": math.nan,
     }
-    if train:
-        entry["train_scores"] = _error_scores(scorers, error_score)
+    if scoring.train_score:
+        entry["train_scores"] = _error_scores(scoring.scorers, scoring.error_score)
     return entry
 
 
@@ -210,20 +253,11 @@ def _score(scorers, est, X, y, error_score):
 
 
 def score_entry(
-    scorers,
-    est,
-    X,
-    y,
-    train,
-    test,
-    fit_time: float,
-    *,
-    error_score,
-    train_score: bool,
-    best_epoch=math.nan,
-    n_epochs=math.nan,
+    scoring: Scoring, est, fold: Fold, fit_time: float, *, best_epoch=math.nan, n_epochs=math.nan
 ):
     """The entry of a fitted (candidate, fold): its test (and train) scores."""
+    scorers, error_score = scoring.scorers, scoring.error_score
+    X, y, train, test = fold.X, fold.y, fold.train, fold.test
     start = time.perf_counter()
     entry = {
         "fit_time": fit_time,
@@ -236,7 +270,7 @@ def score_entry(
         "n_epochs": _as_float(n_epochs),
     }
     entry["score_time"] = time.perf_counter() - start
-    if train_score:
+    if scoring.train_score:
         entry["train_scores"] = _score(
             scorers, est, _safe_indexing(X, train), _safe_indexing(y, train), error_score
         )

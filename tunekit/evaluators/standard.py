@@ -26,6 +26,8 @@ from tunekit.evaluators._base import (
     Evaluation,
     Evaluator,
     Family,
+    Fold,
+    Scoring,
     _score,
     epoch_families,
     fail_entry,
@@ -94,13 +96,12 @@ def _recorder_class():
     class EpochRecorder(keras.callbacks.Callback):
         """Scores a fold's test part after each epoch; full entries at ``wanted`` epochs."""
 
-        def __init__(self, est, scorers, X, y, train, test, wanted, curves, error_score, scored):
+        def __init__(self, est, scoring: Scoring, fold: Fold, wanted, curves):
             super().__init__()
-            self.est, self.scorers = est, scorers
-            self.X, self.y, self.train_rows, self.test_rows = X, y, train, test
-            self.X_test, self.y_test = _safe_indexing(X, test), _safe_indexing(y, test)
+            self.est, self.scoring, self.fold = est, scoring, fold
+            self.X_test = _safe_indexing(fold.X, fold.test)
+            self.y_test = _safe_indexing(fold.y, fold.test)
             self.wanted, self.curves = set(wanted), curves
-            self.error_score, self.train_score = error_score, scored
             self.snapshots, self.rows = {}, []
             self.scoring_time = 0.0
             self.start = time.perf_counter()
@@ -128,22 +129,12 @@ def _recorder_class():
             if n in self.wanted:
                 fit_time = tick - self.start - self.scoring_time
                 entry = score_entry(
-                    self.scorers,
-                    self.est,
-                    self.X,
-                    self.y,
-                    self.train_rows,
-                    self.test_rows,
-                    fit_time,
-                    error_score=self.error_score,
-                    train_score=self.train_score,
-                    best_epoch=n,
-                    n_epochs=n,
+                    self.scoring, self.est, self.fold, fit_time, best_epoch=n, n_epochs=n
                 )
                 self.snapshots[n] = entry
                 score = main_score(entry["test_scores"])
             elif self.curves:
-                scores = _score(self.scorers, self.est, self.X_test, self.y_test, np.nan)
+                scores = _score(self.scoring.scorers, self.est, self.X_test, self.y_test, np.nan)
                 score = main_score(scores)
             return score
 
@@ -163,18 +154,16 @@ def _fold_params(fit_params: dict, X, train) -> dict:
     return out
 
 
-def _fit_family(est, params, family, X, y, train, test, fit_params, scorers, settings):
+def _fit_family(est, params, family, fold: Fold, fit_params, scoring: Scoring, curves: bool):
     """Train ``family``'s leader on one fold; entries for every member, curve rows."""
-    error_score, train_score, curves = settings
+    X, y, train, test = fold.X, fold.y, fold.train, fold.test
     est = est.set_params(**clone(params, safe=False))
     kwargs = _fold_params(fit_params, X, train)
     lead_epochs = family.epochs[family.leader]
     wanted = {e for c, e in family.epochs.items() if c != family.leader and e != lead_epochs}
     recorder = None
     if curves or wanted:
-        recorder = _recorder_class()(
-            est, scorers, X, y, train, test, wanted, curves, error_score, train_score
-        )
+        recorder = _recorder_class()(est, scoring, fold, wanted, curves)
         key = epoch_callback_key(est)
         kwargs[key] = [*(kwargs.get(key) or []), recorder]
     start = time.perf_counter()
@@ -182,7 +171,7 @@ def _fit_family(est, params, family, X, y, train, test, fit_params, scorers, set
         est.fit(_safe_indexing(X, train), _safe_indexing(y, train), **kwargs)
         failure = None
     except Exception:
-        if isinstance(error_score, str) and error_score == "raise":
+        if isinstance(scoring.error_score, str) and scoring.error_score == "raise":
             raise
         failure = traceback.format_exc()
     fit_time = time.perf_counter() - start - (recorder.scoring_time if recorder else 0.0)
@@ -191,41 +180,22 @@ def _fit_family(est, params, family, X, y, train, test, fit_params, scorers, set
     for c, epochs in family.epochs.items():
         if c == family.leader or epochs == lead_epochs:
             if failure is not None:
-                entries[c] = fail_entry(
-                    scorers,
-                    len(test),
-                    fit_time,
-                    failure,
-                    error_score=error_score,
-                    train=train_score,
-                )
+                entries[c] = fail_entry(scoring, len(test), fit_time, failure)
                 continue
             n_epochs = getattr(final, "n_epochs_", None)
             best = getattr(final, "best_epoch_", None)
             entries[c] = score_entry(
-                scorers,
+                scoring,
                 est,
-                X,
-                y,
-                train,
-                test,
+                fold,
                 fit_time,
-                error_score=error_score,
-                train_score=train_score,
                 best_epoch=best if best is not None else n_epochs,
                 n_epochs=n_epochs,
             )
         elif recorder is not None and epochs in recorder.snapshots:
             entries[c] = recorder.snapshots[epochs]
         else:  # the run failed before reaching this candidate's epochs
-            entries[c] = fail_entry(
-                scorers,
-                len(test),
-                fit_time,
-                failure or "",
-                error_score=error_score,
-                train=train_score,
-            )
+            entries[c] = fail_entry(scoring, len(test), fit_time, failure or "")
     rows = recorder.rows if recorder is not None else []
     trained = getattr(final, "n_epochs_", None) if failure is None else None
     if trained is None and recorder is not None:
@@ -272,7 +242,7 @@ class StandardEvaluator(Evaluator):
             families = epoch_families(estimator, candidates)
         else:
             families = [Family(c, {c: None}) for c in range(len(candidates))]
-        settings = (self.error_score, self.return_train_score, self.epoch_curves and keras)
+        scoring, curves = self.scoring(scorers), self.epoch_curves and keras
         tasks = [(family, s) for family in families for s in range(len(splits))]
         parallel = Parallel(
             n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as=_return_as()
@@ -282,12 +252,10 @@ class StandardEvaluator(Evaluator):
                 clone(estimator),
                 candidates[family.leader],
                 family,
-                X,
-                y,
-                *splits[s],
+                Fold(X, y, *splits[s]),
                 fit_params,
-                scorers,
-                settings,
+                scoring,
+                curves,
             )
             for family, s in tasks
         )

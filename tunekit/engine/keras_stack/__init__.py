@@ -53,6 +53,8 @@ API for a search
   validation rows, seed) in lockstep. A member's initial weights (drawn with
   the model's own initializers), batch order and dropout / noise draws come
   from its own seed only, never from its position in the stack.
+  :class:`FitOverrides` overrides the group's epochs, batch size or
+  shuffling for one call.
 - :func:`member_estimator` gives a fitted scikit-learn estimator of one member,
   with the tunekit estimator's encodings (``classes_``, ``predict_proba``).
 
@@ -90,6 +92,7 @@ from tunekit.engine.keras_stack.members import (
 )
 from tunekit.engine.keras_stack.probe import probe, require_stackable
 from tunekit.engine.keras_stack.train import (
+    FitOverrides,
     KerasMember,
     KerasStackResult,
     member_initial_weights,
@@ -100,6 +103,7 @@ __all__ = [
     "FOLDED_LAYERS",
     "RANDOM_LAYERS",
     "WEIGHTED_LAYERS",
+    "FitOverrides",
     "KerasGroup",
     "KerasMember",
     "KerasStackMemberClassifier",

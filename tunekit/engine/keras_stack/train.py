@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -22,8 +23,15 @@ from tunekit.engine.keras_stack.layers import (
 )
 from tunekit.engine.optimizers import apply_updates, init_state
 from tunekit.engine.result import StackResult, diverged
+from tunekit.engine.schedule import EpochSchedule
 
-__all__ = ["KerasMember", "KerasStackResult", "member_initial_weights", "train_group"]
+__all__ = [
+    "FitOverrides",
+    "KerasMember",
+    "KerasStackResult",
+    "member_initial_weights",
+    "train_group",
+]
 
 _MAX_EVAL_ROWS = 2048
 
@@ -81,7 +89,34 @@ class KerasStackResult(StackResult):
     trace_time: float = 0.0
 
 
+@dataclass(frozen=True)
+class FitOverrides:
+    """Settings of :func:`train_group` that override the group's own ``fit`` settings.
+
+    Parameters
+    ----------
+    epochs : int or None, default=None
+        Override every member's epochs (default: its candidate's ``epochs``).
+    batch_size : int or None, default=None
+        Override the group's batch size (``-1``: each member's whole fold).
+    shuffle : bool or None, default=None
+        Override the group's ``fit__shuffle``.
+    """
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    shuffle: bool | None = None
+
+
 # ---------------------------------------------------------------------- compiled step
+class _Batch(NamedTuple):
+    """One step's rows of every member: inputs, targets and row weights (0: padding)."""
+
+    x: Any
+    y: Any
+    row_weight: Any
+
+
 class _Compiled:
     """The compiled epoch and evaluation of one plan (traced once per shape)."""
 
@@ -98,16 +133,19 @@ class _Compiled:
 
         state_keys = [(s[0], s[1]) for s in plan.weight_slots if not s[3]]
 
-        def losses(train, state, xb, yb, rw, knobs, keys, counter, training):
+        def losses(train, state, batch: _Batch, knobs, keys, counter, training):
+            rw = batch.row_weight
             ctx = {"row_weight": rw, "knobs": knobs, "keys": keys, "counter": counter}
             ctx["state"] = {}
-            out = _forward(plan, merge(train, state), xb, ctx, training)
-            rows = _row_loss(plan, yb, out, knobs.get("label_smoothing"))
+            out = _forward(plan, merge(train, state), batch.x, ctx, training)
+            rows = _row_loss(plan, batch.y, out, knobs.get("label_smoothing"))
             data = ops.sum(rows * rw, axis=1)
             new_state = [ctx["state"].get(k, s) for k, s in zip(state_keys, state, strict=True)]
             return data, new_state
 
-        def epoch(train, state, opt_state, X, Y, idx, valid, active, knobs, keys):
+        def epoch(train, state, opt_state, X, Y, knobs, schedule: EpochSchedule):
+            idx, valid, active, keys = schedule
+
             def body(i, carry):
                 train, state, opt_state, loss_sum, n_sum = carry
                 rows = ops.take(idx, i, axis=0)
@@ -118,7 +156,8 @@ class _Compiled:
                 counter = i * _STEP_STRIDE
 
                 def objective(p):
-                    data, new_state = losses(p, state, xb, yb, rw, knobs, keys, counter, True)
+                    batch = _Batch(xb, yb, rw)
+                    data, new_state = losses(p, state, batch, knobs, keys, counter, True)
                     member = data / ops.maximum(n, 1.0)
                     pen = _penalty(plan, merge(p, state), knobs)
                     if pen is not None:
@@ -146,7 +185,7 @@ class _Compiled:
             yb = ops.take(Y, idx, axis=0)
             zero = ops.zeros((), dtype="int32")
             keys = ops.zeros((idx.shape[0],), dtype="int32")
-            data, _ = losses(train, state, xb, yb, valid, knobs, keys, zero, False)
+            data, _ = losses(train, state, _Batch(xb, yb, valid), knobs, keys, zero, False)
             pen = _penalty(plan, merge(train, state), knobs)
             return data, (ops.zeros_like(data) if pen is None else pen)
 
@@ -366,12 +405,12 @@ class _Run:
         return [np.asarray(ops.convert_to_numpy(p)) for p in self.fns.merge(self.train, self.state)]
 
 
-def _resolve(group, members, epochs, batch_size, shuffle):
-    bs = group.batch_size if batch_size is None else int(batch_size)
+def _resolve(group, members, overrides: FitOverrides):
+    bs = group.batch_size if overrides.batch_size is None else int(overrides.batch_size)
     if bs == -1:
         bs = max(len(m.train_idx) for m in members)
     max_epochs = np.array(
-        [epochs or m.epochs or group.epochs[m.candidate] for m in members], dtype=int
+        [overrides.epochs or m.epochs or group.epochs[m.candidate] for m in members], dtype=int
     )
     patience = [
         m.patience if m.patience is not None else group.patience[m.candidate] for m in members
@@ -382,7 +421,8 @@ def _resolve(group, members, epochs, batch_size, shuffle):
                 f"member {k} has early-stopping patience {pat} but no val_idx; carve "
                 "validation rows from its training fold and pass them as val_idx"
             )
-    return bs, max_epochs, patience, group.shuffle if shuffle is None else bool(shuffle)
+    shuffle = group.shuffle if overrides.shuffle is None else bool(overrides.shuffle)
+    return bs, max_epochs, patience, shuffle
 
 
 def _start(group, members, X, y, jit_compile) -> _Run:
@@ -410,7 +450,13 @@ def _run_epoch(run: _Run, members, epoch: int, active, batch_size: int, shuffle:
     idx, valid = _batches(orders, batch_size)
     keys = np.array([_member_key(m.seed, epoch) for m in members], dtype="int32")
     run.train, run.state, run.opt_state, loss_sum, n_sum = run.fns.epoch(
-        run.train, run.state, run.opt_state, run.X, run.Y, idx, valid, active, run.knobs, keys
+        run.train,
+        run.state,
+        run.opt_state,
+        run.X,
+        run.Y,
+        run.knobs,
+        EpochSchedule(idx, valid, active, keys),
     )
     n = np.maximum(np.asarray(ops.convert_to_numpy(n_sum)), 1.0)
     return np.asarray(ops.convert_to_numpy(loss_sum)) / n
@@ -422,11 +468,9 @@ def train_group(
     X,
     y,
     *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    shuffle: bool | None = None,
     on_epoch_end: Callable[[int, KerasStackResult], None] | None = None,
     jit_compile: bool = False,
+    overrides: FitOverrides | None = None,
 ) -> KerasStackResult:
     """Train every member of a stackable group in lockstep, one compiled step for all.
 
@@ -439,12 +483,6 @@ def train_group(
     X, y : array-like
         All rows (members index into them), raw labels (encoded with the
         estimator's own target encoder).
-    epochs : int or None, default=None
-        Override every member's epochs (default: its candidate's ``epochs``).
-    batch_size : int or None, default=None
-        Override the group's batch size (``-1``: each member's whole fold).
-    shuffle : bool or None, default=None
-        Override the group's ``fit__shuffle``.
     on_epoch_end : callable or None, default=None
         Called as ``on_epoch_end(epoch, result_so_far)`` after every epoch
         (0-based), with the members' current weights, e.g. to score them.
@@ -453,6 +491,9 @@ def train_group(
         convolutional builders of ``benchmarks/any_builder.py`` XLA took 7 to 17 s
         to compile against 2 to 7 s for the graph executor, for steady epochs
         no faster on 2 loaded cores. JAX always uses ``jax.jit``.
+    overrides : FitOverrides or None, default=None
+        Override the group's epochs, batch size or shuffling, e.g.
+        ``overrides=FitOverrides(shuffle=False)``; ``None`` keeps them all.
 
     Returns
     -------
@@ -466,7 +507,8 @@ def train_group(
     """
     _check_members(group, members, len(X))
     start = time.perf_counter()
-    bs, max_epochs, patience, shuffle = _resolve(group, members, epochs, batch_size, shuffle)
+    overrides = FitOverrides() if overrides is None else overrides
+    bs, max_epochs, patience, shuffle = _resolve(group, members, overrides)
     run = _start(group, members, X, y, jit_compile)
     stopper = EarlyStopping(patience)
     best = _BestWeights(stopper.watch)

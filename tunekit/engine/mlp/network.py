@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from keras import activations, ops
@@ -23,6 +24,7 @@ from keras import activations, ops
 __all__ = [
     "ACTIVATIONS",
     "HEADS",
+    "RandomStream",
     "forward",
     "forward_numpy",
     "glorot_uniform",
@@ -103,6 +105,25 @@ def _member(x, like):
     return ops.reshape(x, (-1,) + (1,) * (len(like.shape) - 1))
 
 
+class RandomStream(NamedTuple):
+    """Where one step's dropout and noise draws come from.
+
+    Attributes
+    ----------
+    rng : object
+        The backend glue (``uniform`` / ``normal`` from a tensor seed).
+    seed : int32 tensor of shape (M,)
+        One seed per member: member ``m``'s draws depend on ``seed[m]`` alone.
+    counter : int32 tensor
+        The step's place in the stream: every draw uses ``(seed, counter + k)``
+        for its own ``k``, so the draws of one step are independent.
+    """
+
+    rng: Any
+    seed: Any
+    counter: Any
+
+
 def forward(
     params: Sequence,
     x,
@@ -110,9 +131,7 @@ def forward(
     *,
     activation: str,
     training: bool,
-    rng=None,
-    seed=None,
-    counter=None,
+    stream: RandomStream | None = None,
     flags: frozenset = frozenset(),
 ):
     """Logits of every member: the stacked form of ``mlp()``'s call.
@@ -130,14 +149,9 @@ def forward(
         Hidden activation (a Keras name).
     training : bool
         Whether noise and dropout act, as in ``model(x, training=True)``.
-    rng : object, optional
-        The backend glue (``uniform`` / ``normal`` from a tensor seed);
-        required when ``training`` and ``flags`` is not empty.
-    seed : int32 tensor of shape (M,), optional
-        One seed per member: member ``m``'s draws depend on ``seed[m]`` alone.
-    counter : int32 tensor, optional
-        The random stream: every draw uses ``(seed, counter + k)`` for its own
-        ``k``, so the draws of one step are independent.
+    stream : RandomStream, optional
+        The draws' backend glue, per-member seeds and counter; required when
+        ``training`` and ``flags`` is not empty.
     flags : frozenset of str
         The random layers present in the stack (``"noise"``,
         ``"activation_noise"``, ``"weight_noise"``, ``"dropout"``): a
@@ -157,7 +171,7 @@ def forward(
     def draw(kind, shape):
         nonlocal k
         k += 1
-        return getattr(rng, kind)(shape, seed, counter + k)
+        return getattr(stream.rng, kind)(shape, stream.seed, stream.counter + k)
 
     if training and "noise" in flags:
         x = x + draw("normal", ops.shape(x)) * _member(hyper["noise"], x)

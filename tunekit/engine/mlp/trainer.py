@@ -31,9 +31,17 @@ from keras import ops
 
 from tunekit.engine._backend import get_backend
 from tunekit.engine.early_stopping import EarlyStopping
-from tunekit.engine.mlp.network import HEADS, forward, init_member, penalty, per_row_loss
+from tunekit.engine.mlp.network import (
+    HEADS,
+    RandomStream,
+    forward,
+    init_member,
+    penalty,
+    per_row_loss,
+)
 from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
 from tunekit.engine.result import StackResult, diverged
+from tunekit.engine.schedule import EpochSchedule
 
 __all__ = ["MemberSpec", "StackConfig", "train_stack"]
 
@@ -140,9 +148,7 @@ def _loss_fns(config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing, 
             hyper,
             activation=activation,
             training=training,
-            rng=backend,
-            seed=seed,
-            counter=counter,
+            stream=RandomStream(backend, seed, counter),
             flags=flags,
         )
         ls = hyper["label_smoothing"] if smoothing else None
@@ -159,7 +165,9 @@ def _loss_fns(config: StackConfig, flags: frozenset, use_l1, use_l2, smoothing, 
 def _epoch_fn(config: StackConfig, backend, member_losses, reg):
     """An epoch: a loop over steps, each one optimizer step for every active member."""
 
-    def epoch(params, state, X, Y, idx, valid, active, hyper, seed):
+    def epoch(params, state, X, Y, hyper, schedule: EpochSchedule):
+        idx, valid, active, seed = schedule
+
         def body(i, carry):
             params, state, loss_sum, n_sum = carry
             rows = ops.take(idx, i, axis=0)
@@ -452,16 +460,14 @@ class _StackRun:
         """One compiled call: every step of the epoch for every active member."""
         idx, valid, seed = self._batches()
         tick = time.perf_counter()
-        self.params, self.state, loss_sum, n_sum = self.fns.epoch(
-            self.params,
-            self.state,
-            self.X,
-            self.Y,
+        schedule = EpochSchedule(
             ops.convert_to_tensor(np.ascontiguousarray(idx)),
             ops.convert_to_tensor(np.ascontiguousarray(valid)),
             ops.convert_to_tensor(active),
-            self.hyper,
             ops.convert_to_tensor(seed),
+        )
+        self.params, self.state, loss_sum, n_sum = self.fns.epoch(
+            self.params, self.state, self.X, self.Y, self.hyper, schedule
         )
         self.trained += active
         loss_sum, n_sum = ops.convert_to_numpy(loss_sum), ops.convert_to_numpy(n_sum)

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import clone
 
 import tunekit.engine as engine
-from tunekit.evaluators._base import _score, main_score, score_entry
+from tunekit.evaluators._base import Fold, _score, main_score, score_entry
 from tunekit.evaluators.stacked.data import carve_validation, task_of, variant_key
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_params, split_pipeline
 from tunekit.evaluators.stacked.runs import GroupRun
@@ -171,9 +171,8 @@ class KerasStackRun(GroupRun):
             )
         else:
             entry = score_entry(
-                self.batch.scorers, engine.keras_stack.member_estimator(result, m),
-                self.copies.X, self.y_all, train + offset, test + offset, fit_time,
-                error_score=ev.error_score, train_score=ev.return_train_score,
+                self.scoring, engine.keras_stack.member_estimator(result, m),
+                Fold(self.copies.X, self.y_all, train + offset, test + offset), fit_time,
                 best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
             )  # fmt: skip
         self.record(index, s, entry)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import tunekit.engine as engine
-from tunekit.evaluators._base import _score, epoch_families, main_score, score_entry
+from tunekit.evaluators._base import Fold, _score, epoch_families, main_score, score_entry
 from tunekit.evaluators.stacked.data import carve_validation, variant_key
 from tunekit.evaluators.stacked.grouping import MAX_STACK_MEMBERS, CandidateGroup, split_params
 from tunekit.evaluators.stacked.runs import GroupRun
@@ -198,15 +198,10 @@ class _Chunk:
             if epoch in self.wanted[m]:
                 share = (tick - self.start - self.spent) / len(self.specs)
                 self.snaps[m, epoch] = score_entry(
-                    run.batch.scorers,
+                    run.scoring,
                     est,
-                    run.copies.X,
-                    run.y_all,
-                    train + slot.offset,
-                    rows,
+                    Fold(run.copies.X, run.y_all, train + slot.offset, rows),
                     share,
-                    error_score=ev.error_score,
-                    train_score=ev.return_train_score,
                     best_epoch=epoch,
                     n_epochs=epoch,
                 )
@@ -236,7 +231,7 @@ class _Chunk:
 
     def lead_entry(self, m: int, slot: _Slot, result, fit_time: float) -> dict:
         """The entry of the member's own candidate (the family's longest run)."""
-        run, ev = self.run, self.run.ev
+        run = self.run
         train, test = run.batch.splits[slot.fold]
         if result.diverged[m]:
             msg = (
@@ -250,15 +245,10 @@ class _Chunk:
             return run.failed(len(test), f"DivergedError: {msg}", fit_time)
         est = self.member(result.weights[m], result.best_epoch[m], result.n_epochs[m])
         return score_entry(
-            run.batch.scorers,
+            run.scoring,
             est,
-            run.copies.X,
-            run.y_all,
-            train + slot.offset,
-            test + slot.offset,
+            Fold(run.copies.X, run.y_all, train + slot.offset, test + slot.offset),
             fit_time,
-            error_score=ev.error_score,
-            train_score=ev.return_train_score,
             best_epoch=result.best_epoch[m],
             n_epochs=result.n_epochs[m],
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunekit.evaluators._base import Evaluation, fail_entry
+from tunekit.evaluators._base import Evaluation, Scoring, fail_entry
 from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_copies
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
 
@@ -45,6 +45,11 @@ class GroupRun:
         self.copies: Copies | None = None
 
     @property
+    def scoring(self) -> Scoring:
+        """How the batch's (candidate, fold) pairs are scored."""
+        return self.ev.scoring(self.batch.scorers)
+
+    @property
     def raise_errors(self) -> bool:
         """Whether a failure raises (``error_score="raise"``) instead of scoring."""
         error_score = self.ev.error_score
@@ -65,10 +70,7 @@ class GroupRun:
 
     def failed(self, n_test: int, reason: str, fit_time: float = 0.0) -> dict:
         """The entry of a (candidate, fold) whose training failed."""
-        return fail_entry(
-            self.batch.scorers, n_test, fit_time, reason,
-            error_score=self.ev.error_score, train=self.ev.return_train_score,
-        )  # fmt: skip
+        return fail_entry(self.scoring, n_test, fit_time, reason)
 
     def record(self, index: int, fold: int, entry: dict) -> None:
         """Store the entry of candidate ``index`` (in the batch) on fold ``fold``."""
