@@ -21,3 +21,8 @@ current scikit-learn and add what tuning needs:
 from tunekit.estimators.wrappers import KerasClassifier, KerasEstimator, KerasRegressor
 
 __all__ = ["KerasClassifier", "KerasEstimator", "KerasRegressor"]
+
+# the public path, in reprs and pickles, whichever module of the package defines them
+for _cls in (KerasClassifier, KerasEstimator, KerasRegressor):
+    _cls.__module__ = __name__
+del _cls

@@ -87,9 +87,6 @@ def make_storage(
     settings = heartbeat_settings(heartbeat_interval, grace_period, max_retry)
     url = os.fspath(storage)
     driver_url = resolve_url(url)
-    database = sqlite_file(url)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
     engine_kwargs = None
     if url.startswith("sqlite"):
         # several worker processes share one file: wait for the lock instead of failing
@@ -189,10 +186,9 @@ def study_lock(url: str, study_name: str = "", storage=None) -> Iterator[None]:
     PostgreSQL with ``storage`` given: a session advisory lock keyed by the
     study's name (several machines); otherwise nothing.
     """
-    database = sqlite_file(url)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{database}.lock", "a") as handle:
+    handle = _lock_file(sqlite_file(url))
+    if handle is not None:
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -210,3 +206,13 @@ def study_lock(url: str, study_name: str = "", storage=None) -> Iterator[None]:
                 conn.commit()
     else:
         yield
+
+
+def _lock_file(database):
+    """``<database>.lock`` opened for a lock; None without a folder to put it in."""
+    if database is None or not database.parent.is_dir():  # opening the database fails clearly
+        return None
+    try:
+        return open(f"{database}.lock", "a")  # noqa: SIM115 (closed by study_lock)
+    except OSError:  # a read-only folder: the database is opened without the lock
+        return None

@@ -18,7 +18,7 @@ from tunekit.api import search
 from tunekit.exceptions import SearchFailedError
 from tunekit.space import Space
 from tunekit.storage import make_storage
-from tunekit.storage.urls import redact_url
+from tunekit.storage.urls import redact_url, sqlite_file
 from tunekit.workflow.fingerprint import check_config, study_config
 from tunekit.workflow.learning_curve import curve_objective, curve_plan, prepare_curve_study
 from tunekit.workflow.plan_queue import n_finished, plan_labels, run_plan
@@ -258,6 +258,9 @@ class StudyRun:
         if self.out is not None:
             check_writable(self.out)  # before any training: a report that cannot be written
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        database = sqlite_file(self.storage)
+        if database is not None:  # a study's own SQLite file: its folder is made for it
+            database.parent.mkdir(parents=True, exist_ok=True)
         self.store = make_storage(self.storage)
         self.study = optuna.create_study(
             storage=self.store, study_name=self.study_name, direction="maximize",
