@@ -213,6 +213,6 @@ def _lock_file(database):
     if database is None or not database.parent.is_dir():  # opening the database fails clearly
         return None
     try:
-        return open(f"{database}.lock", "a")  # noqa: SIM115 (closed by study_lock)
+        return open(f"{database}.lock", "a")  # closed by study_lock
     except OSError:  # a read-only folder: the database is opened without the lock
         return None
