@@ -27,7 +27,7 @@ import uuid
 import numpy as np
 import optuna
 import pytest
-from _postgres import postgres_url
+from _postgres import reachable_postgres_url
 
 import tunekit as tk
 from tunekit.storage import Heartbeats, fail_stale_trials, heartbeat_interval, make_storage
@@ -64,14 +64,7 @@ tk.search(est, X, y, space={"model__l2": tk.Float(1e-5, 1e-2, log=True)}, strate
 def _storage_url(kind, tmp_path):
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'study.db'}"
-    url = postgres_url()
-    if not url:
-        pytest.skip("TUNEKIT_TEST_POSTGRES_URL is not set")
-    try:
-        make_storage(url, heartbeat_interval=0)
-    except ValueError as err:
-        pytest.skip(f"PostgreSQL is not reachable: {err}")
-    return url
+    return reachable_postgres_url()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

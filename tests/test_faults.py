@@ -25,7 +25,7 @@ import uuid
 import numpy as np
 import optuna
 import pytest
-from _postgres import postgres_url
+from _postgres import reachable_postgres_url
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
@@ -105,17 +105,6 @@ def _data():
     return X, (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
 
 
-def _postgres_or_skip() -> str:
-    url = postgres_url()
-    if not url:
-        pytest.skip("TUNEKIT_TEST_POSTGRES_URL is not set")
-    try:
-        make_storage(url, heartbeat_interval=0)
-    except ValueError as err:
-        pytest.skip(f"PostgreSQL is not reachable: {err}")
-    return url
-
-
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
 BOTH = [POSTGRES, "sqlite"]
 
@@ -124,7 +113,7 @@ BOTH = [POSTGRES, "sqlite"]
 def backend(request, tmp_path):
     """``(storage URL, study name)``: a fresh study name, deleted afterwards."""
     if request.param == "postgres":
-        url = _postgres_or_skip()
+        url = reachable_postgres_url()
     else:
         url = f"sqlite:///{tmp_path / 'study.db'}"
     name = f"faults-{uuid.uuid4().hex[:12]}"
@@ -639,7 +628,7 @@ class _Proxy:
 
 @pytest.mark.postgres
 def test_database_lost_mid_run_is_a_clear_error_and_the_study_resumes(script, tmp_path):
-    url = _postgres_or_skip()
+    url = reachable_postgres_url()
     from sqlalchemy.engine import make_url
 
     real = make_url(url)
@@ -1181,7 +1170,7 @@ def run_soak(tmp_path, storage, workers, n_trials, arms="batched"):
 @pytest.mark.parametrize("storage", ["sqlite", POSTGRES])
 def test_a_small_soak_finishes_every_trial_once(storage, tmp_path):
     if storage == "postgres":
-        _postgres_or_skip()
+        reachable_postgres_url()
     (row,) = run_soak(tmp_path, storage, workers=2, n_trials=8)
     assert 8 <= row["finished"] <= 9 and row["not_unique"] == 0 and row["left_running"] == 0
     assert row["statements_per_trial"] > 0 and row["commits_per_trial"] > 0
@@ -1193,7 +1182,7 @@ def test_a_small_soak_finishes_every_trial_once(storage, tmp_path):
 @pytest.mark.parametrize("storage", ["sqlite", POSTGRES])
 def test_soak_of_eight_workers_and_two_hundred_trials(storage, tmp_path):
     if storage == "postgres":
-        _postgres_or_skip()
+        reachable_postgres_url()
     rows = run_soak(tmp_path, storage, workers=8, n_trials=200)
     assert all(r["ok"] for r in rows)
     report(f"soak [{storage}]", rows[0], target=200, workers=8)

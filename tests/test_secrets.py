@@ -13,7 +13,7 @@ import uuid
 import numpy as np
 import optuna
 import pytest
-from _postgres import postgres_url
+from _postgres import reachable_postgres_url
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy.engine import make_url
 
@@ -115,13 +115,7 @@ def test_a_lost_storage_error_hides_the_password(monkeypatch):
 @pytest.mark.postgres
 def test_a_whole_run_on_a_password_url_never_shows_it(seen, binary_data, tmp_path):
     """Trust authentication ignores the password, so a real run can carry one."""
-    url = postgres_url()
-    if not url:
-        pytest.skip("TUNEKIT_TEST_POSTGRES_URL is not set")
-    try:
-        make_storage(url, heartbeat_interval=0)
-    except ValueError as err:
-        pytest.skip(f"PostgreSQL is not reachable: {err}")
+    url = reachable_postgres_url()
     with_password = make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
     name = f"secrets-{uuid.uuid4().hex[:12]}"
     try:
