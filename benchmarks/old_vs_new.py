@@ -9,8 +9,8 @@ Parts:
 * ``imports``: ``python -X importtime -c "import tunekit"`` and ``python -X importtime -m
   tunekit --help``: the sum of the import times (median over ``--repeats``), and whether
   TensorFlow was imported;
-* ``cv``: ``benchmarks/cv_throughput.py --arms a,c``: every candidate's mean CV score and
-  the fit seconds of each arm (a: scikeras, c: the stacked engine);
+* ``cv``: ``benchmarks/cv_throughput.py --arms a,c`` (``--cv-arms``): every candidate's
+  mean CV score and the fit seconds of each arm (a: scikeras, c: the stacked engine);
 * ``optuna``: ``benchmarks/optuna_engine.py --parts e``: the 200-trial x 5-fold study of
   ``mlp(16, 16)`` on breast cancer with pruning: wall seconds and best CV score.
 
@@ -77,31 +77,37 @@ def imports(trees: dict, repeats: int) -> list[str]:
     ]
 
 
-def _cv_run(tree: Path, out: Path) -> list[dict]:
+def _cv_run(tree: Path, arms: str, out: Path) -> dict:
     subprocess.run(
-        [sys.executable, str(tree / "benchmarks" / "cv_throughput.py"), "--arms", "a,c",
+        [sys.executable, str(tree / "benchmarks" / "cv_throughput.py"), "--arms", arms,
          "--json", str(out)],
         env=_env(tree), cwd=tree, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    return json.loads(out.read_text())
+    return {r["arm"]: r for r in json.loads(out.read_text())}
 
 
-def cv(trees: dict) -> list[str]:
-    runs = {}
+def cv(trees: dict, arms: str, repeats: int) -> list[str]:
+    runs = {arm: [] for arm in trees}
     with tempfile.TemporaryDirectory() as tmp:
-        for arm, tree in trees.items():
-            runs[arm] = {r["arm"]: r for r in _cv_run(tree, Path(tmp) / f"{arm}.json")}
+        for _ in range(repeats):
+            for arm, tree in trees.items():
+                runs[arm].append(_cv_run(tree, arms, Path(tmp) / f"{arm}.json"))
+                print(arm, {k: round(v["wall_s"], 2) for k, v in runs[arm][-1].items()}, flush=True)
     lines = [
-        "| `cv_throughput.py` arm | old fit s | new fit s | new/old | every candidate's score equal |",  # noqa: E501
+        f"| `cv_throughput.py` arm | old fit s (median of {repeats}) | new fit s | new/old | "
+        "every candidate's score equal in every run |",
         "|---|---|---|---|---|",
     ]
-    for name in ("a", "c"):
-        old, new = runs["old"][name], runs["new"][name]
-        same = old["scores"] == new["scores"] and old["params"] == new["params"]
+    for name in arms.split(","):
+        old = [r[name] for r in runs["old"]]
+        new = [r[name] for r in runs["new"]]
+        same = all(o["scores"] == n["scores"] and o["params"] == n["params"]
+                   for o in old for n in new)  # fmt: skip
+        old_s = statistics.median(r["wall_s"] for r in old)
+        new_s = statistics.median(r["wall_s"] for r in new)
         lines.append(
-            f"| ({name}) | {old['wall_s']:.1f} | {new['wall_s']:.1f} | "
-            f"{new['wall_s'] / old['wall_s']:.2f} | {'yes' if same else 'NO'} "
-            f"({len(new['scores'])} candidates) |"
+            f"| ({name}) | {old_s:.1f} | {new_s:.1f} | {new_s / old_s:.2f} | "
+            f"{'yes' if same else 'NO'} ({len(new[0]['scores'])} candidates) |"
         )
         print(lines[-1], flush=True)
     return lines
@@ -140,6 +146,7 @@ def main(argv=None) -> int:
     parser.add_argument("--new", default=str(NEW), help="this checkout by default")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--parts", default="imports,cv,optuna")
+    parser.add_argument("--cv-arms", default="a,c", help="arms of cv_throughput.py to run")
     args = parser.parse_args(argv)
     trees = {"old": Path(args.old).resolve(), "new": Path(args.new).resolve()}
     parts = set(args.parts.split(","))
@@ -147,7 +154,8 @@ def main(argv=None) -> int:
     if "imports" in parts:
         out += [*imports(trees, args.repeats), ""]
     if "cv" in parts:
-        out += [*cv(trees), ""]
+        repeats = 1 if "a" in args.cv_arms else args.repeats  # (a) takes minutes a run
+        out += [*cv(trees, args.cv_arms, repeats), ""]
     if "optuna" in parts:
         out += [*optuna(trees, max(1, args.repeats // 2)), ""]
     print("\n".join(out))
