@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 
 import numpy as np
 import optuna
@@ -292,3 +293,42 @@ def _check_recovered_small(study, killed, n_trials):
         )
     assert sum(s in FINISHED for s in states) >= n_trials
     return {"failed": states.count("FAIL")}
+
+
+def test_two_survivors_checking_at_once_count_a_dead_trial_once(tmp_path, monkeypatch):
+    """The other survivor fails the trial between this one's look and its own check."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    study_a = optuna.create_study(storage=make_storage(url, heartbeat_interval=1, grace_period=2),
+                                  study_name="race")  # fmt: skip
+    dead = _dead_trial(study_a, tk.Space(SPACE))
+    study_b = optuna.load_study(
+        study_name="race", storage=make_storage(url, heartbeat_interval=1, grace_period=2)
+    )
+    time.sleep(2.5)
+    real = optuna.storages.fail_stale_trials
+    first = []
+
+    def other_survivor_first(study):
+        if study is study_b and not first:
+            first.extend(fail_stale_trials(study_a))
+        real(study)
+
+    monkeypatch.setattr(optuna.storages, "fail_stale_trials", other_survivor_first)
+    assert fail_stale_trials(study_b) == []
+    assert first == [dead]
+    retries = [t for t in study_b.get_trials(deepcopy=False) if t.state.name == "WAITING"]
+    assert len(retries) == 1
+
+
+def test_a_storage_without_a_retry_callback_still_queues_the_dead_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="plain")
+    dead = _dead_trial(study, tk.Space(SPACE))
+    time.sleep(2.5)
+    assert fail_stale_trials(study) == [dead]
+    (retry,) = [t for t in study.get_trials(deepcopy=False) if t.state.name == "WAITING"]
+    assert retry.system_attrs["failed_trial"] == dead
+    assert retry.params == study.trials[dead].params

@@ -84,8 +84,10 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
             warnings.simplefilter("ignore", ExperimentalWarning)
             super().__init__(max_retry=max_retry, inherit_intermediate_values=False)
         self.max_retry = max_retry
+        self.failed: list[int] = []  # numbers of the trials this process failed as dead
 
     def __call__(self, study, trial) -> None:
+        self.failed.append(trial.number)
         if not trial.params:  # it died before choosing its parameters: nothing to redo
             return
         trial = copy.deepcopy(trial)
@@ -219,24 +221,26 @@ def fail_stale_trials(study) -> list[int]:
     running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(_RUNNING,))}
     if not running:
         return []
+    own = storage.get_heartbeat_stale_trial_callback()
+    retry = own if isinstance(own, RetryStaleTrial) else RetryStaleTrial(_max_retry())
+    start = len(retry.failed)
     with warnings.catch_warnings():  # "experimental" since Optuna 2.9
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    failed = [
-        running[t._trial_id]
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t._trial_id in running and not _failed_elsewhere(t)
-    ]
+    if retry is not own:  # Optuna does not say what it failed: read it back
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t._trial_id in running and not _failed_elsewhere(t):
+                if own is None:  # a storage without a retry callback: queue it here
+                    retry(study, copy.deepcopy(t))
+                else:  # the storage's own callback has queued it
+                    retry.failed.append(t.number)
     for trial_id in _never_beat(study, running):
         try:
-            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                continue
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                retry(study, copy.deepcopy(storage.get_trial(trial_id)))
         except optuna.exceptions.UpdateFinishedTrialError:  # another process got there first
             continue
-        callback = storage.get_heartbeat_stale_trial_callback()
-        if callback is not None:
-            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
-        failed.append(running[trial_id])
+    failed = retry.failed[start:]
     for number in failed:
         logger.warning(
             "trial %d of study %r: its worker stopped sending heartbeats; marked FAIL",
@@ -244,6 +248,10 @@ def fail_stale_trials(study) -> list[int]:
             study.study_name,
         )
     return sorted(failed)
+
+
+def _max_retry():
+    return heartbeat_settings()["max_retry"]
 
 
 def _failed_elsewhere(trial) -> bool:

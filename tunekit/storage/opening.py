@@ -105,8 +105,7 @@ def make_storage(
                     heartbeat_stale_trial_callback=RetryStaleTrial(settings["max_retry"]),
                 )
             cls = RDBStorage if url.startswith("sqlite") else ReconnectingRDBStorage
-            with study_lock(url):  # one SQLite file: its creators take turns
-                return _create(cls, driver_url, engine_kwargs, kwargs)
+            return _create(cls, driver_url, engine_kwargs, kwargs)
     except Exception as err:  # sqlalchemy / driver errors carry the URL: never show it raw
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         reason = scrub(scrub(reason, driver_url), url)

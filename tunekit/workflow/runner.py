@@ -17,7 +17,7 @@ from tunekit._signals import WorkerTerminated, stop_requested
 from tunekit.api import search
 from tunekit.exceptions import SearchFailedError
 from tunekit.space import Space
-from tunekit.storage import make_storage
+from tunekit.storage import make_storage, study_lock
 from tunekit.storage.urls import redact_url, sqlite_file
 from tunekit.workflow.fingerprint import check_config, study_config
 from tunekit.workflow.learning_curve import curve_objective, curve_plan, prepare_curve_study
@@ -261,7 +261,8 @@ class StudyRun:
         database = sqlite_file(self.storage)
         if database is not None:  # a study's own SQLite file: its folder is made for it
             database.parent.mkdir(parents=True, exist_ok=True)
-        self.store = make_storage(self.storage)
+        with study_lock(self.storage):  # workers opening a new SQLite file take turns
+            self.store = make_storage(self.storage)
         self.study = optuna.create_study(
             storage=self.store, study_name=self.study_name, direction="maximize",
             load_if_exists=True,
