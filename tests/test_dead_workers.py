@@ -37,6 +37,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 
 HEARTBEAT = {"TUNEKIT_HEARTBEAT_INTERVAL": "1", "TUNEKIT_GRACE_PERIOD": "3"}
+# a grace period of 3 s (2 s in the direct checks) is surely past after this long: SQLite
+# keeps heartbeat times to the second
+STALE_AFTER = 5.0
 FINISHED = ("COMPLETE", "PRUNED")
 N_TRIALS = 12
 SPACE = {"model__l2": tk.Float(1e-5, 1e-2, log=True)}
@@ -228,7 +231,7 @@ def _dead_trial(study, space):
 
 def test_heartbeats_keep_a_long_batch_alive_and_a_silent_trial_is_failed(tmp_path):
     url = f"sqlite:///{tmp_path / 'hb.db'}"
-    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    storage = make_storage(url, heartbeat_interval=1, grace_period=3)
     study = optuna.create_study(storage=storage, study_name="hb")
     space = tk.Space(SPACE)
     silent = _dead_trial(study, space)
@@ -236,9 +239,11 @@ def test_heartbeats_keep_a_long_batch_alive_and_a_silent_trial_is_failed(tmp_pat
         alive = study.ask()
         space.suggest(alive)
         beats.add(alive)
-        time.sleep(3.5)  # one long epoch in the main thread, well past the grace period
+        # one long epoch in the main thread, well past the grace period (SQLite keeps the
+        # heartbeats' times to the second)
+        time.sleep(STALE_AFTER)
         # another process's check, on its own connection
-        checker = make_storage(url, heartbeat_interval=1, grace_period=2)
+        checker = make_storage(url, heartbeat_interval=1, grace_period=3)
         other = optuna.load_study(study_name="hb", storage=checker)
         failed = fail_stale_trials(other)
         assert failed == [silent]
@@ -304,7 +309,7 @@ def test_two_survivors_checking_at_once_count_a_dead_trial_once(tmp_path, monkey
     study_b = optuna.load_study(
         study_name="race", storage=make_storage(url, heartbeat_interval=1, grace_period=2)
     )
-    time.sleep(2.5)
+    time.sleep(STALE_AFTER - 1)
     real = optuna.storages.fail_stale_trials
     first = []
 
@@ -327,7 +332,7 @@ def test_a_storage_without_a_retry_callback_still_queues_the_dead_trial(tmp_path
         storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="plain")
     dead = _dead_trial(study, tk.Space(SPACE))
-    time.sleep(2.5)
+    time.sleep(STALE_AFTER - 1)
     assert fail_stale_trials(study) == [dead]
     (retry,) = [t for t in study.get_trials(deepcopy=False) if t.state.name == "WAITING"]
     assert retry.system_attrs["failed_trial"] == dead
