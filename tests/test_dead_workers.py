@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 import pytest
 from _postgres import reachable_postgres_url
+from _studies import wait_for_study
 
 import tunekit as tk
 from tunekit.storage import Heartbeats, fail_stale_trials, heartbeat_interval, make_storage
@@ -146,7 +147,7 @@ def test_kill_9_of_one_worker_the_survivors_finish_the_study(engine, study_url, 
         )
         procs[-1].log = log
     try:
-        study = _wait_for_study(url, name)
+        study = wait_for_study(url, name)
         victim = _first_worker_mid_trial(study, procs)
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
@@ -173,16 +174,6 @@ def test_kill_9_of_one_worker_the_survivors_finish_the_study(engine, study_url, 
         f"\nDEAD WORKER [{engine}, {url.split(':')[0]}]: "
         + json.dumps({"killed": killed, "before": before, "after": after, **counts})
     )
-
-
-def _wait_for_study(url, name, timeout=180):
-    storage = make_storage(url, heartbeat_interval=0)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if name in optuna.study.get_all_study_names(storage):
-            return optuna.load_study(study_name=name, storage=storage)
-        time.sleep(0.2)
-    pytest.fail(f"no process created study {name!r} within {timeout} s")
 
 
 def _first_worker_mid_trial(study, procs, timeout=240):

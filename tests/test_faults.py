@@ -26,6 +26,7 @@ import numpy as np
 import optuna
 import pytest
 from _postgres import reachable_postgres_url
+from _studies import wait_for_study
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
@@ -180,17 +181,6 @@ def finish(procs, timeout=120):
     return codes
 
 
-def open_study(url, name, timeout=300):
-    """The study as the test sees it (no heartbeats of its own), once a worker made it."""
-    storage = make_storage(url, heartbeat_interval=0)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if name in optuna.study.get_all_study_names(storage):
-            return optuna.load_study(study_name=name, storage=storage)
-        time.sleep(0.2)
-    pytest.fail(f"no worker created study {name!r} within {timeout} s")
-
-
 def running_trial_of(study, *pids, min_finished=0, timeout=60):
     """Wait until each worker in ``pids`` is early in a trial (0.05-0.5 s in): "mid-trial"."""
     deadline = time.monotonic() + timeout
@@ -274,7 +264,7 @@ def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
         start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3)
         for i in range(n_workers)
     ]
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     victim = procs[1]
     running_trial_of(study, victim.pid, min_finished=2)
     os.kill(victim.pid, signal.SIGKILL)
@@ -329,7 +319,7 @@ def test_sigterm_and_sigint_fail_the_running_trial_and_queue_it_again(
         )
         for i in range(n_workers)
     ]
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     victim = procs[0]
     (killed,) = running_trial_of(study, victim.pid, min_finished=1)
     stopped_at = time.monotonic()
@@ -377,7 +367,7 @@ def test_in_process_sigterm_ends_with_status_143_and_restores_the_handlers(tmp_p
     sigint_before = signal.getsignal(signal.SIGINT)
 
     def terminate_mid_trial():
-        running_trial_of(open_study(url, "s"), os.getpid(), min_finished=1)
+        running_trial_of(wait_for_study(url, "s"), os.getpid(), min_finished=1)
         os.kill(os.getpid(), signal.SIGTERM)
 
     try:
@@ -389,7 +379,7 @@ def test_in_process_sigterm_ends_with_status_143_and_restores_the_handlers(tmp_p
         assert info.value.code == EXIT_SIGTERM
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
         assert signal.getsignal(signal.SIGINT) is sigint_before
-        states = [t.state.name for t in open_study(url, "s").trials]
+        states = [t.state.name for t in wait_for_study(url, "s").trials]
         assert "RUNNING" not in states  # stopped at a safe point
         if "FAIL" in states:  # at a fold's end: queued for the next run
             assert states.count("FAIL") == 1 and states[-1] == "WAITING"
@@ -420,7 +410,7 @@ def test_resume_after_every_worker_died(backend, script, tmp_path):
     procs = [
         start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3) for i in range(2)
     ]
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     for proc in procs:  # one after the other, each mid-trial, well within the grace period
         running_trial_of(study, proc.pid, min_finished=3)
         os.kill(proc.pid, signal.SIGKILL)
@@ -467,7 +457,7 @@ def test_a_trial_that_never_sent_a_heartbeat_is_repaired_even_at_the_target(back
         test_size=None, verbose=0,
     )  # fmt: skip
     tk.search(LogisticRegression(), X, y, **kwargs)
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     orphan = study.ask()  # no heartbeat: Optuna would never count it as stale
     orphan.suggest_float("C", 0.01, 100.0, log=True)
     later = types.SimpleNamespace(datetime=_ThreeGracePeriodsLater, timedelta=datetime.timedelta)
@@ -486,7 +476,7 @@ def test_reusing_a_study_name_with_another_space_or_direction_is_refused(backend
     X, y = _data()
     kwargs = dict(strategy="optuna", storage=url, study_name=name, cv=2, test_size=None, verbose=0)
     tk.search(LogisticRegression(), X, y, space=SPACE, n_trials=2, **kwargs)
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     before = ([t.params for t in study.trials], dict(study.user_attrs))
     # another space, from another worker process: it stops with the error, writes nothing
     (code,) = finish(
@@ -496,7 +486,7 @@ def test_reusing_a_study_name_with_another_space_or_direction_is_refused(backend
     assert code == 1 and "was created with a different search space" in log
     with pytest.raises(ValueError, match=r"was scored with 'accuracy', but this search .*roc_auc"):
         tk.search(LogisticRegression(), X, y, space=SPACE, n_trials=4, scoring="roc_auc", **kwargs)
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     assert ([t.params for t in study.trials], dict(study.user_attrs)) == before
     # a study of that name that minimizes: refused before any trial
     other = f"{name}-min"
@@ -531,7 +521,7 @@ def test_nan_and_inf_scores_fail_and_are_never_the_best(backend, script, tmp_pat
         for i in range(2)
     ]
     assert finish(procs) == [0, 0], [p.log_path.read_text()[-2000:] for p in procs]
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     trials = study.get_trials(deepcopy=False)
     bad = [t for t in trials if not 0.1 <= t.params["C"] <= 3.0]
     good = [t for t in trials if 0.1 <= t.params["C"] <= 3.0]
@@ -643,7 +633,7 @@ def test_database_lost_mid_run_is_a_clear_error_and_the_study_resumes(script, tm
             script, via_proxy, name, 30, 0, tmp_path, FIT_SECONDS=0.3, REPORT_DIR=report_dir,
             TUNEKIT_RECONNECT_SECONDS=0,  # no reconnects: the relay's end is final here
         )  # fmt: skip
-        study = open_study(url, name)
+        study = wait_for_study(url, name)
         running_trial_of(study, worker.pid, min_finished=2)
         proxy.stop()
         (code,) = finish([worker], timeout=60)
@@ -879,7 +869,7 @@ def interrupt_and_resume(script, url, tmp_path, signum, delay, *, launcher=False
     rerun = start(study_command(script, url, name, n_trials), tmp_path, f"{label}-again",
                   FIT_SECONDS=0.05)  # fmt: skip
     assert finish([rerun], timeout=120) == [0], rerun.log_path.read_text()[-3000:]
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     counts = accounting(study)
     after = finished_trials(url, name)
     assert all(after[n] == before[n] for n in before), "a finished trial changed"
@@ -939,7 +929,7 @@ def test_a_second_signal_within_two_seconds_quits_at_once(study_script, tmp_path
     url = f"sqlite:///{tmp_path / 'study.db'}"
     name = "faults-twice"
     proc = start(study_command(study_script, url, name, 3), tmp_path, "twice", FIT_SECONDS=60)
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     deadline = time.monotonic() + 120
     while not [t for t in study.get_trials(deepcopy=False) if t.params]:
         assert time.monotonic() < deadline and proc.poll() is None, proc.log_path.read_text()
@@ -958,9 +948,9 @@ def test_a_second_signal_within_two_seconds_quits_at_once(study_script, tmp_path
     rerun = start(study_command(study_script, url, name, 3), tmp_path, "twice-again",
                   FIT_SECONDS=0.05)  # fmt: skip
     assert finish([rerun]) == [0], rerun.log_path.read_text()[-3000:]
-    counts = accounting(open_study(url, name))
+    counts = accounting(wait_for_study(url, name))
     assert counts["failed"] == 1 and counts["retried"] == 1 and counts["finished"] == 3
-    assert_nothing_lost(open_study(url, name), counts["failed_numbers"])
+    assert_nothing_lost(wait_for_study(url, name), counts["failed_numbers"])
     report("second Ctrl-C within 2 s [sqlite]", {"code": code, **counts}, target=3, workers=1)
 
 
@@ -982,7 +972,7 @@ def test_the_workers_stop_when_their_launcher_is_killed(launcher, study_script, 
     proc = start([*command, *flags], tmp_path, "launcher", FIT_SECONDS=0.3, TUNEKIT_MAX_RETRY=3)
     workers = wait_for_children(proc, 2)
     assert len(workers) == 2
-    study = open_study(url, name, timeout=300)
+    study = wait_for_study(url, name, timeout=300)
     deadline = time.monotonic() + 300
     while sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False)) < 1:
         assert time.monotonic() < deadline, proc.log_path.read_text()[-3000:]
@@ -1001,7 +991,7 @@ def test_the_workers_stop_when_their_launcher_is_killed(launcher, study_script, 
     rerun = start(study_command(study_script, url, name, 6), tmp_path, "after", FIT_SECONDS=0,
                   TUNEKIT_MAX_RETRY=3)  # fmt: skip
     assert finish([rerun]) == [0], rerun.log_path.read_text()[-3000:]
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     counts = accounting(study)
     assert_nothing_lost(study, [n for n in counts["failed_numbers"] if study.trials[n].params])
     params = [json.dumps(t.params) for t in study.trials if t.state.name in FINISHED]
@@ -1101,7 +1091,7 @@ def test_workers_ride_out_a_real_postgresql_restart(own_postgres, script, tmp_pa
         start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3)
         for i in range(3)
     ]
-    study = open_study(url, name, timeout=300)
+    study = wait_for_study(url, name, timeout=300)
     deadline = time.monotonic() + 300
     while sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False)) < 3:
         assert time.monotonic() < deadline
@@ -1111,7 +1101,7 @@ def test_workers_ride_out_a_real_postgresql_restart(own_postgres, script, tmp_pa
     logs = [p.log_path.read_text() for p in procs]
     assert codes == [0, 0, 0], [log[-2000:] for log in logs]
     assert any("unreachable" in log for log in logs), "no worker saw the restart"
-    study = open_study(url, name)
+    study = wait_for_study(url, name)
     counts = accounting(study)  # nothing RUNNING or WAITING, numbers unique
     assert n_trials <= counts["finished"] <= n_trials + 2
     unique_finished(study)
@@ -1128,7 +1118,7 @@ def test_a_server_down_past_the_retry_budget_exits_75_then_resumes(
     name, n_trials = "faults-down", 40
     command = study_command(study_script, url, name, n_trials, launcher=True, workers=2)
     proc = start(command, tmp_path, "down", FIT_SECONDS=0.3, TUNEKIT_RECONNECT_SECONDS=3)
-    study = open_study(own_postgres.url, name, timeout=300)
+    study = wait_for_study(own_postgres.url, name, timeout=300)
     deadline = time.monotonic() + 300
     while sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False)) < 2:
         assert time.monotonic() < deadline and proc.poll() is None, proc.log_path.read_text()
@@ -1144,7 +1134,7 @@ def test_a_server_down_past_the_retry_budget_exits_75_then_resumes(
     time.sleep(4)  # the trials the workers could not close go stale (grace 3 s)
     rerun = start(study_command(study_script, url, name, 6), tmp_path, "back", FIT_SECONDS=0)
     assert finish([rerun]) == [0], rerun.log_path.read_text()[-3000:]
-    study = open_study(own_postgres.url, name)
+    study = wait_for_study(own_postgres.url, name)
     counts = accounting(study)
     unique_finished(study)
     report("PostgreSQL down past the budget [own server]", {"code": code, **counts},
