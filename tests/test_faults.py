@@ -59,9 +59,25 @@ from sklearn.linear_model import LogisticRegression
 import tunekit as tk
 
 
+def hold_while_gated():
+    """Inside a fit: wait while the test's gate ``GATE_DIR/hold-<pid>`` exists.
+
+    The marker ``held-<pid>`` tells the test that this process is now mid-trial.
+    """
+    gate_dir = os.environ.get("GATE_DIR")
+    gate = gate_dir and os.path.join(gate_dir, f"hold-{os.getpid()}")
+    if not gate or not os.path.exists(gate):
+        return
+    open(os.path.join(gate_dir, f"held-{os.getpid()}"), "w").close()
+    deadline = time.monotonic() + 120
+    while os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 class SlowLogisticRegression(LogisticRegression):
     def fit(self, X, y, sample_weight=None):
         time.sleep(float(os.environ.get("FIT_SECONDS", "0.2")))
+        hold_while_gated()
         return super().fit(X, y, sample_weight=sample_weight)
 
 
@@ -145,6 +161,7 @@ def start_worker(script, url, name, n_trials, index, tmp_path, plain=False, **en
         "STUDY": name,
         "N_TRIALS": str(n_trials),
         "TUNEKIT_WORKER": str(index),
+        "GATE_DIR": str(tmp_path),
         **{k: str(v) for k, v in env.items()},
     }
     log = open(tmp_path / f"worker-{index}.log", "ab")  # closed by finish()
@@ -197,6 +214,31 @@ def running_trial_of(study, *pids, min_finished=0, timeout=60):
                 return [owners[str(pid)] for pid in pids]
         time.sleep(0.02)
     pytest.fail(f"workers {pids} were never all mid-trial within {timeout} s")
+
+
+def hold_mid_trial(study, *procs, min_finished=0, timeout=120):
+    """Hold each worker of ``procs`` inside its next fit, once ``min_finished`` trials are done.
+
+    Deterministic where :func:`running_trial_of` waits for a timing window: the worker
+    script's fit waits while its gate file exists (heartbeats go on), and says so with a
+    marker. Returns the trial each worker holds RUNNING.
+    """
+    deadline = time.monotonic() + timeout
+    while sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False)) < min_finished:
+        if time.monotonic() > deadline:
+            pytest.fail(f"fewer than {min_finished} trials finished within {timeout} s")
+        time.sleep(0.05)
+    gate_dir = procs[0].log_path.parent
+    for proc in procs:
+        (gate_dir / f"hold-{proc.pid}").touch()
+    while not all((gate_dir / f"held-{proc.pid}").exists() for proc in procs):
+        if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
+            logs = [proc.log_path.read_text()[-2000:] for proc in procs]
+            pytest.fail(f"workers {[p.pid for p in procs]} were not all held mid-trial: {logs}")
+        time.sleep(0.02)
+    held = [trials_running_in(study, proc.pid) for proc in procs]
+    assert all(len(numbers) == 1 for numbers in held), held
+    return [numbers[0] for numbers in held]
 
 
 def trials_running_in(study, *pids):
@@ -266,7 +308,7 @@ def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
     ]
     study = wait_for_study(url, name)
     victim = procs[1]
-    running_trial_of(study, victim.pid, min_finished=2)
+    hold_mid_trial(study, victim, min_finished=2)
     os.kill(victim.pid, signal.SIGKILL)
     killed_at = time.time()
     victim.wait(timeout=10)
@@ -411,8 +453,8 @@ def test_resume_after_every_worker_died(backend, script, tmp_path):
         start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3) for i in range(2)
     ]
     study = wait_for_study(url, name)
-    for proc in procs:  # one after the other, each mid-trial, well within the grace period
-        running_trial_of(study, proc.pid, min_finished=3)
+    hold_mid_trial(study, *procs, min_finished=3)
+    for proc in procs:  # both mid-trial, killed within the grace period
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finish(procs)
