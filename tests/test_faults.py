@@ -241,6 +241,12 @@ def hold_mid_trial(study, *procs, min_finished=0, timeout=120):
     return [numbers[0] for numbers in held]
 
 
+def release(*procs):
+    """Let workers held by :func:`hold_mid_trial` go on."""
+    for proc in procs:
+        (proc.log_path.parent / f"hold-{proc.pid}").unlink(missing_ok=True)
+
+
 def trials_running_in(study, *pids):
     """After a kill: the trials the killed workers left RUNNING."""
     wanted = {str(pid) for pid in pids}
@@ -363,9 +369,10 @@ def test_sigterm_and_sigint_fail_the_running_trial_and_queue_it_again(
     ]
     study = wait_for_study(url, name)
     victim = procs[0]
-    (killed,) = running_trial_of(study, victim.pid, min_finished=1)
+    (killed,) = hold_mid_trial(study, victim, min_finished=1)
     stopped_at = time.monotonic()
     os.kill(victim.pid, signum)
+    release(victim)  # the fit goes on to its fold's end, the next safe point
     assert victim.wait(timeout=30) == status, victim.log_path.read_text()[-3000:]
     exited_after = time.monotonic() - stopped_at
     # the trial stopped at its next safe point: a fold's end (FAIL, queued again) or, when
