@@ -59,25 +59,35 @@ from sklearn.linear_model import LogisticRegression
 import tunekit as tk
 
 
-def hold_while_gated():
-    """Inside a fit: wait while the test's gate ``GATE_DIR/hold-<pid>`` exists.
+FITS = [0]
 
-    The marker ``held-<pid>`` tells the test that this process is now mid-trial.
+
+def gate():
+    """Deterministic "mid-trial" for the tests, at fits of this process.
+
+    ``HOLD_AT_FIT=k``: the k-th fit writes ``GATE_DIR/held-<worker>`` and waits (its
+    trial RUNNING, heartbeats going on) until ``GATE_DIR/release-<worker>`` exists.
+    ``AFTER=name``: the first fit waits until ``GATE_DIR/name`` exists.
     """
-    gate_dir = os.environ.get("GATE_DIR")
-    gate = gate_dir and os.path.join(gate_dir, f"hold-{os.getpid()}")
-    if not gate or not os.path.exists(gate):
-        return
-    open(os.path.join(gate_dir, f"held-{os.getpid()}"), "w").close()
+    FITS[0] += 1
+    gate_dir, worker = os.environ["GATE_DIR"], os.environ["TUNEKIT_WORKER"]
+    wait_for = None
+    if FITS[0] == 1 and os.environ.get("AFTER"):
+        wait_for = os.environ["AFTER"]
+    if FITS[0] == int(os.environ.get("HOLD_AT_FIT", "0")):
+        open(os.path.join(gate_dir, f"held-{worker}"), "w").close()
+        wait_for = f"release-{worker}"
     deadline = time.monotonic() + 120
-    while os.path.exists(gate) and time.monotonic() < deadline:
+    while wait_for and not os.path.exists(os.path.join(gate_dir, wait_for)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{wait_for} never came")
         time.sleep(0.05)
 
 
 class SlowLogisticRegression(LogisticRegression):
     def fit(self, X, y, sample_weight=None):
         time.sleep(float(os.environ.get("FIT_SECONDS", "0.2")))
-        hold_while_gated()
+        gate()
         return super().fit(X, y, sample_weight=sample_weight)
 
 
@@ -177,6 +187,7 @@ def start_worker(script, url, name, n_trials, index, tmp_path, plain=False, **en
         # ignore Ctrl-C by design; the tests want the interactive behaviour
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    proc.index = index
     proc.log_path = tmp_path / f"worker-{index}.log"
     proc.log_file = log
     return proc
@@ -216,35 +227,28 @@ def running_trial_of(study, *pids, min_finished=0, timeout=60):
     pytest.fail(f"workers {pids} were never all mid-trial within {timeout} s")
 
 
-def hold_mid_trial(study, *procs, min_finished=0, timeout=120):
-    """Hold each worker of ``procs`` inside its next fit, once ``min_finished`` trials are done.
+def held_mid_trial(study, *procs, timeout=120):
+    """Wait until each worker of ``procs`` is held at its ``HOLD_AT_FIT``-th fit.
 
     Deterministic where :func:`running_trial_of` waits for a timing window: the worker
-    script's fit waits while its gate file exists (heartbeats go on), and says so with a
-    marker. Returns the trial each worker holds RUNNING.
+    script's fit says it is held with a marker and waits for :func:`release`, its trial
+    RUNNING and its heartbeats going on. Returns the trial each worker holds.
     """
     deadline = time.monotonic() + timeout
-    while sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False)) < min_finished:
-        if time.monotonic() > deadline:
-            pytest.fail(f"fewer than {min_finished} trials finished within {timeout} s")
-        time.sleep(0.05)
-    gate_dir = procs[0].log_path.parent
-    for proc in procs:
-        (gate_dir / f"hold-{proc.pid}").touch()
-    while not all((gate_dir / f"held-{proc.pid}").exists() for proc in procs):
-        if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
-            logs = [proc.log_path.read_text()[-2000:] for proc in procs]
-            pytest.fail(f"workers {[p.pid for p in procs]} were not all held mid-trial: {logs}")
+    while not all((p.log_path.parent / f"held-{p.index}").exists() for p in procs):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            logs = [p.log_path.read_text()[-2000:] for p in procs]
+            pytest.fail(f"workers {[p.index for p in procs]} were not all held mid-trial: {logs}")
         time.sleep(0.02)
-    held = [trials_running_in(study, proc.pid) for proc in procs]
+    held = [trials_running_in(study, p.pid) for p in procs]
     assert all(len(numbers) == 1 for numbers in held), held
     return [numbers[0] for numbers in held]
 
 
 def release(*procs):
-    """Let workers held by :func:`hold_mid_trial` go on."""
+    """Let workers held by the worker script's gate go on."""
     for proc in procs:
-        (proc.log_path.parent / f"hold-{proc.pid}").unlink(missing_ok=True)
+        (proc.log_path.parent / f"release-{proc.index}").touch()
 
 
 def trials_running_in(study, *pids):
@@ -308,13 +312,16 @@ def report(test, counts, **setup):
 def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
     url, name = backend
     n_trials, n_workers = 10, 4
+    # the victim is held in its second trial (its third fit, cv=2); the others start
+    # fitting once it is held, so that they cannot take every trial first
+    gates = [{"AFTER": "held-1"}, {"HOLD_AT_FIT": 3}, {"AFTER": "held-1"}, {"AFTER": "held-1"}]
     procs = [
-        start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3)
+        start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3, **gates[i])
         for i in range(n_workers)
     ]
     study = wait_for_study(url, name)
     victim = procs[1]
-    hold_mid_trial(study, victim, min_finished=2)
+    held_mid_trial(study, victim)
     os.kill(victim.pid, signal.SIGKILL)
     killed_at = time.time()
     victim.wait(timeout=10)
@@ -364,12 +371,14 @@ def test_sigterm_and_sigint_fail_the_running_trial_and_queue_it_again(
             plain=plain and i == 0,
             FIT_SECONDS=0.3,
             REPORT_DIR=tmp_path / f"report-{i}",
+            # the victim is held in its second trial; the other starts once it is held
+            **({"HOLD_AT_FIT": 3} if i == 0 else {"AFTER": "held-0"}),
         )
         for i in range(n_workers)
     ]
     study = wait_for_study(url, name)
     victim = procs[0]
-    (killed,) = hold_mid_trial(study, victim, min_finished=1)
+    (killed,) = held_mid_trial(study, victim)
     stopped_at = time.monotonic()
     os.kill(victim.pid, signum)
     release(victim)  # the fit goes on to its fold's end, the next safe point
@@ -456,11 +465,13 @@ def test_no_handlers_outside_the_main_thread(tmp_path):
 def test_resume_after_every_worker_died(backend, script, tmp_path):
     url, name = backend
     n_trials = 8
+    # each worker finishes two trials and is held in its third (its fifth fit, cv=2)
     procs = [
-        start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3) for i in range(2)
+        start_worker(script, url, name, n_trials, i, tmp_path, FIT_SECONDS=0.3, HOLD_AT_FIT=5)
+        for i in range(2)
     ]
     study = wait_for_study(url, name)
-    hold_mid_trial(study, *procs, min_finished=3)
+    held_mid_trial(study, *procs)
     for proc in procs:  # both mid-trial, killed within the grace period
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
