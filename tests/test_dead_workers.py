@@ -16,6 +16,7 @@ in its study.
 """
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -247,26 +248,68 @@ def test_heartbeats_keep_a_long_batch_alive_and_a_silent_trial_is_failed(tmp_pat
     assert not any(t.name == "tunekit-heartbeats" for t in threading.enumerate())
 
 
-def test_a_batched_search_runs_a_dead_workers_trials_again(binary_data, tmp_path, monkeypatch):
-    """No process is killed here: the dead worker's trials are made as it would leave them."""
+class _DiesWhenWaitedFor(logging.Handler):
+    """The other worker: its trials beat until a survivor says it waits for them."""
+
+    def __init__(self, beats, trials):
+        super().__init__()
+        self.beats, self.trials, self.messages = beats, trials, []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if "waiting for" in message:
+            self.messages.append(message)
+            for trial in self.trials:
+                self.beats.discard(trial)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("engine", ["auto", "sklearn"], ids=["batched", "one-at-a-time"])
+def test_a_search_waits_for_a_live_workers_trials_and_runs_them_once_it_dies(
+    engine, binary_data, tmp_path, monkeypatch
+):
+    """No process is killed here: another worker's trials beat in a thread of this one.
+
+    They beat until the search has nothing left to ask and says that it waits for them;
+    then they stop, as if that worker died, and the search fails them and runs them again.
+    """
     monkeypatch.setenv("TUNEKIT_HEARTBEAT_INTERVAL", "1")
     monkeypatch.setenv("TUNEKIT_GRACE_PERIOD", "2")
     X, y = binary_data
     url = f"sqlite:///{tmp_path / 'dead.db'}"
     space = tk.Space(SPACE)
-    study = optuna.create_study(storage=make_storage(url), study_name="dead", direction="maximize")
-    dead = [_dead_trial(study, space) for _ in range(2)]
+    other = optuna.create_study(storage=make_storage(url), study_name="dead", direction="maximize")
+    trials = [other.ask() for _ in range(2)]
+    for trial in trials:
+        space.suggest(trial)
+    dead = [t.number for t in trials]
     est = tk.KerasClassifier(
         tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=32, verbose=0, random_state=0
     )
-    result = tk.search(
-        est, X, y, space=space, strategy="optuna", storage=url, study_name="dead", n_trials=4,
-        cv=2, test_size=None, trial_batch=2, pruner=optuna.pruners.NopPruner(),
-        baselines=False, verbose=0,
-    )  # fmt: skip
-    assert result.engine_ == "stacked"
-    counts = _check_recovered_small(study, dead, n_trials=4)
+    logger = logging.getLogger("tunekit")
+    with Heartbeats(other._storage) as beats:
+        for trial in trials:
+            beats.add(trial)
+        handler = _DiesWhenWaitedFor(beats, trials)
+        logger.addHandler(handler)
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        try:
+            result = tk.search(
+                est, X, y, space=space, strategy="optuna", storage=url, study_name="dead",
+                n_trials=4, cv=2, test_size=None, trial_batch=2, engine=engine,
+                pruner=optuna.pruners.NopPruner(), baselines=False, verbose=0,
+            )  # fmt: skip
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    assert result.engine_ == ("stacked" if engine == "auto" else "sklearn")
+    counts = _check_recovered_small(other, dead, n_trials=4)
     assert counts["failed"] == 2
+    # one line says which trials it waits for, and for how long at most (interval + grace)
+    assert len(handler.messages) == 1, handler.messages
+    assert f"trial(s) {dead[0]}, {dead[1]}" in handler.messages[0], handler.messages
+    assert "at most 3 s" in handler.messages[0], handler.messages
 
 
 def _check_recovered_small(study, killed, n_trials):

@@ -57,6 +57,7 @@ from tunekit.storage import (
     fail_stale_trials,
     heartbeat_interval,
     heartbeat_settings,
+    stale_wait_seconds,
     storage_label,
 )
 from tunekit.storage.urls import scrub
@@ -235,10 +236,11 @@ def _settle(study, guard: _Guard, callbacks) -> None:
             return
         if not announced:
             logger.info(
-                "study %r: waiting for %d running or queued trial(s) to finish (trials of "
-                "dead workers are failed and retried once their heartbeat is stale)",
+                "study %r: waiting for running or queued trial(s) %s; a dead worker's trial "
+                "is failed and run again here after at most %.0f s without a heartbeat",
                 study.study_name,
-                len(pending),
+                ", ".join(str(t.number) for t in pending),
+                stale_wait_seconds(study._storage) if waits else 0,
             )
             announced = True
         time.sleep(poll)
