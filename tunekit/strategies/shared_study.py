@@ -205,6 +205,25 @@ def _poll_interval(study) -> float:
     return max(0.2, min(1.0, (heartbeat_interval(study._storage) or 1) / 2))
 
 
+def _announce_wait(study, pending, heartbeats: bool) -> None:
+    """One line: which trials this process waits for, and for how long at most."""
+    if heartbeats:
+        logger.info(
+            "study %r: waiting for running or queued trial(s) %s; a dead worker's trial is "
+            "failed and run again here after at most %.0f s without a heartbeat",
+            study.study_name,
+            ", ".join(str(t.number) for t in pending),
+            stale_wait_seconds(study._storage),
+        )
+    else:  # no heartbeats: only queued trials are waited for, and run here
+        queued = [t.number for t in pending if t.state == TrialState.WAITING]
+        logger.info(
+            "study %r: queued trial(s) %s run here unless another process takes them first",
+            study.study_name,
+            ", ".join(map(str, queued)),
+        )
+
+
 def _settle(study, guard: _Guard, callbacks) -> None:
     """Run queued retries and wait until no trial of the study is RUNNING.
 
@@ -235,13 +254,7 @@ def _settle(study, guard: _Guard, callbacks) -> None:
         if not pending or not (waits or any(t.state == TrialState.WAITING for t in pending)):
             return
         if not announced:
-            logger.info(
-                "study %r: waiting for running or queued trial(s) %s; a dead worker's trial "
-                "is failed and run again here after at most %.0f s without a heartbeat",
-                study.study_name,
-                ", ".join(str(t.number) for t in pending),
-                stale_wait_seconds(study._storage) if waits else 0,
-            )
+            _announce_wait(study, pending, waits)
             announced = True
         time.sleep(poll)
 
