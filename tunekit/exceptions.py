@@ -3,6 +3,7 @@
 __all__ = [
     "DivergedError",
     "InputShapeError",
+    "LayoutError",
     "ReportError",
     "SearchFailedError",
     "StorageError",
@@ -41,4 +42,13 @@ class StorageError(TunekitError, RuntimeError):
     Finished trials are safe in the storage; the trial that was running is
     failed and retried by the next worker once its heartbeat is stale. The
     message never shows the URL's password.
+    """
+
+
+class LayoutError(TunekitError, RuntimeError):
+    """A study's stored layout is newer than this tunekit reads or writes.
+
+    The message names the study's layout version and the versions this
+    tunekit handles; upgrading tunekit is the fix. See ``docs/studies.md``,
+    "Stored layout versions".
     """

@@ -29,6 +29,19 @@ Trial user attributes
 ``heldout_test_score``
     The score on the held-out test set, when one was computed.
 
+The study's stored layout
+-------------------------
+A study that tunekit creates or resumes holds the study user attribute
+``tunekit_layout``: ``{"version": V, "min_reader": R, "written_by": "X.Y.Z"}``.
+``V`` is the layout its trials were written in, ``R`` the oldest layout
+version whose reader still reads them correctly: a new key that older readers
+may ignore keeps ``R``; a changed meaning of a stored key raises it. A study
+without the attribute was written before layouts had versions, in layout 1.
+A tunekit reads a study whose ``R`` is at most its :data:`LAYOUT_VERSION`,
+and writes trials only into a study whose ``V`` is at most its own (so that
+no trial of an older layout lands among newer ones); otherwise
+:class:`~tunekit.exceptions.LayoutError` names both versions.
+
 The ``cv_results_`` schema
 --------------------------
 Besides scikit-learn's own keys (``params``, ``param_<name>``,
@@ -63,7 +76,8 @@ import numpy as np
 import pandas as pd
 from numpy.ma import MaskedArray
 
-from tunekit.exceptions import ReportError
+from tunekit._version import __version__
+from tunekit.exceptions import LayoutError, ReportError
 
 __all__ = [
     "BASELINE",
@@ -80,6 +94,9 @@ __all__ = [
     "FIT_TIMES",
     "FOLD_KEYS",
     "HELDOUT_TEST_SCORE",
+    "LAYOUT_ATTR",
+    "LAYOUT_VERSION",
+    "MIN_READER",
     "N_EPOCHS",
     "N_SPLITS_ATTR",
     "PARAMS",
@@ -94,6 +111,8 @@ __all__ = [
     "WAITING",
     "TrialRecord",
     "TrialRow",
+    "check_readable",
+    "check_resumable",
     "cv_results_from_study",
     "finite_or_none",
     "fold_columns",
@@ -104,6 +123,8 @@ __all__ = [
     "params_attr",
     "rank_like_sklearn",
     "read_trial",
+    "stamp_layout",
+    "stored_layout",
 ]
 
 # ------------------------------------------------------------------ trial states
@@ -143,6 +164,87 @@ N_SPLITS_ATTR = "n_splits"
 TEST_TRAIN_RATIO_ATTR = "test_train_ratio"
 #: Optuna study user attribute that holds the baselines' scores (plain JSON).
 BASELINES_ATTR = "tunekit_baselines"
+
+# ------------------------------------------------------------ the stored layout
+#: Study user attribute: ``{"version", "min_reader", "written_by"}`` (see above).
+LAYOUT_ATTR = "tunekit_layout"
+#: The layout this tunekit writes, and the newest it reads.
+LAYOUT_VERSION = 1
+#: The oldest layout version whose reader reads what this tunekit writes.
+MIN_READER = 1
+
+
+@dataclass(frozen=True)
+class StoredLayout:
+    version: int
+    min_reader: int
+    written_by: str | None
+
+
+def stored_layout(study: Any) -> StoredLayout:
+    """The layout a study was written in; layout 1 for a study from before versions."""
+    raw = dict(getattr(study, "user_attrs", {}) or {}).get(LAYOUT_ATTR)
+    if raw is None:
+        return StoredLayout(1, 1, None)
+    try:
+        version, min_reader = int(raw["version"]), int(raw["min_reader"])
+    except (TypeError, KeyError, ValueError):
+        raise LayoutError(
+            f"study {_study_name(study)!r} has an unreadable {LAYOUT_ATTR!r} attribute "
+            f"({raw!r}); expected {{'version': int, 'min_reader': int}}"
+        ) from None
+    return StoredLayout(version, min_reader, raw.get("written_by"))
+
+
+def _study_name(study: Any) -> str:
+    return getattr(study, "study_name", "?")
+
+
+def _written_by(layout: StoredLayout) -> str:
+    return f" by tunekit {layout.written_by}" if layout.written_by else ""
+
+
+def check_readable(study: Any) -> StoredLayout:
+    """Refuse a study whose stored layout this tunekit would misread."""
+    layout = stored_layout(study)
+    if layout.min_reader > LAYOUT_VERSION:
+        raise LayoutError(
+            f"study {_study_name(study)!r} was written{_written_by(layout)} in stored layout "
+            f"version {layout.version}, which needs a reader of layout {layout.min_reader} or "
+            f"newer; this tunekit {__version__} reads layouts 1 to {LAYOUT_VERSION}. Upgrade "
+            "tunekit to read it."
+        )
+    return layout
+
+
+def check_resumable(study: Any) -> StoredLayout:
+    """Refuse to add trials to a study whose stored layout is newer than this tunekit's."""
+    layout = check_readable(study)
+    if layout.version > LAYOUT_VERSION:
+        raise LayoutError(
+            f"study {_study_name(study)!r} holds trials{_written_by(layout)} in stored layout "
+            f"version {layout.version}; this tunekit {__version__} writes layout "
+            f"{LAYOUT_VERSION}, so it may report on the study but not add trials to it. "
+            "Upgrade tunekit to resume it."
+        )
+    return layout
+
+
+def stamp_layout(study: Any) -> None:
+    """Before trials are written: refuse a newer study, record this tunekit's layout.
+
+    A study of an older layout that this tunekit reads is taken over: its
+    attribute says the newest layout among its trials, and the oldest reader
+    that still reads them all.
+    """
+    layout = check_resumable(study)
+    stamp = {
+        "version": LAYOUT_VERSION,
+        "min_reader": max(layout.min_reader, MIN_READER),
+        "written_by": __version__,
+    }
+    if study.user_attrs.get(LAYOUT_ATTR) != stamp:
+        study.set_user_attr(LAYOUT_ATTR, stamp)
 
 
 # ------------------------------------------------------------------ values
@@ -586,6 +688,8 @@ def cv_results_from_study(study: Any) -> dict[str, Any]:
     ------
     ReportError
         If the study has several objectives.
+    LayoutError
+        If the study was written in a stored layout newer than this tunekit reads.
 
     Notes
     -----
@@ -611,6 +715,7 @@ def cv_results_from_study(study: Any) -> dict[str, Any]:
     >>> cv_results_from_study(study)["mean_test_score"]
     array([0.8])
     """
+    check_readable(study)
     sign = _direction_sign(study)
     trials = _finished_trials(study)
     n_splits = _count_splits(study, trials)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tunekit import report as reports
 from tunekit.cli._common import PROG, clean_error
+from tunekit.exceptions import LayoutError
 from tunekit.launch import EXIT_FAILURE, EXIT_OK
 from tunekit.storage.urls import redact_url
 
@@ -29,7 +30,7 @@ def report(args: argparse.Namespace) -> int:
             print("\n".join(str(p) for p in written.values()))
         else:
             print(reports.write(obj, out, format=args.format))
-    except reports.ReportError as err:
+    except (reports.ReportError, LayoutError) as err:
         print(f"{PROG} report: error: {clean_error(err, source)}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as err:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tunekit.exceptions import ReportError
-from tunekit.record import BASELINE, param_value
+from tunekit.record import BASELINE, check_readable, param_value
 from tunekit.report._source import LoadedResult, baseline_scores
 from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, scrub, sqlite_url
 
@@ -59,11 +59,13 @@ def _open_study(url: str, study: str | None) -> Any:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ReportError(f"no study named {study!r} in {shown}; it holds {sorted(names)}.{hint}")
     try:
-        return optuna.load_study(study_name=study, storage=storage)
+        loaded = optuna.load_study(study_name=study, storage=storage)
     except Exception as exc:
         raise ReportError(
             f"cannot load study {study!r} from {shown}: {scrub(str(exc), url)}"
         ) from None
+    check_readable(loaded)
+    return loaded
 
 
 def _decode_cv(raw: dict[str, Any]) -> dict[str, Any]:

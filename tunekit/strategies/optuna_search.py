@@ -51,8 +51,10 @@ from tunekit.record import (
     SPACE_ATTR,
     TEST_TRAIN_RATIO_ATTR,
     TrialRecord,
+    check_resumable,
     cv_results_from_study,
     params_attr,
+    stamp_layout,
 )
 from tunekit.space import Choice, Int, Space
 from tunekit.storage import make_storage, set_user_attrs
@@ -299,6 +301,7 @@ def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
         sampler=search.sampler,
         pruner=pruner,
     )
+    stamp_layout(study)
     if search.sampler is None:
         study.sampler = optuna.samplers.TPESampler(seed=resumed_seed(seed, study))
     before = len(study.get_trials(deepcopy=False))
@@ -435,7 +438,9 @@ class OptunaSearchCV:
         if self.sampler is None:
             seed = resumed_seed(worker_seed(self.random_state), study)
             study.sampler = optuna.samplers.TPESampler(seed=seed)
+        check_resumable(study)  # before anything stored is read as this layout
         check_study_compatible(study, self.space, scoring_name, label)
+        stamp_layout(study)
         if SPACE_ATTR not in study.user_attrs:
             study.set_user_attr(SPACE_ATTR, space_signature(self.space))
             study.set_user_attr(SCORING_ATTR, scoring_name)

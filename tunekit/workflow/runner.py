@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from tunekit._signals import WorkerTerminated, stop_requested
 from tunekit.api import search
 from tunekit.exceptions import SearchFailedError
+from tunekit.record import check_resumable, stamp_layout
 from tunekit.space import Space
 from tunekit.storage import make_storage, study_lock
 from tunekit.storage.urls import redact_url, sqlite_file
@@ -267,6 +268,7 @@ class StudyRun:
             storage=self.store, study_name=self.study_name, direction="maximize",
             load_if_exists=True,
         )  # fmt: skip
+        check_resumable(self.study)
         plan, space = self.plan, self.space
         config = study_config(
             self.estimator, self.X, self.y, kind=self.kind,
@@ -276,6 +278,7 @@ class StudyRun:
             fit_params=sorted(self.fit_params or {}), until_train_score=self.until_train_score,
         )  # fmt: skip
         check_config(self.study, config, self.outcome.storage)
+        stamp_layout(self.study)
         self.started = time.perf_counter()
 
     def time_left(self) -> float | None:
