@@ -9,6 +9,7 @@ estimator's ``fit`` and through ``tunekit.search`` (grid with the default
 engine, and Optuna).
 """
 
+import re
 import warnings
 from contextlib import contextmanager
 from unittest import mock
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.linear_model import Ridge
 
 import tunekit as tk
 from tunekit.exceptions import DivergedError, InputShapeError, SearchFailedError
@@ -333,56 +335,108 @@ def test_halving_runs_with_its_default_candidates():
     assert set(result.cv_results_["state"]) == {"COMPLETE"}
 
 
-@pytest.mark.xfail(
-    strict=True, raises=DivergedError, reason="a refit that diverges escapes search() raw"
-)
 @pytest.mark.parametrize("engine", ["auto", "sklearn"])
 def test_a_diverging_refit_fails_as_a_search(engine):
     """Folds of 8 rows train; the refit on all 16 diverges (X near float32's square root)."""
     X_big = X[:16] * np.float32(1e19)
     y_small = Y_REG[:16]
     space = {"optimizer__learning_rate": tk.Choice([1e-3])}
-    try:
-        result = tk.search(reg(), X_big, y_small, space=space, cv=2, test_size=None,
-                           engine=engine, verbose=0)
-    except SearchFailedError as err:
-        assert "diverged" in str(err)
-    else:
-        assert result.best_estimator_ is None or np.isnan(result.best_score_)
+    # the standard path's folds score; the engine's predictions overflow the scorer already
+    where = r"chosen candidate 0 could not be refitted" if engine == "sklearn" else "failed"
+    with pytest.raises(SearchFailedError, match=rf"{where}(.|\n)*training diverged"):
+        tk.search(reg(), X_big, y_small, space=space, cv=2, test_size=None, engine=engine,
+                  verbose=0)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="a fit whose weights become NaN fails with no reason"
-)
+class _DivergesOnAllRows(Ridge):
+    """A ridge regression whose fit diverges on more than ``rows`` rows when ``alpha`` < 1.
+
+    Cross-validation folds are smaller than the whole search set: the candidate
+    with the best CV score fails only in its refit.
+    """
+
+    def __init__(self, alpha=1.0, rows=12):
+        super().__init__(alpha=alpha)
+        self.rows = rows
+
+    def fit(self, X, y, sample_weight=None):
+        if len(X) > self.rows and self.alpha < 1:
+            raise DivergedError(f"training diverged: the loss became inf on {len(X)} rows")
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.parametrize("strategy", ["grid", "optuna"])
+def test_a_diverging_refit_hands_the_choice_to_the_next_best(strategy, tmp_path):
+    X_lin = X[:24]
+    y_lin = (X_lin @ np.array([1.0, -2.0, 0.5])).astype("float32")
+    space = {"alpha": tk.Choice([0.001, 100.0])}  # 0.001 fits best and cannot be refitted
+    kwargs = {"n_trials": 4, "random_state": 0} if strategy == "optuna" else {}
+    result = tk.search(_DivergesOnAllRows(), X_lin, y_lin, space=space, strategy=strategy,
+                       cv=2, test_size=0.25, baselines=False, verbose=0, **kwargs)
+    cv = result.cv_results_
+    means = np.asarray(cv["mean_test_score"], dtype=float)
+    failed = [i for i, p in enumerate(result.search_.cv_results_["params"]
+                                      if strategy == "grid" else result.search_.candidate_params())
+              if p["alpha"] == 0.001]
+    assert means[failed[0]] == np.nanmax(means)  # it ranked first by CV...
+    assert "DivergedError: training diverged" in cv["refit_failure"][failed[0]]
+    assert result.best_params_ == {"alpha": 100.0}  # ...and the next best was refitted
+    assert result.best_estimator_.alpha == 100.0
+    assert np.isfinite(result.heldout_score_)
+    assert result.leaderboard.attrs["best_candidate"] == result.best_index_
+    text = str(result)
+    assert f"candidate {failed[0]}: DivergedError" in text
+    assert f"candidate {result.best_index_}, the next best by CV, is the chosen model" in text
+    tk.report.write_report(result, tmp_path, formats=("md", "json"), plots=False)
+    assert "could not be refitted" in (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
+    back = tk.report.load(tmp_path / "cv_results.json")
+    assert tk.report.leaderboard(back).attrs["refit_summary"] == (
+        result.leaderboard.attrs["refit_summary"]
+    )
+
+
+@pytest.mark.parametrize("strategy", ["grid", "optuna"])
 @pytest.mark.parametrize("engine", ["auto", "sklearn"])
-def test_a_nan_row_always_says_why(engine):
-    """A learning rate of 1e20 leaves NaN weights (the loss of the epoch was finite)."""
+def test_a_nan_row_always_says_why(engine, strategy):
+    """A learning rate of 1e20 throws the weights to 1e20 in the epoch's last update: the
+    epoch's loss was finite, the predictions are not."""
     space = {"optimizer__learning_rate": tk.Choice([1e20, 1e-3])}
+    kwargs = {"n_trials": 2, "random_state": 0} if strategy == "optuna" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = tk.search(reg(), X[:16], Y_REG[:16], space=space, cv=2, test_size=None,
-                           engine=engine, verbose=0)
+                           strategy=strategy, engine=engine, verbose=0, **kwargs)
     cv = result.cv_results_
-    assert list(cv["state"]) == ["FAIL", "COMPLETE"]
-    assert "diverged" in cv["failure_reason"][0]
+    lr = [p["optimizer__learning_rate"] for p in result.search_.cv_results_["params"]] \
+        if strategy == "grid" else [p["optimizer__learning_rate"]
+                                    for p in result.search_.candidate_params()]
+    bad = lr.index(1e20)
+    assert cv["state"][bad] == "FAIL" and cv["state"][1 - bad] == "COMPLETE"
+    reason = cv["failure_reason"][bad]
+    assert "DivergedError: training diverged" in reason
+    assert "after epoch 1" in reason  # the epoch
+    assert re.search(r"last training loss \d", reason)  # the loss
+    assert "the learning rate 1e+20 is far too large" in reason  # the likely cause
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="an infinite score is kept as COMPLETE"
-)
-def test_an_infinite_score_is_a_nan_row():
-    """X and y scaled by 1e9 with a learning rate of 1e6: predictions overflow, R² is -inf."""
+@pytest.mark.parametrize("strategy", ["grid", "optuna"])
+@pytest.mark.parametrize("engine", ["auto", "sklearn"])
+def test_an_infinite_score_is_a_failure_that_never_ranks(engine, strategy):
+    """X and y scaled by 1e9 with a learning rate of 1e6: predictions reach 1e22 and R² is
+    -inf. That is a FAIL with its reason, on every path, and never the best."""
     X_big, y_big = X[:16] * np.float32(1e9), Y_REG[:16] * np.float32(1e9)
-    space = {"optimizer__learning_rate": tk.Choice([1e6])}
+    space = {"optimizer__learning_rate": tk.Choice([1e6, 1e-3])}
+    kwargs = {"n_trials": 2, "random_state": 0} if strategy == "optuna" else {}
+    est = reg().set_params(model__hidden=(3,), batch_size=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            est = reg().set_params(model__hidden=(3,), batch_size=None)
-            result = tk.search(est, X_big, y_big, space=space, cv=2,
-                               test_size=None, engine="sklearn", verbose=0)
-        except SearchFailedError as err:
-            assert "diverged" in str(err)
-            return
+        result = tk.search(est, X_big, y_big, space=space, cv=2, test_size=None,
+                           strategy=strategy, engine=engine, verbose=0, **kwargs)
     cv = result.cv_results_
-    assert not np.isinf(cv["mean_test_score"]).any(), (cv["state"], cv["mean_test_score"])
-
+    assert not np.isinf(np.asarray(cv["mean_test_score"], dtype=float)).any()
+    for name in [k for k in cv if k.startswith("split") and k.endswith("_test_score")]:
+        assert not np.isinf(np.asarray(cv[name], dtype=float)).any()
+    failed = [i for i, state in enumerate(cv["state"]) if state == "FAIL"]
+    assert failed and all("training diverged" in cv["failure_reason"][i] for i in failed)
+    assert result.best_index_ not in failed
+    assert result.best_params_["optimizer__learning_rate"] == 1e-3

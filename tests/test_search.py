@@ -429,10 +429,9 @@ def test_parallel_jobs_give_the_same_scores(binary_data):
 
 
 def test_refit_order_puts_the_chosen_candidate_first_and_skips_repeats():
-    from tunekit.api import _refit_order
+    from tunekit.strategies.refit import refit_order
 
     # halving: row 0 (an early round) has the best mean, but row 3 (the last round) was chosen
     means = np.array([0.9, 0.8, np.nan, 0.85, 0.7])
     params = [{"C": 1}, {"C": 2}, {"C": 3}, {"C": 4}, {"C": 1}]
-    assert _refit_order(means, params, best_index=3, refit_top=3) == [3, 0, 1]
-    assert _refit_order(means, params, best_index=3, refit_top=0) == [3]
+    assert refit_order(means, params, chosen=3) == [3, 0, 1]  # row 4 repeats row 0

@@ -28,6 +28,7 @@ from tunekit.space import Space
 from tunekit.storage import default_storage_url
 from tunekit.strategies.optuna_batch import check_trial_batch
 from tunekit.strategies.optuna_search import OptunaSearchCV
+from tunekit.strategies.refit import refit_order
 from tunekit.strategies.scoring import (
     EpochAwareScorer,
     final_estimator,
@@ -541,7 +542,10 @@ def _heldout_refits(run: _Run, options: dict, X_search, y_search, X_test, y_test
         return refits
     estimator = options["estimator"]
     scorer = EpochAwareScorer(estimator, options["scoring"])
-    for i in _refit_order(means, params, best_index, options["refit_top"]):
+    failed = cv_results.get("refit_failure")  # the refit of these diverged already
+    for i in refit_order(means, params, best_index)[: max(options["refit_top"], 1)]:
+        if failed is not None and failed[i]:
+            continue
         if i == best_index and best_estimator is not None:
             model = best_estimator  # already refit on the search part: not twice
         else:
@@ -593,22 +597,6 @@ def _result(run: _Run, options: dict, folds, refits: _Refits, baselines, start) 
         epoch_curves_=getattr(searcher, "epoch_curves_", None),
         baselines_=baselines,
     )
-
-
-def _refit_order(means, candidate_params, best_index: int, refit_top: int) -> list[int]:
-    """The chosen candidate first, then the next best distinct ones, ``refit_top`` in all.
-
-    Halving lists a candidate once per round and picks the best of the last round, which
-    need not have the best mean overall: the chosen one is always refit and scored.
-    """
-    order, seen = [best_index], [candidate_params[best_index]]
-    for i in np.argsort(-np.where(np.isnan(means), -np.inf, means), kind="stable"):
-        if len(order) >= max(refit_top, 1):
-            break
-        if np.isfinite(means[i]) and candidate_params[i] not in seen:
-            order.append(int(i))
-            seen.append(candidate_params[i])
-    return order
 
 
 def _keep_history(histories: dict, index: int, model) -> None:

@@ -20,6 +20,10 @@ from typing import Any
 import numpy as np
 from sklearn.utils import _safe_indexing
 
+from tunekit.evaluators._steps import final_estimator
+from tunekit.evaluators.diagnosis import non_finite_reason
+from tunekit.exceptions import DivergedError
+
 __all__ = [
     "Evaluation",
     "Evaluator",
@@ -197,13 +201,6 @@ class Evaluator:
             self.progress.update(n)
 
 
-def final_estimator(estimator):
-    """The last step of a pipeline (recursively), or the estimator itself."""
-    while hasattr(estimator, "steps"):
-        estimator = estimator.steps[-1][1]
-    return estimator
-
-
 def _error_scores(scorers, error_score):
     names = getattr(scorers, "_scorers", None)
     return {name: error_score for name in names} if names else error_score
@@ -227,6 +224,11 @@ def fail_entry(scoring: Scoring, n_test: int, fit_time: float, reason: str):
 
 def _score(scorers, est, X, y, error_score):
     """Score like scikit-learn's ``_score``: a failure gives ``error_score`` (or raises)."""
+    return _scored(scorers, est, X, y, error_score)[0]
+
+
+def _scored(scorers, est, X, y, error_score):
+    """:func:`_score`, and the exception a failed scoring raised (``None``)."""
     if isinstance(error_score, str) and error_score == "raise":
         scores = scorers(est, X, y)
     else:
@@ -237,9 +239,9 @@ def _score(scorers, est, X, y, error_score):
                 f"Scoring failed. The score on this train-test partition for these "
                 f"parameters will be set to {error_score}. Details: {err!r}",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            return _error_scores(scorers, error_score)
+            return _error_scores(scorers, error_score), err
     if isinstance(scores, dict):
         clean = {}
         for name, value in scores.items():
@@ -248,24 +250,56 @@ def _score(scorers, est, X, y, error_score):
                     raise RuntimeError(value)
                 value = error_score
             clean[name] = value
-        return clean
-    return scores
+        return clean, None
+    return scores, None
+
+
+def _refuse_non_finite(scoring: Scoring, est, X_test, scores, error):
+    """A score that is not finite fails the fold, with the reason: never a rankable -inf.
+
+    Returns the fold's scores (NaN where they were not finite) and the failure
+    reason, ``None`` when the main score is finite.
+    """
+    main = main_score(scores)
+    if math.isfinite(main):
+        return scores, None
+    reason = non_finite_reason(est, X_test, main, error)
+    if isinstance(scoring.error_score, str) and scoring.error_score == "raise":
+        raise (DivergedError if reason.startswith("DivergedError") else ValueError)(
+            reason.removeprefix("DivergedError: ")
+        )
+    if isinstance(scores, dict):
+        return {k: v if _is_finite(v) else math.nan for k, v in scores.items()}, reason
+    return math.nan, reason
+
+
+def _is_finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def score_entry(
     scoring: Scoring, est, fold: Fold, fit_time: float, *, best_epoch=math.nan, n_epochs=math.nan
 ):
-    """The entry of a fitted (candidate, fold): its test (and train) scores."""
+    """The entry of a fitted (candidate, fold): its test (and train) scores.
+
+    A test score that is not finite (the scorer failed on NaN predictions, or
+    returned an infinity) makes the fold a failure whose ``fit_error`` says
+    why: how training diverged, or the scorer's error.
+    """
     scorers, error_score = scoring.scorers, scoring.error_score
     X, y, train, test = fold.X, fold.y, fold.train, fold.test
     start = time.perf_counter()
+    X_test = _safe_indexing(X, test)
+    scores, error = _scored(scorers, est, X_test, _safe_indexing(y, test), error_score)
+    scores, reason = _refuse_non_finite(scoring, est, X_test, scores, error)
     entry = {
         "fit_time": fit_time,
         "n_test_samples": len(test),
-        "fit_error": None,
-        "test_scores": _score(
-            scorers, est, _safe_indexing(X, test), _safe_indexing(y, test), error_score
-        ),
+        "fit_error": reason,
+        "test_scores": scores,
         "best_epoch": _as_float(best_epoch),
         "n_epochs": _as_float(n_epochs),
     }

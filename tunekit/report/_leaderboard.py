@@ -262,7 +262,9 @@ def leaderboard(
     stats = _validation_stats(cv, m, len(params))
     ratio, ratio_source = _ratio(src, test_train_ratio, stats.n_splits)
     order, ranks = _order(stats)
-    best = order[0] if order and stats.complete[order[0]] else None
+    refit_failures = _refit_failures(cv)
+    # the chosen model: the best complete candidate that could be refitted on all the data
+    best = next((i for i in order if stats.complete[i] and i not in refit_failures), None)
     versus = _versus_best(stats, best, ratio, alpha)
     pick = one_standard_error_pick(
         stats.mean_val, stats.se_val, stats.complete, params, regularization
@@ -285,12 +287,31 @@ def leaderboard(
         "n_complete": int((stats.states == COMPLETE).sum()),
         "n_pruned": int((stats.states == PRUNED).sum()),
         "n_failed": int((stats.states == FAIL).sum()),
+        "refit_summary": _refit_summary(refit_failures, best),
     }
     if baselines and src.baselines_ is not None:
         frame = _with_baselines(
             frame, src.baselines_, m, stats.n_splits, stats.test, best, ratio, alpha
         )
     return _head(frame, top)
+
+
+def _refit_failures(cv: dict) -> dict[int, str]:
+    """Candidates whose refit on all the search data failed, with why (``refit_failure``)."""
+    column = cv.get("refit_failure")
+    if column is None:
+        return {}
+    return {i: str(why) for i, why in enumerate(column) if isinstance(why, str) and why}
+
+
+def _refit_summary(failures: dict[int, str], best: int | None) -> str | None:
+    if not failures:
+        return None
+    failed = "; ".join(f"candidate {i}: {why}" for i, why in failures.items())
+    chosen = "no candidate could be refitted"
+    if best is not None:
+        chosen = f"candidate {best}, the next best by CV, is the chosen model"
+    return f"could not be refitted on all the search data ({failed}); {chosen}"
 
 
 def _check_arguments(alpha: Any, top: Any) -> None:

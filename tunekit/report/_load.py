@@ -24,7 +24,7 @@ __all__ = ["load"]
 logger = logging.getLogger("tunekit.report")
 
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
-_TEXT_KEYS = {"state", "failure_reason"}
+_TEXT_KEYS = {"state", "failure_reason", "refit_failure"}
 
 
 def _is_url(source: Any) -> bool:

@@ -41,6 +41,8 @@ def _header_lines(result: Any, lb: pd.DataFrame) -> list[str]:
         if held is not None and math.isfinite(held):
             text += f", held-out {held:.4f}"
         lines.append(text)
+    if attrs.get("refit_summary"):
+        lines.append(f"refit: {attrs['refit_summary']}")
     if attrs.get("baseline_summary"):
         lines.append(f"baselines: {attrs['baseline_summary']}")
     return lines

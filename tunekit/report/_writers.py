@@ -132,6 +132,8 @@ def _summary_lines(lb: pd.DataFrame) -> list[str]:
             f"{n_tied} other candidate(s) tied with the best (Nadeau-Bengio corrected t-test, "
             f"alpha = {attrs.get('alpha', 0.05)})"
         )
+    if attrs.get("refit_summary"):
+        lines.append(f"refit: {attrs['refit_summary']}")
     comparison = baseline_summary(lb)
     if comparison:
         lines.append(f"baselines: {comparison}")

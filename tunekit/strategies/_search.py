@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import time
 from collections import defaultdict
 
 import numpy as np
@@ -32,6 +31,7 @@ from sklearn.utils.validation import _check_method_params
 
 from tunekit.evaluators import CURVE_COLUMNS, StandardEvaluator
 from tunekit.record import COMPLETE, FAIL, fold_columns, last_line
+from tunekit.strategies.refit import record_refit, refit_best
 
 __all__ = ["EvaluatorSearchCV", "engine_of"]
 
@@ -190,7 +190,7 @@ class EvaluatorSearchCV(BaseSearchCV):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
         if self.refit:
-            self._refit(base, X, y, fit_params)
+            self._refit(base, X, y, fit_params, results, refit_metric)
         self.scorer_ = getattr(scorers, "_scorers", scorers)
         self.cv_results_ = results
         self.engines_ = list(seen.engines)
@@ -212,13 +212,16 @@ class EvaluatorSearchCV(BaseSearchCV):
         self._run_search(evaluate_candidates, callback_ctx=ctx)
         ctx.call_on_fit_task_end(estimator=self, X=X, y=y)
 
-    def _refit(self, base, X, y, fit_params) -> None:
-        self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
-        start = time.perf_counter()
-        if y is not None:
-            self.best_estimator_.fit(X, y, **fit_params)
-        else:
-            self.best_estimator_.fit(X, **fit_params)
-        self.refit_time_ = time.perf_counter() - start
+    def _refit(self, base, X, y, fit_params, results, metric) -> None:
+        """The chosen candidate on all of ``X``, or the next best when its training fails."""
+        means = results.get(f"mean_test_{metric}", np.full(len(results["params"]), np.nan))
+        refit = refit_best(base, results["params"], means, self.best_index_, X, y, fit_params)
+        self.best_estimator_, self.refit_time_ = refit.estimator, refit.seconds
+        if refit.index != self.best_index_:
+            self.best_index_ = refit.index
+            self.best_params_ = results["params"][refit.index]
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{metric}"][refit.index]
+        record_refit(results, refit)
         if hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_

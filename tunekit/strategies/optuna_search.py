@@ -40,7 +40,8 @@ from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
 from tunekit.evaluators import is_keras_estimator
-from tunekit.exceptions import SearchFailedError
+from tunekit.evaluators.diagnosis import divergence_reason, non_finite_reason
+from tunekit.exceptions import DivergedError, SearchFailedError
 from tunekit.record import (
     CV_TEST_SCORES,
     ENGINE,
@@ -61,6 +62,7 @@ from tunekit.storage import make_storage, set_user_attrs
 from tunekit.storage.urls import redact_url
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
+from tunekit.strategies.refit import record_refit, refit_best
 from tunekit.strategies.scoring import EpochAwareScorer, final_estimator, scorer_name
 from tunekit.strategies.shared_study import optimize, worker_seed  # FAIL + retry on signals
 
@@ -149,7 +151,16 @@ def _epoch_reporter_class():
             self.epochs_done = epoch + 1
             if (epoch + 1) % self.every:
                 return
-            score = self.scorer(self.estimator, self.X_test, self.y_test)
+            try:
+                score = self.scorer(self.estimator, self.X_test, self.y_test)
+            except ValueError as err:  # NaN or infinite predictions: say how training diverged
+                diverged = divergence_reason(
+                    self.estimator, self.X_test, scored=False, epoch=epoch + 1,
+                    loss=(logs or {}).get("loss"),
+                )  # fmt: skip
+                if diverged is None:
+                    raise
+                raise DivergedError(diverged) from err
             if not math.isfinite(score):
                 return
             self.trial.report(float(np.mean([*self.done, score])), self.base + epoch)
@@ -252,8 +263,15 @@ class _Objective:
                 save(partial=getattr(reporter, "epochs_done", 0))
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
-                save(traceback_text=traceback.format_exc())
-                logger.warning("trial %d failed in fold %d: %s", trial.number, fold, err)
+                # a scorer (of the fold or of an epoch) that fails on a diverged model's
+                # predictions: say how training diverged
+                diverged = (
+                    str(err) if isinstance(err, DivergedError)
+                    else divergence_reason(estimator, X_test, scored=False)
+                )  # fmt: skip
+                reason = f"DivergedError: {diverged}" if diverged else None
+                save(traceback_text=traceback.format_exc(), reason=reason)
+                logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason or err)
                 return float("nan")
             record.add_fold(
                 test_score=scored["score"],
@@ -264,7 +282,9 @@ class _Objective:
                 n_epochs=scored["n_epochs"],
             )
             if record.test_scores[-1] is None:
-                save(reason=f"non-finite score in fold {fold}")
+                reason = non_finite_reason(estimator, X_test, scored["score"], None)
+                save(reason=f"non-finite score in fold {fold}: {reason}")
+                logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason)
                 return float("nan")
             save()
             running = float(np.mean(record.test_scores))
@@ -581,10 +601,14 @@ class OptunaSearchCV:
         self.best_params_ = self._candidate_params[self.best_index_]
         self.scorer_ = EpochAwareScorer(self.estimator, self.scoring).scorer
         if self.refit and not self.interrupted_:
-            start = time.perf_counter()
-            self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_)
-            self.best_estimator_.fit(X, y, **fit_params)
-            self.refit_time_ = time.perf_counter() - start
+            refit = refit_best(
+                self.estimator, self._candidate_params, means, self.best_index_, X, y, fit_params
+            )
+            self.best_estimator_, self.refit_time_ = refit.estimator, refit.seconds
+            self.best_index_ = refit.index
+            self.best_score_ = float(means[refit.index])
+            self.best_params_ = self._candidate_params[refit.index]
+            record_refit(results, refit)
 
     def candidate_params(self) -> Sequence[dict]:
         """The estimator parameters of each row of ``cv_results_`` (decoded from Optuna)."""

@@ -16,6 +16,7 @@ from sklearn.base import clone
 
 import tunekit.engine as engine
 from tunekit.evaluators._base import Fold, _score, main_score, score_entry
+from tunekit.evaluators.diagnosis import diverged_member
 from tunekit.evaluators.stacked.data import carve_validation, task_of, variant_key
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_params, split_pipeline
 from tunekit.evaluators.stacked.runs import GroupRun
@@ -162,16 +163,16 @@ class KerasStackRun(GroupRun):
         """Record member ``m``'s entry and curve rows."""
         ev = self.ev
         train, test = self.batch.splits[s]
+        est = engine.keras_stack.member_estimator(result, m)
+        loss = result.history.get("loss")
+        if loss is not None:  # what a failure's reason names: the member's own losses
+            est.history_ = {"loss": [float(v) for v in loss[:, m]]}
         if result.diverged is not None and result.diverged[m]:
-            entry = self.failed(
-                len(test),
-                f"DivergedError: training diverged: the weights of candidate {index} on "
-                f"split {s} became non-finite. Lower the learning rate or scale the inputs.",
-                fit_time,
-            )
+            msg = diverged_member(est, self.copies.X[test + offset])
+            entry = self.failed(len(test), f"DivergedError: {msg}", fit_time)
         else:
             entry = score_entry(
-                self.scoring, engine.keras_stack.member_estimator(result, m),
+                self.scoring, est,
                 Fold(self.copies.X, self.y_all, train + offset, test + offset), fit_time,
                 best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
             )  # fmt: skip

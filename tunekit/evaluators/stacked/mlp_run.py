@@ -16,6 +16,7 @@ import numpy as np
 
 import tunekit.engine as engine
 from tunekit.evaluators._base import Fold, _score, epoch_families, main_score, score_entry
+from tunekit.evaluators.diagnosis import diverged_member
 from tunekit.evaluators.stacked.data import carve_validation, variant_key
 from tunekit.evaluators.stacked.grouping import MAX_STACK_MEMBERS, CandidateGroup, split_params
 from tunekit.evaluators.stacked.runs import GroupRun
@@ -233,17 +234,15 @@ class _Chunk:
         """The entry of the member's own candidate (the family's longest run)."""
         run = self.run
         train, test = run.batch.splits[slot.fold]
+        est = self.member(result.weights[m], result.best_epoch[m], result.n_epochs[m])
+        # what a failure's reason names: the member's own losses and learning rate
+        est.history_ = {"loss": [float(v) for v in result.history["loss"][:, m]]}
+        est.learning_rate_ = self.specs[m].learning_rate
         if result.diverged[m]:
-            msg = (
-                "training diverged: the weights of candidate "
-                f"{run.group.indices[slot.family.leader]} on split {slot.fold} became "
-                "non-finite. Lower the learning rate (optimizer__learning_rate=...) or scale "
-                "the inputs."
-            )
+            msg = diverged_member(est, run.copies.X[test + slot.offset])
             if run.raise_errors:
                 raise DivergedError(msg)
             return run.failed(len(test), f"DivergedError: {msg}", fit_time)
-        est = self.member(result.weights[m], result.best_epoch[m], result.n_epochs[m])
         return score_entry(
             run.scoring,
             est,
