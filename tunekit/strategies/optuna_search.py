@@ -263,13 +263,7 @@ class _Objective:
                 save(partial=getattr(reporter, "epochs_done", 0))
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
-                # a scorer (of the fold or of an epoch) that fails on a diverged model's
-                # predictions: say how training diverged
-                diverged = (
-                    str(err) if isinstance(err, DivergedError)
-                    else divergence_reason(estimator, X_test, scored=False)
-                )  # fmt: skip
-                reason = f"DivergedError: {diverged}" if diverged else None
+                reason = _fold_failure(err, estimator, X_test)
                 save(traceback_text=traceback.format_exc(), reason=reason)
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason or err)
                 return float("nan")
@@ -292,6 +286,19 @@ class _Objective:
             if fold < len(self.splits) - 1 and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
         return float(np.mean(record.test_scores))
+
+
+def _fold_failure(err: Exception, estimator, X_test) -> str | None:
+    """How training diverged, when a fold's fit or scoring raised because it did.
+
+    A scorer (of the fold, or of an epoch for pruning) fails on a diverged
+    model's NaN predictions with a bare ``ValueError``; ``None`` leaves the
+    traceback's last line as the reason.
+    """
+    if isinstance(err, DivergedError):
+        return f"DivergedError: {err}"
+    diverged = divergence_reason(estimator, X_test, scored=False)
+    return f"DivergedError: {diverged}" if diverged else None
 
 
 def resumed_seed(seed: int | None, study) -> int | None:
