@@ -47,14 +47,14 @@ def test_markdown_is_an_aligned_table_with_a_summary(result):
     assert len(table) == 2 + 6
     assert len({len(line) for line in table}) == 1  # columns padded: readable in a terminal
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert header[:4] == ["rank", "l2", "dropout", "batch_size"]
+    assert header[:5] == ["candidate", "rank", "l2", "dropout", "batch_size"]
     assert "heldout_test_score" in header and "median_best_epoch" in header
-    assert re.match(r"\| -+: \|", table[1])  # numbers right-aligned
+    assert re.match(r"\| -+ \| -+: \|", table[1])  # names left, numbers right-aligned
     assert "- candidate 5 (FAIL): DivergedError: loss became NaN" in lines
 
 
 def test_markdown_drops_empty_optional_columns_and_accepts_columns(grid_search):
-    header = render(grid_search).split("\n| rank")[1].splitlines()[0]
+    header = render(grid_search).split("\n| candidate")[1].splitlines()[0]
     assert "heldout_test_score" not in header and "median_best_epoch" not in header
     text = render(grid_search, columns=["rank", "mean_val_score"])
     assert "| rank | mean_val_score |" in text
@@ -275,3 +275,24 @@ window.addEventListener("load", function () {
     assert len(data["widths"]) == 3 and all(w > 100 for w in data["widths"]), data
     assert data["firstAfterSort"] == "3"  # lowest complete mean (candidate 3), NaN-free first
     assert not math.isnan(float(data["widths"][0]))
+
+
+def test_baseline_rows_are_labeled_in_the_first_column():
+    from sklearn.linear_model import LogisticRegression
+
+    import tunekit as tk
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    result = tk.search(LogisticRegression(), X, y, space={"C": tk.Choice([0.1, 1.0])}, cv=3,
+                       verbose=0)  # fmt: skip
+    rows = [line for line in render(result, "md").splitlines() if line.startswith("| ")]
+    firsts = [line.strip("|").split("|")[0].strip() for line in rows]
+    assert firsts[0] == "candidate"
+    assert sorted(firsts[2:4]) == ["0", "1"]  # the candidates, ranked
+    assert firsts[4:] == ["dummy (baseline)", "logistic (baseline)"]
+    page = render(result, "html")
+    cells = re.findall(r'<tr class="BASELINE" data-candidate="([^"]+)">\s*<td[^>]*>([^<]*)<', page)
+    assert cells == [("baseline:dummy", "dummy (baseline)"),
+                     ("baseline:logistic", "logistic (baseline)")]  # fmt: skip

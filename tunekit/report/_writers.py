@@ -61,6 +61,8 @@ _OPTIONAL = (
     "iter",
     "n_resources",
 )
+#: The first column of Markdown and HTML tables: the row's candidate number or baseline name.
+CANDIDATE = "candidate"
 # Markdown/HTML show the leaderboard's columns but these (CSV and JSON keep every column).
 _MD_COLUMNS = (
     "rank",
@@ -182,7 +184,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 def _md_frame(lb: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
     if columns is None:
         wanted = ["rank", *param_columns(lb)] + [c for c in _MD_COLUMNS if c != "rank"]
-        frame = _drop_empty(lb[[c for c in wanted if c in lb.columns]])
+        return _labeled(_drop_empty(lb[[c for c in wanted if c in lb.columns]]))
     else:
         missing = [c for c in columns if c not in lb.columns]
         if missing:
@@ -192,6 +194,15 @@ def _md_frame(lb: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
             )
         frame = lb[list(columns)]
     return frame
+
+
+def _labeled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with its rows' names first: a candidate's number, a baseline's name."""
+    if CANDIDATE in frame.columns:
+        return frame
+    names = [str(i).replace("baseline:", "") + " (baseline)" if str(i).startswith("baseline:")
+             else str(i) for i in frame.index]  # fmt: skip
+    return frame.assign(**{CANDIDATE: names})[[CANDIDATE, *frame.columns]]
 
 
 def _to_markdown(
@@ -273,7 +284,7 @@ def _to_html(
     figures: list[dict[str, Any]] | None = None,
 ) -> str:
     if columns is None:
-        frame = _drop_empty(lb)
+        frame = _labeled(_drop_empty(lb))
     else:
         frame = _md_frame(lb, columns)
     strategy = lb.attrs.get("strategy")
@@ -284,6 +295,7 @@ def _to_html(
         c: pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
         for c in frame.columns
     }
+    numeric[CANDIDATE] = True  # sorted by number; baselines (no number) go last
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -314,7 +326,8 @@ def _to_html(
             value = row[c]
             css = ' class="num"' if numeric[c] else ""
             cell = esc(table_cell(c, value))
-            out.append(f'<td{css} data-v="{esc(_sort_value(value))}">{cell}</td>')
+            sort = _sort_value(value) if c != CANDIDATE else (value if value.isdigit() else "")
+            out.append(f'<td{css} data-v="{esc(sort)}">{cell}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     failures = _failures(lb)
