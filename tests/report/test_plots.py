@@ -285,3 +285,38 @@ def test_optuna_history_needs_a_complete_trial():
 def test_plots_accept_an_axes_free_figure_without_pyplot(result):
     fig = plot_param_scores(result)
     assert "matplotlib.pyplot" not in sys.modules or fig.canvas.manager is None
+
+
+def _data_lines(ax):
+    """The axes' data lines, with markers (not the reference lines): (linestyle, x, y)."""
+    return [
+        (line.get_linestyle(), list(line.get_xdata()), list(line.get_ydata()))
+        for line in ax.get_lines()
+        if line.get_marker() not in ("None", "", None)
+    ]
+
+
+def test_overfitting_gap_draws_points_when_other_parameters_vary(result, grid_search):
+    fig = plot_overfitting_gap(result)  # l2 on the x axis; dropout and batch_size vary too
+    top, bottom = fig.axes
+    for ax in (top, bottom):
+        assert {style for style, _, _ in _data_lines(ax)} == {"None"}  # markers, no lines
+    train = next(y for _, _, y in _data_lines(top))
+    assert len(train) == 4  # one point per complete candidate, not a mean per l2 value
+    assert "2 other parameter(s) vary too" in fig._suptitle.get_text()
+    alone = plot_overfitting_gap(grid_search)  # one parameter: lines through the means
+    assert "-" in {style for style, _, _ in _data_lines(alone.axes[0])}
+
+
+def test_optuna_history_scale_follows_the_complete_trials(study, add_cv_trial):
+    add_cv_trial(study, {"model__l2": 1e-3, "model__dropout": 0.1, "batch_size": 32}, [-1.41],
+                 state="PRUNED")  # fmt: skip
+    fig = plot_optuna_history(study)
+    ax = fig.axes[0]
+    values = [t.value for t in study.trials if t.state.name == "COMPLETE"]
+    low, high = ax.get_ylim()
+    assert low > -1.0 and low < min(values) and high > max(values)
+    edge = [line for line in ax.get_lines() if line.get_marker() == "v"]
+    assert len(edge) == 1 and list(edge[0].get_ydata()) == [low]
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert "pruned trial beyond the axis (1)" in labels

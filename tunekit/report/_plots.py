@@ -389,24 +389,51 @@ def plot_overfitting_gap(
             "gap": done["train_val_gap"].to_numpy(np.float64),
         }
     ).dropna(subset=["x"])
-    means = frame.groupby("x", sort=True).mean()
-    top.plot(frame["x"], frame["train"], "o", color=_ORANGE, alpha=0.3, ms=4)
-    top.plot(frame["x"], frame["val"], "o", color=_BLUE, alpha=0.3, ms=4)
-    top.plot(means.index, means["train"], "-o", color=_ORANGE, label="training score")
-    top.plot(means.index, means["val"], "-o", color=_BLUE, label="validation score")
+    # a line means "only this parameter changed": with others varying too, one point per
+    # candidate; without, faint candidates and lines through their means
+    others = [c for c in varying(done) if c != column]
+    shown = frame.set_index("x") if others else frame.groupby("x", sort=True).mean()
+    style = "o" if others else "-o"
+    if not others:
+        top.plot(frame["x"], frame["train"], "o", color=_ORANGE, alpha=0.3, ms=4)
+        top.plot(frame["x"], frame["val"], "o", color=_BLUE, alpha=0.3, ms=4)
+        bottom.plot(frame["x"], frame["gap"], "o", color=_RED, alpha=0.3, ms=4)
+    top.plot(shown.index, shown["train"], style, color=_ORANGE, label="training score")
+    top.plot(shown.index, shown["val"], style, color=_BLUE, label="validation score")
     top.set_ylabel(f"{scoring} (mean over folds)")
     top.legend(loc="best", fontsize="small")
     top.grid(alpha=0.3)
-    bottom.plot(frame["x"], frame["gap"], "o", color=_RED, alpha=0.3, ms=4)
-    bottom.plot(means.index, means["gap"], "-o", color=_RED, label="train - validation")
+    bottom.plot(shown.index, shown["gap"], style, color=_RED, label="train - validation")
     bottom.axhline(0.0, color=_GREY, lw=1)
     bottom.set_ylabel("Train - validation gap")
     bottom.legend(loc="best", fontsize="small")
     bottom.grid(alpha=0.3)
     arrow = {1: "  (more regularization →)", -1: "  (← more regularization)"}.get(direction, "")
     bottom.set_xlabel(f"{name}{arrow}")
-    fig.suptitle(f"Overfitting: training vs validation {scoring} against {name}")
+    title = f"Overfitting: training vs validation {scoring} against {name}"
+    if others:
+        title += f"\n(one point per candidate; {len(others)} other parameter(s) vary too)"
+    fig.suptitle(title)
     return _finish(fig, path)
+
+
+def bulk_limits(values: np.ndarray, others: np.ndarray) -> tuple[float, float]:
+    """Axis limits for the complete trials' scores and the ``others`` not far from them.
+
+    Pruned trials' partial means can lie far off (a score of -1.4 among scores
+    near 0.5). Those beyond three times the complete trials' span from them are left
+    out of the limits, to be drawn at the edge, instead of squeezing the bulk
+    into a strip.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    low, high = float(values.min()), float(values.max())
+    span = max(high - low, 0.05 * abs(float(np.median(values))), 1e-6)
+    near = [v for v in np.asarray(others, dtype=np.float64)
+            if low - 3 * span <= v <= high + 3 * span]  # fmt: skip
+    low, high = min([low, *near]), max([high, *near])
+    margin = 0.05 * (high - low) or 0.05 * span
+    return low - margin, high + margin
 
 
 def _study_of(obj: Any) -> Any:
@@ -475,10 +502,19 @@ def plot_optuna_history(obj: Any, *, path: str | os.PathLike | None = None) -> A
     fig = figure(7.2, 4.4)
     ax = fig.subplots()
     ax.plot(numbers_, values, "o", color=_BLUE, ms=5, label="complete trial")
-    if pruned:
-        px, py = zip(*pruned, strict=True)
-        ax.plot(px, py, "x", color=_GREY, ms=6, label="pruned trial (partial mean)")
+    px, py = (np.array(v, dtype=np.float64) for v in (zip(*pruned, strict=True) if pruned
+                                                       else ([], [])))  # fmt: skip
+    low, high = bulk_limits(values, py)
+    inside = (py >= low) & (py <= high)
+    if inside.any():
+        ax.plot(px[inside], py[inside], "x", color=_GREY, ms=6,
+                label="pruned trial (partial mean)")  # fmt: skip
+    for beyond, edge, marker in ((py < low, low, "v"), (py > high, high, "^")):
+        if beyond.any():  # far off: marked at the edge, not allowed to set the scale
+            ax.plot(px[beyond], np.full(int(beyond.sum()), edge), marker, color=_GREY, ms=7,
+                    clip_on=False, label=f"pruned trial beyond the axis ({int(beyond.sum())})")
     ax.step(numbers_, best, where="post", color=_RED, lw=2, label="best so far")
+    ax.set_ylim(low, high)
     scoring = (study.user_attrs or {}).get("scoring")
     target = f"Mean CV {scoring}" if scoring else "Objective value"
     ax.set_ylabel(f"{target} ({'higher' if maximize else 'lower'} is better)")
