@@ -267,3 +267,33 @@ def test_a_study_prints_the_dashboard_command_next_to_its_report(installed, monk
     live = lines[at + 1]
     assert live.startswith("live view: tunekit dashboard sqlite:///results/tune/study.db")
     assert ("pip install 'tunekit[dashboard]'" in live) is not installed
+
+
+def test_the_dashboard_names_a_tunekit_studys_value_after_its_scorer(tmp_path):
+    needs_dashboard()
+    import threading
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import tunekit as tk
+    from tunekit.dashboard import make_server
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    tk.search(LogisticRegression(), X, y, space={"C": tk.Float(0.1, 10.0, log=True)},
+              strategy="optuna", n_trials=2, cv=2, test_size=None, baselines=False,
+              storage=url, study_name="named", verbose=0)  # fmt: skip
+    server = make_server(tmp_path / "study.db", port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        (summary,) = json.loads(get(f"{base}/api/studies")[1])["study_summaries"]
+        detail = json.loads(get(f"{base}/api/studies/{summary['study_id']}")[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert detail["objective_names"] == ["accuracy (mean over CV folds)"]

@@ -28,6 +28,7 @@ import logging
 import math
 import time
 import traceback
+import warnings
 import zlib
 from collections.abc import Sequence
 
@@ -288,6 +289,13 @@ class _Objective:
         return float(np.mean(record.test_scores))
 
 
+def _name_objective(study, scoring_name: str) -> None:
+    """Name the study's value after the scorer, as Optuna Dashboard shows it."""
+    with warnings.catch_warnings():  # set_metric_names is marked experimental
+        warnings.simplefilter("ignore")
+        study.set_metric_names([f"{scoring_name} (mean over CV folds)"])
+
+
 def _fold_failure(err: Exception, estimator, X_test) -> str | None:
     """How training diverged, when a fold's fit or scoring raised because it did.
 
@@ -469,6 +477,7 @@ class OptunaSearchCV:
         check_study_compatible(study, self.space, scoring_name, label)
         stamp_layout(study)
         if SPACE_ATTR not in study.user_attrs:
+            _name_objective(study, scoring_name)
             study.set_user_attr(SPACE_ATTR, space_signature(self.space))
             study.set_user_attr(SCORING_ATTR, scoring_name)
             study.set_user_attr(N_SPLITS_ATTR, n_splits)
