@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import indexable
@@ -666,44 +667,60 @@ def make_evaluator(
 
 
 def _nested(estimator, X, y, options: dict, start: float):
-    """Nested cross-validation: a whole search per outer fold, scored on the outer test part."""
+    """Nested cross-validation: a whole search per outer fold, scored on the outer test part.
+
+    Returns the last outer fold's search result, with ``outer_scores_`` and
+    ``nested_`` (one row per outer fold) covering them all.
+    """
     kwargs = dict(options)
     outer_cv, random_state = kwargs.pop("outer_cv"), kwargs.pop("random_state")
     verbose, study_name = kwargs.pop("verbose"), kwargs.pop("study_name")
-    classifier = is_classifier(estimator)
-    outer = check_cv(outer_cv, y, classifier=classifier)
+    outer = check_cv(outer_cv, y, classifier=is_classifier(estimator))
+    if outer.get_n_splits(X, y) < 2:
+        raise ValueError(f"outer_cv needs at least 2 folds, got {outer_cv!r}")
     scorer = EpochAwareScorer(estimator, kwargs["scoring"])
-    scores, results = [], []
+    rows, results = [], []
     for k, (train, test) in enumerate(outer.split(X, y)):
-        name = None if study_name is None else f"{study_name}-outer{k}"
-        inner = search(
-            estimator,
-            _take(X, train),
-            _take(y, train),
-            test_size=None,
-            random_state=random_state,
-            verbose=max(0, verbose - 1),
-            study_name=name,
-            **kwargs,
-        )
-        scores.append(float(scorer(inner.best_estimator_, _take(X, test), _take(y, test))["score"]))
+        row = {"outer_fold": k, "n_train": len(train), "n_test": len(test), "params": None,
+               "inner_best_score": np.nan, "outer_score": np.nan, "optimism": np.nan,
+               "failure_reason": ""}  # fmt: skip
+        try:
+            inner = search(
+                estimator, _take(X, train), _take(y, train), test_size=None,
+                random_state=random_state, verbose=max(0, verbose - 1),
+                study_name=None if study_name is None else f"{study_name}-outer{k}", **kwargs,
+            )  # fmt: skip
+        except SearchFailedError as err:  # this fold's search failed: the others stand
+            row["failure_reason"] = f"SearchFailedError: {_first_and_last_line(err)}"
+            logger.warning("outer fold %d failed: %s", k, row["failure_reason"])
+            rows.append(row)
+            continue
+        outer_score = float(scorer(inner.best_estimator_, _take(X, test), _take(y, test))["score"])
+        row.update(params=dict(inner.best_params_), inner_best_score=float(inner.best_score_),
+                   outer_score=outer_score, optimism=float(inner.best_score_) - outer_score)
+        rows.append(row)  # fmt: skip
         results.append(inner)
         if verbose:
-            logger.info(
-                "outer fold %d: held-out score %.4f with %s", k, scores[-1], inner.best_params_
-            )
+            logger.info("outer fold %d: held-out score %.4f with %s", k, outer_score, row["params"])
+    if not results:
+        reasons = "; ".join(f"fold {r['outer_fold']}: {r['failure_reason']}" for r in rows)
+        raise SearchFailedError(f"every outer fold of nested cross-validation failed: {reasons}")
     last = results[-1]
-    last.outer_scores_ = scores
+    last.nested_ = pd.DataFrame(rows).set_index("outer_fold")
+    last.outer_scores_ = [float(r["outer_score"]) for r in rows]
     last.wall_time_ = time.perf_counter() - start
     last.n_fits_ = sum(r.n_fits_ for r in results) + len(results)
     if verbose:
-        logger.info(
-            "nested CV: %.4f +/- %.4f over %d outer folds",
-            float(np.mean(scores)),
-            float(np.std(scores)),
-            len(scores),
-        )
+        scores = last.nested_["outer_score"].dropna()
+        logger.info("nested CV: %.4f +/- %.4f over %d outer folds", scores.mean(), scores.std(),
+                    len(scores))  # fmt: skip
     return last
+
+
+def _first_and_last_line(err: Exception) -> str:
+    """What a multi-line error says first and last: what failed, and why."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+    return " ... ".join(dict.fromkeys([lines[0], lines[-1]]))
 
 
 def _take(data, idx):

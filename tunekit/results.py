@@ -48,7 +48,15 @@ class SearchResult:
         Keras training histories of the candidates refit for the held-out
         test, keyed by their row in ``cv_results_``.
     outer_scores_ : list of float or None
-        Held-out scores of nested cross-validation (``outer_cv=``).
+        Held-out scores of nested cross-validation (``outer_cv=``), NaN for an
+        outer fold whose search failed.
+    nested_ : pandas.DataFrame or None
+        Nested cross-validation, one row per outer fold (index ``outer_fold``):
+        ``n_train``, ``n_test``, the inner search's chosen ``params`` and its
+        ``inner_best_score``, the ``outer_score`` of that choice refit on the
+        outer training part, their difference ``optimism`` (what choosing by CV
+        added), and the ``failure_reason`` of a fold whose search failed. The
+        rest of the result is the last outer fold's search.
     wall_time_ : float
         Seconds the whole call took.
     n_fits_ : int
@@ -90,6 +98,7 @@ class SearchResult:
     test_train_ratio_: float
     histories_: dict = field(default_factory=dict)
     outer_scores_: list | None = None
+    nested_: Any = None
     wall_time_: float = 0.0
     n_fits_: int = 0
     n_epochs_: int | None = None

@@ -12,6 +12,7 @@ import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import BASELINE, COMPLETE, FAIL, PRUNED, finite_or_none
+from tunekit.report._nested import nested_summary
 from tunekit.report._source import LoadedResult, resolve
 from tunekit.report._stats import corrected_ttest, one_standard_error_pick, regularization_keys
 from tunekit.report._table import Leaderboard
@@ -288,6 +289,7 @@ def leaderboard(
         "n_pruned": int((stats.states == PRUNED).sum()),
         "n_failed": int((stats.states == FAIL).sum()),
         "refit_summary": _refit_summary(refit_failures, best),
+        "nested_summary": nested_summary(src.nested_),
     }
     if baselines and src.baselines_ is not None:
         frame = _with_baselines(

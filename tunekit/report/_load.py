@@ -16,6 +16,7 @@ import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import BASELINE, check_readable, param_value
+from tunekit.report._nested import nested_rows
 from tunekit.report._source import LoadedResult, baseline_scores
 from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, scrub, sqlite_url
 
@@ -109,6 +110,7 @@ def _read_json(path: Path) -> Any:
             n_epochs_=meta.get("n_epochs"),
             source=str(path),
             baselines_=baseline_scores(payload.get("baselines")),
+            nested_=nested_rows(payload.get("nested")),
         )
     if kind == "tunekit.leaderboard":
         frame = pd.DataFrame(payload["rows"], columns=payload["columns"]).set_index("candidate")

@@ -43,6 +43,8 @@ def _header_lines(result: Any, lb: pd.DataFrame) -> list[str]:
         lines.append(text)
     if attrs.get("refit_summary"):
         lines.append(f"refit: {attrs['refit_summary']}")
+    if attrs.get("nested_summary"):
+        lines.append(attrs["nested_summary"])
     if attrs.get("baseline_summary"):
         lines.append(f"baselines: {attrs['baseline_summary']}")
     return lines

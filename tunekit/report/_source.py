@@ -16,6 +16,7 @@ from tunekit.record import (
     TEST_TRAIN_RATIO_ATTR,
     cv_results_from_study,
 )
+from tunekit.report._nested import nested_rows
 
 __all__ = ["LoadedResult", "baseline_scores", "is_study", "resolve"]
 
@@ -53,6 +54,8 @@ class LoadedResult:
         Epochs trained in total.
     source : str or None
         Where it was read from, with any password masked.
+    nested_ : list of dict or None
+        Nested cross-validation's outer folds (:data:`tunekit.report._nested.NESTED_KEYS`).
     baselines_ : dict or None
         Baselines scored on the same folds and held-out set, in
         ``cv_results_``'s schema with their names under ``baseline``.
@@ -72,6 +75,7 @@ class LoadedResult:
     metric: str = "score"
     test_train_ratio_source: str | None = None
     baselines_: dict | None = None
+    nested_: list | None = None
 
 
 def is_study(obj: Any) -> bool:
@@ -277,6 +281,7 @@ def _from_search(obj: Any, metric: str | None) -> LoadedResult:
         metric=chosen,
         test_train_ratio_source=ratio_source if ratio is not None else None,
         baselines_=baseline_scores(getattr(obj, "baselines_", None)),
+        nested_=nested_rows(getattr(obj, "nested_", None)),
     )
 
 

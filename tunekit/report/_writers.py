@@ -136,6 +136,8 @@ def _summary_lines(lb: pd.DataFrame) -> list[str]:
         )
     if attrs.get("refit_summary"):
         lines.append(f"refit: {attrs['refit_summary']}")
+    if attrs.get("nested_summary"):
+        lines.append(attrs["nested_summary"])
     comparison = baseline_summary(lb)
     if comparison:
         lines.append(f"baselines: {comparison}")
@@ -561,6 +563,7 @@ def _cv_results_payload(src: LoadedResult, lb: pd.DataFrame) -> str:
         "cv_results": {str(k): jsonable(v) for k, v in src.cv_results_.items()},
         "histories": jsonable({str(k): v for k, v in src.histories_.items()}),
         "baselines": jsonable(src.baselines_),
+        "nested": src.nested_,
     }
     return json.dumps(payload, allow_nan=False) + "\n"
 

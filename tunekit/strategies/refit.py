@@ -81,9 +81,13 @@ def refit_best(base, params: list, means, chosen: int, X, y, fit_params: dict) -
             )  # fmt: skip
         return Refit(model, i, time.perf_counter() - start, failures)
     tried = "; ".join(f"candidate {i} ({params[i]}): {why}" for i, why in failures.items())
+    others = (
+        f"nor could the next {len(failures) - 1} best" if len(failures) > 1
+        else "and no other candidate has a CV score to fall back on"
+    )  # fmt: skip
     raise SearchFailedError(
-        f"the chosen candidate {chosen} could not be refitted on all the search data, nor could "
-        f"the next best: {tried}"
+        f"the chosen candidate {chosen} could not be refitted on all the search data, "
+        f"{others}: {tried}"
     )
 
 

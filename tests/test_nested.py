@@ -1,0 +1,116 @@
+"""Nested cross-validation as a result of its own: every outer fold's choice and score.
+
+A user's own loop (one search per outer training part, its choice refit and scored on the
+outer test part) is the reference; rows are traced to show that no outer test row reaches
+the inner search; a fold whose search fails is a NaN row with its reason.
+"""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import StratifiedKFold
+
+import tunekit as tk
+from tunekit.exceptions import SearchFailedError
+
+SPACE = {"C": tk.Choice([0.01, 1.0, 100.0])}
+SEEN: list[set] = []
+
+
+def _data(n=90):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(int)
+    ids = np.arange(n, dtype=float)[:, None]  # column 0: the row's id, ignored by the model
+    return np.hstack([ids, X]), y
+
+
+class _Traced(LogisticRegression):
+    """Logistic regression on columns 1:, recording the row ids it is fit on."""
+
+    def fit(self, X, y, sample_weight=None):
+        SEEN.append(set(X[:, 0].astype(int)))
+        return super().fit(X[:, 1:], y, sample_weight)
+
+    def decision_function(self, X):  # what predict and predict_proba call
+        return super().decision_function(X[:, 1:])
+
+
+class _FailsOnRow(_Traced):
+    """Fails whenever its training rows include row ``bad``: every candidate of one fold."""
+
+    def __init__(self, C=1.0, bad=-1):
+        super().__init__(C=C)
+        self.bad = bad
+
+    def fit(self, X, y, sample_weight=None):
+        if self.bad in set(X[:, 0].astype(int)):
+            raise ValueError(f"row {self.bad} is poison")
+        return super().fit(X, y, sample_weight)
+
+
+def _nested(estimator, X, y, **kwargs):
+    return tk.search(estimator, X, y, space=SPACE, cv=3, outer_cv=3, baselines=False,
+                     verbose=0, **kwargs)  # fmt: skip
+
+
+def test_nested_cv_keeps_every_outer_folds_choice_and_equals_the_users_loop():
+    X, y = _data()
+    result = _nested(_Traced(), X, y)
+    nested = result.nested_
+    assert list(nested.index) == [0, 1, 2]
+    outer = StratifiedKFold(3).split(X, y)
+    for k, (train, test) in enumerate(outer):  # the loop a user would write
+        inner = tk.search(_Traced(), X[train], y[train], space=SPACE, cv=3, test_size=None,
+                          baselines=False, verbose=0)  # fmt: skip
+        score = accuracy_score(y[test], inner.best_estimator_.predict(X[test]))
+        row = nested.loc[k]
+        assert row["params"] == inner.best_params_
+        assert row["inner_best_score"] == pytest.approx(inner.best_score_)
+        assert row["outer_score"] == pytest.approx(score)
+        assert row["optimism"] == pytest.approx(inner.best_score_ - score)
+        assert (row["n_train"], row["n_test"]) == (len(train), len(test))
+    assert result.outer_scores_ == list(nested["outer_score"])
+    text = str(result)
+    assert "nested CV over 3 outer folds:" in text and "optimistic by" in text
+
+
+def test_no_outer_test_row_reaches_the_inner_search():
+    X, y = _data()
+    SEEN.clear()
+    _nested(_Traced(), X, y)
+    tests = [set(test) for _, test in StratifiedKFold(3).split(X, y)]
+    # every fit of an outer fold's search (its CV folds and its refit) sees only rows of
+    # that fold's training part: each fit avoids exactly one outer test part entirely
+    assert SEEN
+    for rows in SEEN:
+        assert sum(not (rows & test) for test in tests) == 1
+
+
+def test_a_failed_outer_fold_is_a_nan_row_with_its_reason_and_the_others_stand(tmp_path):
+    X, y = _data()
+    bad = int(next(iter(StratifiedKFold(3).split(X, y)))[1][0])  # in outer fold 0's test part
+    # fold 0 trains without the row, folds 1 and 2 with it: only fold 0 can succeed
+    result = _nested(_FailsOnRow(bad=bad), X, y)
+    nested = result.nested_
+    assert np.isfinite(nested.loc[0, "outer_score"])
+    for k in (1, 2):
+        assert np.isnan(nested.loc[k, "outer_score"]) and nested.loc[k, "params"] is None
+        reason = nested.loc[k, "failure_reason"]
+        assert reason.startswith("SearchFailedError: ") and f"row {bad} is poison" in reason
+    assert "2 outer fold(s) failed (fold 1: SearchFailedError" in str(result)
+    tk.report.write_report(result, tmp_path, formats=("md", "json"), plots=False)
+    assert "nested CV over 3 outer folds" in (tmp_path / "leaderboard.md").read_text()
+    back = tk.report.load(tmp_path / "cv_results.json")
+    assert tk.report.leaderboard(back).attrs["nested_summary"] == (
+        result.leaderboard.attrs["nested_summary"]
+    )
+
+
+def test_every_outer_fold_failing_is_a_search_failure_and_one_fold_is_refused():
+    X, y = _data()
+    with pytest.raises(SearchFailedError, match=r"every outer fold of nested cross-validation"):
+        _nested(_FailsOnRow(bad=-1).set_params(C=1.0), X[:, :1].repeat(4, axis=1) * np.nan, y)
+    with pytest.raises(ValueError, match=r"outer_cv needs at least 2 folds|n_splits"):
+        tk.search(_Traced(), X, y, space=SPACE, cv=3, outer_cv=1, verbose=0)
