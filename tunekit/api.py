@@ -36,6 +36,7 @@ from tunekit.strategies.scoring import (
     scorer_name,
 )
 from tunekit.strategies.sklearn_search import SearchSettings, make_search
+from tunekit.tracking import log_search, resolve_tracking_uri
 
 __all__ = ["STRATEGIES", "SearchResult", "search"]
 
@@ -266,6 +267,8 @@ def search(
     backend: str | None = None,
     scheduler=None,
     baselines: bool | list = True,
+    mlflow: bool | str = False,
+    tracking_uri: str | None = None,
 ) -> SearchResult:
     """Tune ``estimator`` over ``space`` with cross-validation and a held-out test set.
 
@@ -347,6 +350,15 @@ def search(
         Score the training folds too (the overfitting gap).
     verbose : int, default=1
         0 silent, 1 progress, 2 and more: scikit-learn's own messages.
+    mlflow : bool or str, default=False
+        Log the search to MLflow (``pip install 'tunekit[mlflow]'``): one run,
+        a nested run per candidate, the report as artifacts (see
+        :mod:`tunekit.tracking`). ``True`` uses ``tracking_uri``, by default the
+        local folder ``mlruns/``; a string is the tracking URI. The environment
+        variable ``TUNEKIT_MLFLOW_URI`` (set by ``tunekit run --mlflow URI``)
+        turns it on too.
+    tracking_uri : str or None, default=None
+        The MLflow tracking URI; giving one turns ``mlflow`` on.
     fit_params : dict or None
         Extra arguments for ``fit`` (e.g. ``sample_weight``).
     backend : {None, "dask", "ray"}, default=None
@@ -386,8 +398,10 @@ def search(
     start = time.perf_counter()
     options = dict(locals())
     space, X, y, fit_params = _check_call(options)
+    tracked = resolve_tracking_uri(mlflow, tracking_uri)  # checked before any training
     if outer_cv is not None:
-        return _nested(estimator, X, y, _nested_options(options, space, fit_params), start)
+        result = _nested(estimator, X, y, _nested_options(options, space, fit_params), start)
+        return _tracked(result, tracked)
     if strategy == "optuna" and storage is None and study_name is not None:
         options["storage"] = default_storage_url(study_name)
     classifier = is_classifier(estimator)
@@ -405,7 +419,14 @@ def search(
     folds = list(check_cv(cv, y_search, classifier=classifier).split(X_search, y_search))
     refits = _heldout_refits(run, options, X_search, y_search, X_test, y_test, fit_params)
     baseline_scores = _baselines(run, options, X_search, y_search, folds, X_test, y_test)
-    return _result(run, options, folds, refits, baseline_scores, start)
+    return _tracked(_result(run, options, folds, refits, baseline_scores, start), tracked)
+
+
+def _tracked(result: SearchResult, tracking_uri: str | None) -> SearchResult:
+    """Log ``result`` to MLflow when the search asked for it."""
+    if tracking_uri is not None:
+        log_search(result, tracking_uri=tracking_uri)
+    return result
 
 
 @dataclass
@@ -458,7 +479,7 @@ def _check_call(options: dict):
 
 
 _NOT_NESTED = ("estimator", "X", "y", "space", "test_size", "refit_top", "outer_cv", "fit_params",
-               "baselines", "start", "options")  # fmt: skip
+               "baselines", "start", "options", "mlflow", "tracking_uri")  # fmt: skip
 
 
 def _nested_options(options: dict, space, fit_params) -> dict:
