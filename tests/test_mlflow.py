@@ -67,8 +67,9 @@ def test_per_epoch_curves_are_metrics_with_steps(tmp_path):
     clf = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=3, batch_size=16,
                              random_state=0, verbose=0)  # fmt: skip
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    result = tk.search(clf, X.astype("float32"), y, space={"model__l2": tk.Choice([1e-4, 1e-2])},
-                       cv=2, test_size=None, baselines=False, tracking_uri=uri, verbose=0)  # fmt: skip
+    space = {"model__l2": tk.Choice([1e-4, 1e-2])}
+    result = tk.search(clf, X.astype("float32"), y, space=space, cv=2, test_size=None,
+                       baselines=False, tracking_uri=uri, verbose=0)  # fmt: skip
     client, _, children = _runs(uri)
     curves = result.epoch_curves_
     for child in children:
