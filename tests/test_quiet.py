@@ -163,3 +163,35 @@ def test_progress_counts_whole_fits_with_a_total():
 
 def test_import_keras_returns_keras_once_imported():
     assert import_keras().__name__ == "keras"
+
+
+@pytest.mark.parametrize("engine", ["auto", "sklearn"])
+def test_a_default_pipeline_search_shows_one_progress_bar_and_no_noise(engine):
+    code = (
+        "import numpy as np\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "import tunekit as tk\n"
+        "X = np.random.default_rng(0).normal(size=(48, 4)).astype('float32')\n"
+        "y = (X[:, 0] > 0).astype(int)\n"
+        "est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, verbose=0,\n"
+        "                         random_state=0)\n"
+        "space = {'kerasclassifier__model__l2': tk.Choice([1e-4, 1e-2]),\n"
+        "         'kerasclassifier__batch_size': tk.Choice([8, 16, 32])}\n"
+        f"tk.search(make_pipeline(StandardScaler(), est), X, y, space=space, cv=3,\n"
+        f"          baselines=False, engine={engine!r})\n"
+    )
+    done = _python(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = [word for word in NOISE if word in done.stderr]
+    assert not found, done.stderr[-3000:]
+    frames = [f for f in done.stderr.replace("\r", "\n").splitlines() if f.startswith("fits:")]
+    assert frames and all("/18 " in f for f in frames), frames  # one bar, its total from the start
+
+
+def test_progress_draws_nothing_until_there_is_something_to_show():
+    progress = FitProgress()
+    assert progress.bar is None  # no empty "fits: 0fit" bar before the search knows its total
+    progress.total = 6
+    assert progress.bar.total == 6
+    progress.close()

@@ -169,33 +169,42 @@ class FitProgress:
     """
 
     def __init__(self, total: int | None = None, desc: str = "fits", unit: str = "fit"):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+        self.desc, self.unit, self._total = desc, unit, total
+        self.bar = None  # drawn once there is something to show: never an empty bar first
         self.done = 0.0
         self.shown = 0
+
+    def _drawn(self):
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self._total, desc=self.desc, unit=self.unit, leave=False,
+                            dynamic_ncols=True)  # fmt: skip
+        return self.bar
 
     @property
     def total(self) -> int | None:
         """Fits expected so far (a search adds each batch's); ``None``: unknown."""
-        return self.bar.total
+        return self._total
 
     @total.setter
     def total(self, value: int | None) -> None:
-        self.bar.total = value
+        self._total = value
+        self._drawn().total = value
 
     def refresh(self) -> None:
         """Redraw the bar (after ``total`` changed)."""
-        self.bar.refresh()
+        self._drawn().refresh()
 
     def update(self, amount: float = 1) -> None:
         """Count ``amount`` fits (halves add up); the bar shows whole ones."""
         self.done += amount
         whole = int(self.done + 1e-9)
         if whole > self.shown:
-            self.bar.update(whole - self.shown)
+            self._drawn().update(whole - self.shown)
             self.shown = whole
 
     def close(self) -> None:
         """Remove the bar."""
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
