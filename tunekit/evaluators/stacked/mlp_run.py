@@ -42,6 +42,8 @@ class MlpStackRun(GroupRun):
         group, b = self.group, self.batch
         self.data = self.target()
         copies = self.make_copies()
+        if self.falls_back():
+            return group.indices
         if copies.all_failed:
             reason = next(iter(copies.where.values()), "no data")
             if self.pre is None:  # X itself cannot be stacked: the standard path says why

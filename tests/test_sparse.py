@@ -1,0 +1,159 @@
+"""scipy sparse X: the estimators and tk.search take it as scikeras does, without densifying."""
+
+import gc
+import logging
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.utils import get_tags
+
+import tunekit as tk
+
+
+def one_hot_classification(n=160, columns=3, levels=12, seed=0):
+    """A sparse one-hot X whose class depends on the first column's level."""
+    rng = np.random.RandomState(seed)
+    codes = rng.randint(0, levels, size=(n, columns))
+    y = (codes[:, 0] < levels // 2).astype(int)
+    return codes, OneHotEncoder().fit_transform(codes), y
+
+
+def small_clf(**kwargs):
+    settings = dict(model__hidden=(8,), optimizer="adam", epochs=2, batch_size=16,
+                    random_state=0)
+    return tk.KerasClassifier(**{**settings, **kwargs})
+
+
+@pytest.mark.parametrize("est", [tk.KerasClassifier(), tk.KerasRegressor()], ids=type)
+def test_the_sparse_input_tag_says_true(est):
+    assert get_tags(est).input_tags.sparse is True
+
+
+class Recording(tk.KerasClassifier):
+    """Keeps the type of every X its feature encoder receives."""
+
+    seen: list = []
+
+    @property
+    def feature_encoder(self):
+        def record(X):
+            Recording.seen.append(type(X))
+            return X
+
+        return FunctionTransformer(record, accept_sparse=True)
+
+
+def test_the_model_receives_the_sparse_matrix_in_csr_for_every_format():
+    _, X, y = one_hot_classification()
+    Recording.seen = []
+    est = Recording(model__hidden=(8,), epochs=1).fit(X.tocoo(), y)
+    for fmt in ("csr", "csc", "coo", "lil", "dok", "bsr"):
+        assert est.predict_proba(X.asformat(fmt)).shape == (len(y), 2)
+    assert Recording.seen and all(kind is sp.csr_matrix for kind in Recording.seen)
+    est.fit(sp.csr_array(X), y)  # a sparse array stays an array
+    assert Recording.seen[-1] is sp.csr_array
+
+
+def test_sparse_and_dense_predictions_of_one_fit_agree():
+    _, X, y = one_hot_classification()
+    est = small_clf().fit(X, y)
+    dense = X.toarray().astype("float32")
+    np.testing.assert_allclose(est.predict_proba(X), est.predict_proba(dense), atol=1e-6)
+    assert est.score(X, y) == est.score(dense, y)
+
+
+def test_non_finite_stored_values_are_refused_before_training():
+    _, X, y = one_hot_classification()
+    X = X.tocsr(copy=True)
+    X.data[[3, 7]] = [np.nan, np.inf]
+    est = small_clf()
+    with pytest.raises(ValueError, match=r"contains NaN or infinity \(1 NaN, 1 infinite stored"):
+        est.fit(X, y)
+    assert not hasattr(est, "history_")
+
+
+def test_a_sparse_x_of_another_width_is_refused_at_predict():
+    _, X, y = one_hot_classification()
+    est = small_clf(epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"X has 35 features, but KerasClassifier is expecting 36"):
+        est.predict(X[:, :35])
+
+
+# ---------------------------------------------------------------- inside tk.search
+SPACE = {"model__l2": [0.0, 0.01]}
+
+
+@pytest.mark.parametrize("engine", ["sklearn", "auto"])
+def test_sparse_classification_inside_search_on_both_engines(engine, caplog, recwarn):
+    _, X, y = one_hot_classification()
+    with caplog.at_level(logging.INFO, logger="tunekit"):
+        result = tk.search(small_clf(), X, y, space=SPACE, strategy="grid", cv=2,
+                           engine=engine, verbose=0)
+    scores = result.cv_results_["mean_test_score"]
+    assert len(scores) == 2 and np.all(np.isfinite(scores))
+    assert result.best_estimator_.predict(X).shape == (len(y),)
+    assert result.heldout_score_ is not None and 0.0 <= result.heldout_score_ <= 1.0
+    assert not [w for w in recwarn if "Scoring failed" in str(w.message)]
+    curves = result.epoch_curves_  # per-epoch scores of the sparse test folds
+    if curves is not None:
+        assert np.all(np.isfinite(curves["test_score"]))
+    fell_back = [r.getMessage() for r in caplog.records if "scipy sparse" in r.getMessage()]
+    if engine == "auto":  # the stacked engine hands sparse X to the standard path, and says so
+        assert fell_back and "standard path" in fell_back[0]
+    else:
+        assert not fell_back
+
+
+def test_the_stacked_engine_alone_refuses_sparse_x_naming_the_reason_and_the_fix():
+    _, X, y = one_hot_classification()
+    with pytest.raises(ValueError, match=r"engine='stacked' cannot stack candidate 0.*"
+                                         r"scipy sparse matrix.*Use engine='auto'"):
+        tk.search(small_clf(), X, y, space=SPACE, strategy="grid", cv=2, engine="stacked",
+                  verbose=0)
+
+
+def test_a_pipeline_whose_encoder_gives_sparse_output_takes_the_standard_path(caplog):
+    codes, _, y = one_hot_classification()
+    pipe = make_pipeline(OneHotEncoder(handle_unknown="ignore"), small_clf())
+    space = {"kerasclassifier__model__l2": [0.0, 0.01]}
+    with caplog.at_level(logging.INFO, logger="tunekit"):
+        result = tk.search(pipe, codes, y, space=space, strategy="grid", cv=2, engine="auto",
+                           verbose=0)
+    assert np.all(np.isfinite(result.cv_results_["mean_test_score"]))
+    assert any("scipy sparse" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- memory
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        line = next(row for row in status if row.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.slow
+def test_a_sparse_fit_makes_no_dense_copy_of_x():
+    """100,000 rows x 20,000 one-hot columns: 8 GB as dense float32, 24 MB as CSR."""
+    n, columns, levels = 100_000, 20, 1_000
+    rng = np.random.RandomState(0)
+    codes = rng.randint(0, levels, size=(n, columns))
+    indices = (codes + levels * np.arange(columns)).astype(np.int32).ravel()
+    indptr = np.arange(0, n * columns + 1, columns, dtype=np.int32)
+    X = sp.csr_matrix((np.ones(n * columns, dtype=np.float32), indices, indptr),
+                      shape=(n, columns * levels))
+    y = (codes[:, 0] < levels // 2).astype(np.float32)
+    dense_bytes = n * columns * levels * 4
+    assert dense_bytes == 8_000_000_000
+    # one tiny fit first, so that TensorFlow's one-time start-up is not counted as growth
+    tk.KerasRegressor(model__hidden=(8,), epochs=1).fit(X[:64], y[:64])
+    gc.collect()
+    before = _rss_bytes()
+    est = tk.KerasRegressor(model__hidden=(8,), epochs=1, batch_size=1024, random_state=0)
+    est.fit(X, y)
+    growth = _rss_bytes() - before
+    print(f"RSS growth during the fit: {growth / 2**20:.0f} MiB "
+          f"(dense X: {dense_bytes / 2**30:.1f} GiB)")
+    assert growth < dense_bytes / 16  # well under the dense size: under 500 MB
+    assert est.predict(X[:1000]).shape == (1000,)
