@@ -86,12 +86,16 @@ def test_a_sparse_x_of_another_width_is_refused_at_predict():
 SPACE = {"model__l2": [0.0, 0.01]}
 
 
-@pytest.mark.parametrize("engine", ["sklearn", "auto"])
-def test_sparse_classification_inside_search_on_both_engines(engine, caplog, recwarn):
+def search(estimator, X, y, engine, space=SPACE, **kwargs):
+    return tk.search(estimator, X, y, space=space, strategy="grid", cv=2, engine=engine,
+                     verbose=0, **kwargs)
+
+
+@pytest.mark.parametrize("engine", ["sklearn", "stacked"])
+def test_sparse_classification_inside_search_on_both_engines(engine, recwarn):
     _, X, y = one_hot_classification()
-    with caplog.at_level(logging.INFO, logger="tunekit"):
-        result = tk.search(small_clf(), X, y, space=SPACE, strategy="grid", cv=2,
-                           engine=engine, verbose=0)
+    result = search(small_clf(), X, y, engine)
+    assert result.engine_ == engine
     scores = result.cv_results_["mean_test_score"]
     assert len(scores) == 2 and np.all(np.isfinite(scores))
     assert result.best_estimator_.predict(X).shape == (len(y),)
@@ -100,30 +104,71 @@ def test_sparse_classification_inside_search_on_both_engines(engine, caplog, rec
     curves = result.epoch_curves_  # per-epoch scores of the sparse test folds
     if curves is not None:
         assert np.all(np.isfinite(curves["test_score"]))
-    fell_back = [r.getMessage() for r in caplog.records if "scipy sparse" in r.getMessage()]
-    if engine == "auto":  # the stacked engine hands sparse X to the standard path, and says so
-        assert fell_back and "standard path" in fell_back[0]
-    else:
-        assert not fell_back
+    board = result.leaderboard  # the linear baseline scales the sparse X without centering
+    assert "baseline:logistic" in list(board.index)
+    dense = search(small_clf(), X.toarray().astype("float32"), y, engine)
+    np.testing.assert_allclose(scores, dense.cv_results_["mean_test_score"], atol=1e-6)
 
 
-def test_the_stacked_engine_alone_refuses_sparse_x_naming_the_reason_and_the_fix():
-    _, X, y = one_hot_classification()
-    with pytest.raises(ValueError, match=r"engine='stacked' cannot stack candidate 0.*"
-                                         r"scipy sparse matrix.*Use engine='auto'"):
-        tk.search(small_clf(), X, y, space=SPACE, strategy="grid", cv=2, engine="stacked",
-                  verbose=0)
+def test_the_stacked_engine_densifies_one_batch_as_the_dense_gather_would():
+    from keras import ops
+
+    from tunekit.engine.mlp.sparse_rows import dense_rows, padded_rows
+
+    _, X, _ = one_hot_classification(n=40)
+    X = X.tocsr(copy=True)
+    X.data *= np.linspace(0.5, 2.0, X.nnz)  # stored values other than 1 survive the round trip
+    rows = np.array([[0, 5, 5, 39], [7, 1, 2, 3]], dtype="int32")  # (members, batch)
+    got = ops.convert_to_numpy(dense_rows(padded_rows(X), ops.convert_to_tensor(rows), 36))
+    np.testing.assert_allclose(got, X.toarray()[rows], rtol=1e-6)
 
 
-def test_a_pipeline_whose_encoder_gives_sparse_output_takes_the_standard_path(caplog):
+def test_a_pipeline_whose_encoder_gives_sparse_output_stacks():
     codes, _, y = one_hot_classification()
     pipe = make_pipeline(OneHotEncoder(handle_unknown="ignore"), small_clf())
     space = {"kerasclassifier__model__l2": [0.0, 0.01]}
-    with caplog.at_level(logging.INFO, logger="tunekit"):
-        result = tk.search(pipe, codes, y, space=space, strategy="grid", cv=2, engine="auto",
-                           verbose=0)
+    result = search(pipe, codes, y, "stacked", space=space)
+    assert result.engine_ == "stacked"
     assert np.all(np.isfinite(result.cv_results_["mean_test_score"]))
-    assert any("scipy sparse" in r.getMessage() for r in caplog.records)
+
+
+def test_above_the_memory_cap_sparse_x_takes_the_standard_path_and_says_why(
+    monkeypatch, caplog
+):
+    import tunekit.engine.mlp.sparse_rows as sparse_rows
+
+    _, X, y = one_hot_classification()
+    # 2 candidates x 2 folds x 16 rows x 36 features x 4 B = 9 KiB a batch; allow 4 KiB
+    monkeypatch.setattr(sparse_rows, "MAX_DENSE_BATCH_BYTES", 4096)
+    with caplog.at_level(logging.INFO, logger="tunekit"):
+        result = search(small_clf(), X, y, "auto")
+    assert result.engine_ == "sklearn"
+    assert np.all(np.isfinite(result.cv_results_["mean_test_score"]))
+    said = [r.getMessage() for r in caplog.records if "take the standard path" in r.getMessage()]
+    assert said and "above the stacked engine's cap of 0 MiB for sparse X" in said[0]
+    with pytest.raises(ValueError, match=r"engine='stacked' cannot stack candidate 0.*"
+                                         r"densified batch of 4 members x 16 rows x 36 features"):
+        search(small_clf(), X, y, "stacked")
+
+
+def _any_builder(meta, compile_kwargs):
+    import keras
+
+    inputs = keras.Input((meta["n_features_in_"],))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(4)(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(loss="binary_crossentropy", optimizer=compile_kwargs["optimizer"])
+    return model
+
+
+def test_a_builder_other_than_mlp_on_sparse_x_takes_the_standard_path_and_says_why(caplog):
+    _, X, y = one_hot_classification()
+    est = tk.KerasClassifier(_any_builder, epochs=1, batch_size=16, random_state=0)
+    with caplog.at_level(logging.INFO, logger="tunekit"):
+        result = search(est, X, y, "auto", space={"optimizer": ["adam", "rmsprop"]})
+    assert result.engine_ == "sklearn"
+    assert any("scipy sparse matrix, which only the mlp() trainer" in r.getMessage()
+               for r in caplog.records)
 
 
 # ---------------------------------------------------------------- memory

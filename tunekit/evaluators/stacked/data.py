@@ -98,16 +98,20 @@ def prepare_target(estimator, y) -> Target:
 
 
 SPARSE_REASON = (
-    "X reaches the model as a scipy sparse matrix, which the stacked engine does not take "
-    "(it holds one dense copy of X per fold and preprocessing variant); the standard path "
-    "trains on it without densifying"
+    "X reaches the model as a scipy sparse matrix, which only the mlp() trainer of the "
+    "stacked engine takes; the standard path trains on it without densifying"
 )
 
 
 def as_matrix(X, any_shape: bool = False) -> tuple[np.ndarray | None, str | None]:
     """``X`` as a float32 array (2-D unless ``any_shape``), or why it cannot be stacked."""
-    if sp.issparse(X):
-        return None, SPARSE_REASON
+    if sp.issparse(X):  # the mlp() trainer densifies it a batch at a time
+        if any_shape:
+            return None, SPARSE_REASON
+        Xs = sp.csr_matrix(X, dtype="float32")
+        if not np.all(np.isfinite(Xs.data)):
+            return None, "X is not finite"
+        return Xs, None
     try:
         Xa = np.asarray(X, dtype="float32")
     except (TypeError, ValueError):
@@ -166,8 +170,9 @@ class Copies:
 
     Attributes
     ----------
-    X : ndarray or None
-        The copies, one after the other.
+    X : ndarray, scipy sparse CSR matrix or None
+        The copies, one after the other (sparse when X or the preprocessing
+        gives sparse rows; the ``mlp()`` trainer densifies them a batch at a time).
     where : dict
         ``(variant, fold) -> (offset, width)``, or the reason that copy failed.
     n_copies : int
@@ -216,7 +221,7 @@ def transformed_copies(pre, prefix, cands, splits, X, y, *, raise_errors, any_sh
                 steps = clone(pre).set_params(**clone(pre_params, safe=False))
                 steps.fit(_safe_indexing(X, train), _safe_indexing(y, train))
                 Xt = steps.transform(X)
-                if sp.issparse(Xt):
+                if sp.issparse(Xt) and any_shape:
                     return Copies(None, {}, 0, SPARSE_REASON)
                 Xt, why = as_matrix(Xt, any_shape)
                 if why is not None:
@@ -229,5 +234,8 @@ def transformed_copies(pre, prefix, cands, splits, X, y, *, raise_errors, any_sh
             where[(key, s)] = (offset, Xt.shape[1] if Xt.ndim > 1 else 1)
             blocks.append(Xt)
             offset += Xt.shape[0]
-    X_all = np.concatenate(blocks) if blocks else None
+    if any(sp.issparse(b) for b in blocks):
+        X_all = sp.vstack([sp.csr_matrix(b) for b in blocks], format="csr")
+    else:
+        X_all = np.concatenate(blocks) if blocks else None
     return Copies(X_all, where, len(blocks))

@@ -111,9 +111,10 @@ class StackedEvaluator(Evaluator):
     def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
         candidates = list(candidates)
         groups = self.plan(estimator, candidates, y, fit_params)
-        if sp.issparse(X):
-            _log.info(f"every candidate takes the standard path: {SPARSE_REASON}")
-            groups = [CandidateGroup(list(range(len(candidates))), None, SPARSE_REASON)]
+        if sp.issparse(X):  # the any-builder path takes no sparse X
+            singles = [i for g in groups if not g.stacked for i in g.indices]
+            if singles:
+                _log.info(f"candidates {singles} take the standard path: {SPARSE_REASON}")
         elif not fit_params:
             groups = route_any_builder(estimator, candidates, groups, X, y)
         if self.strict:
