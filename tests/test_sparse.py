@@ -121,6 +121,12 @@ def test_the_stacked_engine_densifies_one_batch_as_the_dense_gather_would():
     rows = np.array([[0, 5, 5, 39], [7, 1, 2, 3]], dtype="int32")  # (members, batch)
     got = ops.convert_to_numpy(dense_rows(padded_rows(X), ops.convert_to_tensor(rows), 36))
     np.testing.assert_allclose(got, X.toarray()[rows], rtol=1e-6)
+    # rows of unequal length (one empty) and a column stored twice, which CSR adds up
+    odd = sp.csr_matrix((np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32),
+                         np.array([2, 2, 0, 1]), np.array([0, 2, 2, 4])), shape=(3, 4))
+    rows = np.array([[0, 1, 2]], dtype="int32")
+    got = ops.convert_to_numpy(dense_rows(padded_rows(odd), ops.convert_to_tensor(rows), 4))
+    np.testing.assert_allclose(got[0], [[0, 0, 3, 0], [0, 0, 0, 0], [3, 4, 0, 0]])
 
 
 def test_a_pipeline_whose_encoder_gives_sparse_output_stacks():

@@ -49,8 +49,7 @@ def sparse_refusal(X, n_members: int, batch_size: int) -> str | None:
 
 def padded_rows(X) -> tuple:
     """A scipy sparse ``X`` as device tensors ``(cols, vals)`` of shape ``(n_samples, k)``."""
-    X = sp.csr_matrix(X)
-    X.sum_duplicates()
+    X = sp.csr_matrix(X)  # duplicate entries stay: the scatter adds them up, as CSR does
     n = X.shape[0]
     counts = np.diff(X.indptr)
     k = max(int(counts.max()) if n else 1, 1)
