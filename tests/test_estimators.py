@@ -163,14 +163,15 @@ def _bad_inputs(X, y):
         "single_class": (X, np.zeros_like(y), ValueError, r"at least 2 classes.*1 class"),
         "empty_X": (X[:0], y[:0], ValueError, r"0 sample\(s\)"),
         "one_dimensional_X": (X[:, 0], y, ValueError, r"expects X to be 2-D"),
-        "sparse_X": (sp.csr_matrix(X), y, ValueError, r"needs dense input.*toarray"),
+        "sparse_nan_X": (sp.csr_matrix(X_nan), y, ValueError,
+                         r"contains NaN or infinity \(1 NaN, 0 infinite stored"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["nan_X", "inf_X", "non_numeric_column", "single_class", "empty_X",
-     "one_dimensional_X", "sparse_X", "ragged_X", "float32_overflow_X"],
+     "one_dimensional_X", "sparse_nan_X", "ragged_X", "float32_overflow_X"],
 )
 def test_bad_input_is_rejected_before_training(case, binary_data):
     X, y, error, match = _bad_inputs(*binary_data)[case]

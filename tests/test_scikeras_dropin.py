@@ -288,3 +288,98 @@ def test_a_trailing_unit_axis_is_accepted_as_keras_does_and_dropping_it_later_fa
     with pytest.raises(ValueError, match=r"X has 2 dimensions, but this KerasRegressor is "
                                          r"expecting 3 dimensions in X"):
         est.partial_fit(X, y.astype("float32"))
+
+
+def two_inputs_of_widths(left_width, right_width):
+    def build():
+        left, right = keras.Input((left_width,)), keras.Input((right_width,))
+        joined = keras.layers.Concatenate()([left, right])
+        model = keras.Model([left, right], keras.layers.Dense(1)(joined))
+        model.compile(loss="mse")
+        return model
+
+    return build
+
+
+def test_each_input_of_a_multi_input_model_is_checked_against_what_feeds_it(data):
+    X, y = data  # the encoder gives (n, 2) and (n, 2); the model wants (n, 2) and (n, 3)
+    with pytest.raises(tk.exceptions.InputShapeError,
+                       match=r"X has 2 features, but SplitFeatures is expecting 3 features"):
+        SplitFeatures(two_inputs_of_widths(2, 3), epochs=1).fit(X, y.astype("float32"))
+    fitted = SplitFeatures(two_inputs_of_widths(2, 2), epochs=1).fit(X, y.astype("float32"))
+    assert fitted.predict(X).shape == (len(X),)
+
+
+# ---------------------------------------------------------------- a reshaping feature encoder
+class ImageClassifier(tk.KerasClassifier):
+    """scikeras's MNIST pattern: X arrives flat and the encoder gives it an image's shape."""
+
+    @property
+    def feature_encoder(self):
+        return FunctionTransformer(lambda X: X.reshape(-1, 8, 8, 1))
+
+
+def small_convnet(side=8):
+    def build(meta, compile_kwargs):
+        inputs = keras.Input((side, side, 1))
+        hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+        hidden = keras.layers.Flatten()(hidden)
+        outputs = keras.layers.Dense(meta["n_classes_"], activation="softmax")(hidden)
+        model = keras.Model(inputs, outputs)
+        model.compile(loss="sparse_categorical_crossentropy",
+                      optimizer=compile_kwargs["optimizer"], metrics=["accuracy"])
+        return model
+
+    return build
+
+
+@pytest.fixture
+def flat_images():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(90, 64)).astype("float32")  # 90 flat 8 x 8 images
+    y = np.repeat([0, 1, 2], 30)
+    X[y == 1, :32] += 1.0  # class 1 is bright at the top, class 2 at the bottom
+    X[y == 2, 32:] += 1.0
+    return X, y
+
+
+def test_a_reshaping_feature_encoder_feeds_a_conv2d_model(flat_images):
+    X, y = flat_images
+    est = ImageClassifier(small_convnet(), optimizer="adam", epochs=3, batch_size=16,
+                          random_state=0).fit(X, y)
+    assert est.X_shape_ == (90, 64)  # scikeras records the raw X; the model gets images
+    assert est.model_.inputs[0].shape[1:] == (8, 8, 1)
+    assert est.predict(X).shape == (90,)
+    assert est.predict_proba(X).shape == (90, 3)
+    assert est.score(X, y) > 0.5
+
+
+def test_a_reshaping_encoder_that_misses_the_model_input_names_both_shapes(flat_images):
+    X, y = flat_images
+    est = ImageClassifier(small_convnet(side=7), epochs=1)
+    with pytest.raises(tk.exceptions.InputShapeError,
+                       match=r"the built model declares an input shape of \(7, 7, 1\) per sample "
+                             r"and X has samples of shape \(8, 8, 1\)"):
+        est.fit(X, y)
+    assert not hasattr(est, "history_")  # refused before any training
+
+
+# ---------------------------------------------------------------- sparse input
+def test_sparse_one_hot_regression_fits_predicts_and_scores():
+    import scipy.sparse as sp
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(0)
+    codes = rng.randint(0, 30, size=(300, 4))
+    effect = rng.normal(size=30)
+    y = (effect[codes[:, 0]] + effect[codes[:, 1]]).astype("float32")
+    X = OneHotEncoder().fit_transform(codes)  # a scipy sparse matrix, 120 columns
+    assert sp.issparse(X)
+    est = tk.KerasRegressor(model__hidden=(16,), optimizer="adam", epochs=3, batch_size=16,
+                            optimizer__learning_rate=0.01, random_state=0).fit(X, y)
+    pred = est.predict(X)
+    assert pred.shape == (300,) and np.all(np.isfinite(pred))
+    dense = X.toarray().astype("float32")  # as in scikeras, a sparse X is fitted as float32
+    np.testing.assert_allclose(pred, est.predict(dense), rtol=1e-5, atol=1e-5)
+    assert est.score(X, y) == pytest.approx(est.score(dense, y), abs=1e-5)
+    assert est.score(X, y) > 0.3  # it learned the levels' effects: better than the mean

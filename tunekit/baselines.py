@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.utils import _safe_indexing
@@ -32,13 +33,16 @@ class _CannotFlatten(ValueError):
     """The inputs cannot be given to a linear model as a 2-D numeric table."""
 
 
-def default_baselines(estimator) -> list[tuple[str, Any]]:
+def default_baselines(estimator, sparse: bool = False) -> list[tuple[str, Any]]:
     """The baselines for ``estimator``: a dummy predictor and a scaled linear model.
 
     Parameters
     ----------
     estimator : estimator
         The estimator being tuned; a classifier gets classifier baselines.
+    sparse : bool, default=False
+        Whether X is a scipy sparse matrix: the scaler then scales without
+        centering (centering would densify X).
 
     Returns
     -------
@@ -53,14 +57,15 @@ def default_baselines(estimator) -> list[tuple[str, Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    scaler = StandardScaler(with_mean=not sparse)
     if is_classifier(estimator):
         return [
             ("dummy", DummyClassifier(strategy="prior")),
-            ("logistic", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
+            ("logistic", make_pipeline(scaler, LogisticRegression(max_iter=1000))),
         ]
     return [
         ("dummy", DummyRegressor()),
-        ("ridge", make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))),
+        ("ridge", make_pipeline(scaler, RidgeCV(alphas=np.logspace(-3, 3, 13)))),
     ]
 
 
@@ -76,9 +81,9 @@ def check_baselines(baselines) -> None:
         _named(None, baselines)
 
 
-def _named(estimator, baselines) -> list[tuple[str, Any]]:
+def _named(estimator, baselines, sparse: bool = False) -> list[tuple[str, Any]]:
     if baselines is True:
-        return default_baselines(estimator)
+        return default_baselines(estimator, sparse)
     if not isinstance(baselines, Sequence) or isinstance(baselines, str) or not baselines:
         raise ValueError(
             "baselines must be True (a dummy and a linear model), False (none) or a non-empty "
@@ -108,8 +113,6 @@ def _default_name(model) -> str:
 
 def _as_table(X):
     """``X`` as a 2-D numeric table (samples by features); inputs of 3-D and more are flattened."""
-    import scipy.sparse as sp
-
     if sp.issparse(X):
         return X
     if hasattr(X, "dtypes"):  # a DataFrame: every column must be numeric
@@ -218,7 +221,7 @@ def evaluate_baselines(
             "a linear model cannot read them"
         )
         return None
-    named = _named(estimator, baselines)
+    named = _named(estimator, baselines, sp.issparse(X_search))
     start = time.perf_counter()
     try:
         X_flat = _as_table(X_search)

@@ -20,6 +20,9 @@ backend glue (:mod:`~tunekit.engine._backend`), early stopping
   stack (:mod:`~tunekit.engine.mlp.trainer`); :func:`forward_numpy` is a
   member's inference pass (:mod:`~tunekit.engine.mlp.network`) and
   :func:`member_estimator` a trained member as a fitted estimator;
+  :func:`sparse_refusal` says when a scipy sparse X, which the trainer
+  densifies a batch at a time (:mod:`~tunekit.engine.mlp.sparse_rows`),
+  does not fit its memory cap;
 - :mod:`tunekit.engine.keras_stack`: the models of any Keras builder.
 
 The names are loaded on first use (PEP 562), so that the evaluators can import
@@ -39,6 +42,7 @@ __all__ = [
     "forward_numpy",
     "member_estimator",
     "resolve_params",
+    "sparse_refusal",
     "stack_config",
     "train_stack",
 ]
@@ -53,6 +57,7 @@ _LAZY = {
     "StackResult": "tunekit.engine.result",
     "forward_numpy": "tunekit.engine.mlp.network",
     "member_estimator": "tunekit.engine.mlp.members",
+    "sparse_refusal": "tunekit.engine.mlp.sparse_rows",
     "keras_stack": "tunekit.engine.keras_stack",
     "mlp": "tunekit.engine.mlp",
 }

@@ -6,16 +6,20 @@ import numbers
 
 import keras
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = [
+    "as_csr",
     "as_shape",
     "check_fits_floatx",
     "check_not_ragged",
+    "check_sparse",
     "count",
     "is_numeric_dtype",
     "is_numeric_dtype_pd",
     "isnan_mask",
     "keras_accepts",
+    "model_input_shapes",
     "n_samples_for_full_batch",
     "same_value",
     "several_outputs",
@@ -62,6 +66,71 @@ def check_fits_floatx(arr: np.ndarray, name: str) -> None:
         "those values would become infinity. Rescale those features (divide by a constant "
         "or take a log) or clip or drop the outliers before fitting."
     )
+
+
+def check_sparse(X, name: str) -> tuple[int, ...]:
+    """Check a scipy sparse ``X`` without densifying it; return its shape.
+
+    Only the stored values are read: the rules are those of dense input
+    (numeric, finite, within Keras's float type, at least one sample and one
+    feature).
+    """
+    shape = tuple(int(d) for d in X.shape)
+    if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"Found a sparse X of shape {shape}, while {name} needs at least 1 sample and "
+            "1 feature."
+        )
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} needs numeric features, but the sparse X has dtype {X.dtype}.")
+    # lil and dok keep no one array of stored values
+    data = X.data if X.format in ("csr", "csc", "coo", "bsr", "dia") else X.tocsr().data
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise ValueError(
+            f"Input X contains NaN or infinity ({int(np.isnan(data).sum())} NaN, "
+            f"{int(np.isinf(data).sum())} infinite stored values); {name} cannot train on "
+            "them. Impute them first, e.g. SimpleImputer in a Pipeline."
+        )
+    if data.size and data.dtype.kind in "fiu":
+        check_fits_floatx(data, name)
+    return shape
+
+
+def as_csr(X):
+    """A scipy sparse ``X`` in CSR, the format Keras slices; the same object when it is one."""
+    if sp.isspmatrix_csr(X) or (isinstance(X, sp.csr_array)):
+        return X
+    return sp.csr_matrix(X) if sp.isspmatrix(X) else sp.csr_array(X)
+
+
+def model_input_shapes(model, X) -> list[tuple[tuple, tuple]]:
+    """``(declared, got)`` per sample for each input of ``model`` that ``X`` (encoded) feeds.
+
+    ``X`` is what the model receives: one array for a single-input model, a
+    list or tuple (by position) or a dict (by input name) for several inputs.
+    Pairs that cannot be matched are left out (Keras reports them).
+    """
+    inputs = list(getattr(model, "inputs", None) or [])
+    if not inputs:
+        return []
+    if isinstance(X, dict):
+        names = [getattr(t, "name", None) for t in inputs]
+        pairs = [(t, X.get(n)) for t, n in zip(inputs, names, strict=True)]
+    elif isinstance(X, (list, tuple)):
+        if len(X) != len(inputs):
+            return []
+        pairs = list(zip(inputs, X, strict=True))
+    elif len(inputs) == 1:
+        pairs = [(inputs[0], X)]
+    else:
+        return []
+    out = []
+    for tensor, arr in pairs:
+        shape = getattr(arr, "shape", None)
+        if shape is None or len(shape) < 1:
+            continue
+        out.append((tuple(tensor.shape[1:]), tuple(int(d) for d in shape[1:])))
+    return out
 
 
 def n_samples_for_full_batch(X, key: str) -> int:

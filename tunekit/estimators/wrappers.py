@@ -26,13 +26,16 @@ from sklearn.utils import ClassifierTags, RegressorTags
 from tunekit import builders
 from tunekit._checks import check_estimator_params
 from tunekit.estimators.inputs import (
+    as_csr,
     as_shape,
     check_fits_floatx,
     check_not_ragged,
+    check_sparse,
     count,
     is_numeric_dtype_pd,
     isnan_mask,
     keras_accepts,
+    model_input_shapes,
     n_samples_for_full_batch,
     same_value,
     several_outputs,
@@ -102,10 +105,9 @@ class KerasEstimator:
     def _check_input(self, X, y, *, fitting: bool):
         name = type(self).__name__
         if sp.issparse(X):
-            raise ValueError(
-                f"{name} needs dense input, but X is a scipy sparse matrix of shape {X.shape}. "
-                "Convert it with X.toarray() (or use a dense transformer in the Pipeline)."
-            )
+            shape = check_sparse(X, name)
+            self._check_target(y, fitting=fitting)
+            return shape
         dtypes = getattr(X, "dtypes", None)
         if dtypes is not None and hasattr(X, "columns"):  # pandas DataFrame
             bad = [
@@ -169,9 +171,13 @@ class KerasEstimator:
             )
         if arr.dtype.kind in "fiu":
             check_fits_floatx(arr, name)
-        shape = arr.shape
+        self._check_target(y, fitting=fitting)
+        return arr.shape
+
+    def _check_target(self, y, *, fitting: bool) -> None:
+        name = type(self).__name__
         if y is None:
-            return shape
+            return
         y_arr = np.asarray(y)
         if self._estimator_type_name == "regressor":
             try:
@@ -195,7 +201,6 @@ class KerasEstimator:
                     f"({labels.tolist()}). Check the labels, or use a stratified split so every "
                     "training fold holds each class."
                 )
-        return shape
 
     def _validate_data(self, X=None, y=None, reset: bool = False, y_numeric: bool = False):
         if y is not None and not hasattr(y, "ndim"):
@@ -214,7 +219,23 @@ class KerasEstimator:
                 raise InputShapeError(shape_message(type(self).__name__, got, expected))
         elif y is not None:
             self._check_input(np.zeros((1, 1)), y, fitting=reset)
-        return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+        if X is None or not sp.issparse(X):
+            return super()._validate_data(X=X, y=y, reset=reset, y_numeric=y_numeric)
+        return self._validate_sparse(X, y, reset=reset, y_numeric=y_numeric)
+
+    def _validate_sparse(self, X, y, *, reset: bool, y_numeric: bool):
+        """scikeras's checks on a sparse ``X``, which reaches the model in CSR, uncopied.
+
+        scikeras converts sparse matrices to LIL, a copy with one Python list
+        per row; Keras slices CSR. scikeras's checks get a CSR array that shares
+        ``X``'s buffers, and the encoder and the model a CSR matrix (or array,
+        as ``X`` was) on the same buffers.
+        """
+        matrix = sp.isspmatrix(X)
+        X = as_csr(X)
+        view = sp.csr_array(X) if matrix else X  # a sparse array is not converted to LIL
+        view, y = super()._validate_data(X=view, y=y, reset=reset, y_numeric=y_numeric)
+        return (sp.csr_matrix(view) if matrix else view), y
 
     def _check_target_ndim(self, y) -> None:
         """Refuse a target whose number of dimensions changed since the model was built.
@@ -327,25 +348,27 @@ class KerasEstimator:
                 build_params["params"] = self.get_params()
         with seeded(self._random_state):
             model = final_build_fn(**build_params)
-        self._check_model_input(model)
         return model
 
-    def _check_model_input(self, model) -> None:
-        inputs = getattr(model, "inputs", None)
-        if not inputs or len(inputs) != 1:
-            return
-        declared = tuple(inputs[0].shape[1:])
-        got = tuple(self.X_shape_[1:])
-        if not keras_accepts(declared, got):
-            raise InputShapeError(
-                shape_message(type(self).__name__, got, declared, where="the built model")
-            )
+    def _check_model_input(self, X) -> None:
+        """Check what the model receives (``X`` after the ``feature_encoder``) against its inputs.
+
+        Every input of the model is compared with the array that feeds it (by
+        position, or by name for a dict), so a reshaping encoder is judged by
+        its output, and a multi-input model input by input.
+        """
+        for declared, got in model_input_shapes(self.model_, X):
+            if not keras_accepts(declared, got):
+                raise InputShapeError(
+                    shape_message(type(self).__name__, got, declared, where="the built model")
+                )
 
     # ------------------------------------------------------------------ training
     def _fit_keras_model(
         self, X, y, sample_weight, warm_start: bool, epochs: int, initial_epoch: int, **kwargs
     ) -> None:
         self._check_compiled_loss()
+        self._check_model_input(X)
         params = self.get_params()
         fit_args = route_params(params, destination="fit", pass_filter=self._fit_kwargs)
         fit_args["epochs"] = initial_epoch + epochs
@@ -463,7 +486,7 @@ class KerasEstimator:
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.input_tags.two_d_array = True
         tags.target_tags.required = True

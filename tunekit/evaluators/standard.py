@@ -17,6 +17,7 @@ import time
 import traceback
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing
@@ -73,7 +74,11 @@ def _direct_predict(estimator):
         return
     from keras import ops
 
+    keras_predict = model.predict
+
     def predict(x, batch_size=None, **kwargs):
+        if sp.issparse(x):  # Keras's own pipeline takes sparse X a batch at a time
+            return keras_predict(x, batch_size=batch_size, **kwargs)
         size = 4096
         parts = [
             ops.convert_to_numpy(model(x[i : i + size], training=False))

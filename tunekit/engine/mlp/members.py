@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from tunekit.engine.members import StackedMemberClassifier, StackedMemberRegressor
 from tunekit.engine.mlp.network import forward_numpy
@@ -15,7 +16,7 @@ class _NumpyNetwork:
     """The forward pass and encodings of an ``mlp()`` member (its fitted attributes)."""
 
     def outputs(self, member, X) -> np.ndarray:
-        X = np.asarray(X, dtype="float32")
+        X = sp.csr_matrix(X, dtype="float32") if sp.issparse(X) else np.asarray(X, "float32")
         if X.ndim != 2 or X.shape[1] != member.n_features_in_:
             raise ValueError(
                 f"X has shape {X.shape}, but this member was trained on "

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from keras import activations, ops
 
 __all__ = [
@@ -254,7 +255,7 @@ def forward_numpy(
         Probabilities for sigmoid / softmax heads, values for linear ones.
     """
     act = ACTIVATIONS[activation]
-    x = np.asarray(X, dtype="float32")
+    x = X if sp.issparse(X) else np.asarray(X, dtype="float32")  # sparse @ dense is dense
     n_layers = len(weights) // 2
     for i in range(n_layers - 1):
         x = act(x @ weights[2 * i] + weights[2 * i + 1]).astype("float32")

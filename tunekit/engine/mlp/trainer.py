@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from keras import ops
 
 from tunekit.engine._backend import get_backend
@@ -39,6 +40,7 @@ from tunekit.engine.mlp.network import (
     penalty,
     per_row_loss,
 )
+from tunekit.engine.mlp.sparse_rows import dense_rows, padded_rows, rows_that_fit
 from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
 from tunekit.engine.result import StackResult, diverged
 from tunekit.engine.schedule import EpochSchedule
@@ -172,7 +174,7 @@ def _epoch_fn(config: StackConfig, backend, member_losses, reg):
             params, state, loss_sum, n_sum = carry
             rows = ops.take(idx, i, axis=0)
             w = ops.take(valid, i, axis=0)
-            xb = ops.take(X, rows, axis=0)
+            xb = dense_rows(X, rows, config.n_features)
             yb = ops.take(Y, rows, axis=0)
             n = ops.sum(w, axis=1)
 
@@ -216,7 +218,7 @@ class _Compiled:
         member_losses, reg = _loss_fns(config, flags, use_l1, use_l2, smoothing, backend)
 
         def evaluate(params, X, Y, idx, valid, hyper):
-            xb = ops.take(X, idx, axis=0)
+            xb = dense_rows(X, idx, config.n_features)
             yb = ops.take(Y, idx, axis=0)
             zero = ops.zeros((), dtype="int32")
             total = member_losses(params, xb, yb, valid, hyper, zero, zero, False)
@@ -323,7 +325,10 @@ def train_stack(
 
 
 def _check_data(config: StackConfig, X, Y) -> tuple[np.ndarray, np.ndarray]:
-    X = np.ascontiguousarray(X, dtype="float32")
+    if sp.issparse(X):  # a scipy sparse X: densified a batch at a time (sparse_rows)
+        X = sp.csr_matrix(X, dtype="float32")
+    else:
+        X = np.ascontiguousarray(X, dtype="float32")
     Y = np.ascontiguousarray(Y, dtype="float32")
     if Y.ndim == 1:
         Y = Y[:, None]
@@ -409,13 +414,16 @@ class _StackRun:
         self.hyper = {k: ops.convert_to_tensor(v) for k, v in knob.items()}
         self.params = _initial_params(config, members)
         self.state = init_state(config.optimizer, self.params)
-        self.X, self.Y = ops.convert_to_tensor(X), ops.convert_to_tensor(Y)
+        self.X = padded_rows(X) if sp.issparse(X) else ops.convert_to_tensor(X)
+        self.Y = ops.convert_to_tensor(Y)
         self.train_rows = [np.asarray(s.train_idx, dtype="int64") for s in members]
         n_train = np.array([len(r) for r in self.train_rows])
         self.n_steps = math.ceil(int(n_train.max()) / int(config.batch_size))
         self.max_epochs = np.array([int(s.epochs) for s in members])
         self.stopper = EarlyStopping([s.patience for s in members])
         if self.stopper.watch.any():
+            if sp.issparse(X):  # each chunk is densified: it must fit the cap
+                eval_batch_size = rows_that_fit(len(members), X.shape[1], eval_batch_size)
             self.val_chunks, self.n_val = _validation_chunks(members, eval_batch_size)
             self.best_params = list(self.params)
         self.trained = np.zeros(self.n_members, dtype=int)

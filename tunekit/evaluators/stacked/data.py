@@ -11,6 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing
@@ -19,7 +20,15 @@ from sklearn.utils.multiclass import type_of_target
 from tunekit.evaluators._base import _freeze
 from tunekit.evaluators.stacked.grouping import split_params
 
-__all__ = ["Copies", "Target", "as_matrix", "carve_validation", "prepare_target", "task_of"]
+__all__ = [
+    "SPARSE_REASON",
+    "Copies",
+    "Target",
+    "as_matrix",
+    "carve_validation",
+    "prepare_target",
+    "task_of",
+]
 
 
 @dataclass
@@ -88,8 +97,21 @@ def prepare_target(estimator, y) -> Target:
     return Target("regression", Y, None, None, Y.shape[1], ya.ndim)
 
 
+SPARSE_REASON = (
+    "X reaches the model as a scipy sparse matrix, which only the mlp() trainer of the "
+    "stacked engine takes; the standard path trains on it without densifying"
+)
+
+
 def as_matrix(X, any_shape: bool = False) -> tuple[np.ndarray | None, str | None]:
     """``X`` as a float32 array (2-D unless ``any_shape``), or why it cannot be stacked."""
+    if sp.issparse(X):  # the mlp() trainer densifies it a batch at a time
+        if any_shape:
+            return None, SPARSE_REASON
+        Xs = sp.csr_matrix(X, dtype="float32")
+        if not np.all(np.isfinite(Xs.data)):
+            return None, "X is not finite"
+        return Xs, None
     try:
         Xa = np.asarray(X, dtype="float32")
     except (TypeError, ValueError):
@@ -148,16 +170,21 @@ class Copies:
 
     Attributes
     ----------
-    X : ndarray or None
-        The copies, one after the other.
+    X : ndarray, scipy sparse CSR matrix or None
+        The copies, one after the other (sparse when X or the preprocessing
+        gives sparse rows; the ``mlp()`` trainer densifies them a batch at a time).
     where : dict
         ``(variant, fold) -> (offset, width)``, or the reason that copy failed.
     n_copies : int
+    fallback : str or None
+        Why the group takes the standard path instead (the preprocessing
+        gives a sparse matrix); no copy is made then.
     """
 
     X: np.ndarray | None = None
     where: dict = field(default_factory=dict)
     n_copies: int = 0
+    fallback: str | None = None
 
     @property
     def all_failed(self) -> bool:
@@ -193,7 +220,10 @@ def transformed_copies(pre, prefix, cands, splits, X, y, *, raise_errors, any_sh
             try:
                 steps = clone(pre).set_params(**clone(pre_params, safe=False))
                 steps.fit(_safe_indexing(X, train), _safe_indexing(y, train))
-                Xt, why = as_matrix(steps.transform(X), any_shape)
+                Xt = steps.transform(X)
+                if sp.issparse(Xt) and any_shape:
+                    return Copies(None, {}, 0, SPARSE_REASON)
+                Xt, why = as_matrix(Xt, any_shape)
                 if why is not None:
                     raise ValueError(f"the pipeline's steps before its last give: {why}")
             except Exception:
@@ -204,5 +234,8 @@ def transformed_copies(pre, prefix, cands, splits, X, y, *, raise_errors, any_sh
             where[(key, s)] = (offset, Xt.shape[1] if Xt.ndim > 1 else 1)
             blocks.append(Xt)
             offset += Xt.shape[0]
-    X_all = np.concatenate(blocks) if blocks else None
+    if any(sp.issparse(b) for b in blocks):
+        X_all = sp.vstack([sp.csr_matrix(b) for b in blocks], format="csr")
+    else:
+        X_all = np.concatenate(blocks) if blocks else None
     return Copies(X_all, where, len(blocks))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
+
+import scipy.sparse as sp
 
 import tunekit.engine as engine
 from tunekit.evaluators._base import Evaluation, Evaluator
-from tunekit.evaluators.stacked.data import prepare_target
+from tunekit.evaluators.stacked.data import SPARSE_REASON, prepare_target
 from tunekit.evaluators.stacked.grouping import (
     CandidateGroup,
     split_params,
@@ -19,6 +22,8 @@ from tunekit.evaluators.stacked.runs import Batch
 from tunekit.evaluators.standard import StandardEvaluator
 
 __all__ = ["StackedEvaluator"]
+
+_log = logging.getLogger("tunekit")
 
 
 class StackedEvaluator(Evaluator):
@@ -106,7 +111,11 @@ class StackedEvaluator(Evaluator):
     def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
         candidates = list(candidates)
         groups = self.plan(estimator, candidates, y, fit_params)
-        if not fit_params:
+        if sp.issparse(X):  # the any-builder path takes no sparse X
+            singles = [i for g in groups if not g.stacked for i in g.indices]
+            if singles:
+                _log.info(f"candidates {singles} take the standard path: {SPARSE_REASON}")
+        elif not fit_params:
             groups = route_any_builder(estimator, candidates, groups, X, y)
         if self.strict:
             self._refuse(candidates, groups)

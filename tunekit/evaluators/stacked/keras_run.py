@@ -77,6 +77,8 @@ class KerasStackRun(GroupRun):
     def run(self) -> list[int]:
         """Train the group; return the candidates left to the standard path."""
         copies = self.make_copies(any_shape=True)
+        if self.falls_back():
+            return self.group.indices
         if copies.X is None and self.pre is None:
             return self.group.indices
         n_copies = max(copies.n_copies, 1)

@@ -8,11 +8,13 @@ candidates stop, and turns every trained member into its entries.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 import tunekit.engine as engine
 from tunekit.evaluators._base import Fold, _score, epoch_families, main_score, score_entry
@@ -24,6 +26,8 @@ from tunekit.evaluators.stacked.seeds import Seeds
 from tunekit.exceptions import DivergedError
 
 __all__ = ["MlpStackRun"]
+
+_log = logging.getLogger("tunekit")
 
 
 @dataclass
@@ -43,6 +47,8 @@ class MlpStackRun(GroupRun):
         group, b = self.group, self.batch
         self.data = self.target()
         copies = self.make_copies()
+        if self.falls_back():
+            return group.indices
         if copies.all_failed:
             reason = next(iter(copies.where.values()), "no data")
             if self.pre is None:  # X itself cannot be stacked: the standard path says why
@@ -69,10 +75,29 @@ class MlpStackRun(GroupRun):
                     group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
                 )
                 continue
+            why = self._sparse_refusal(config, len(specs))
+            if why is not None:
+                rest.extend(
+                    group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
+                )
+                continue
             for lo in range(0, len(specs), MAX_STACK_MEMBERS):
                 chunk = slice(lo, lo + MAX_STACK_MEMBERS)
                 _Chunk(self, config, specs[chunk], slots[chunk]).train()
         return sorted(set(rest))
+
+    def _sparse_refusal(self, config, n_members: int) -> str | None:
+        """Why a sparse copy of X does not fit the trainer's cap (logged; refused if strict)."""
+        if not sp.issparse(self.copies.X):
+            return None
+        n_members = min(n_members, MAX_STACK_MEMBERS)
+        why = engine.sparse_refusal(self.copies.X, n_members, config.batch_size)
+        if why is not None:
+            group = CandidateGroup(self.group.indices, None, why)
+            if self.ev.strict:
+                self.ev._refuse(self.batch.candidates, [group])
+            _log.info(f"candidates {self.group.indices} take the standard path: {why}")
+        return why
 
     def _members(self) -> dict[int, tuple[list, list]]:
         """Every family's members (one per fold), by the width of their copy of X."""

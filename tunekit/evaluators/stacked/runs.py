@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from tunekit.evaluators._base import Evaluation, Scoring, fail_entry
@@ -9,6 +10,8 @@ from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
 
 __all__ = ["Batch", "GroupRun"]
+
+_log = logging.getLogger("tunekit")
 
 
 @dataclass
@@ -67,6 +70,17 @@ class GroupRun:
             raise_errors=self.raise_errors, any_shape=any_shape,
         )  # fmt: skip
         return self.copies
+
+    def falls_back(self) -> bool:
+        """Whether the copies say the group takes the standard path; logged, refused if strict."""
+        reason = self.copies.fallback if self.copies is not None else None
+        if reason is None:
+            return False
+        group = CandidateGroup(self.group.indices, None, reason)
+        if self.ev.strict:
+            self.ev._refuse(self.batch.candidates, [group])
+        _log.info(f"candidates {self.group.indices} take the standard path: {reason}")
+        return True
 
     def failed(self, n_test: int, reason: str, fit_time: float = 0.0) -> dict:
         """The entry of a (candidate, fold) whose training failed."""
