@@ -984,6 +984,74 @@ def test_a_signal_at_twenty_random_instants(backend, study_script, tmp_path):
     report(f"signals at 20 instants [{url.split(':')[0]}]", {"runs": rows}, target=3, workers=1)
 
 
+STARTUP_INSTANTS = [round(0.05 * k, 2) for k in range(1, 31)]  # 0.05 s to 1.5 s
+
+
+def tunekit_command() -> str:
+    """The ``tunekit`` console script of this environment, as a user runs it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "tunekit")
+    if not os.path.exists(exe):
+        pytest.skip("the tunekit console script is not installed next to this Python")
+    return exe
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize(
+    "launcher",
+    ["tunekit run", "tunekit run --workers 2", "workers -n 2"],
+    ids=["tunekit-run", "tunekit-run-workers-2", "python-m-workers-2"],
+)
+def test_no_signal_of_the_first_second_and_a_half_is_lost(launcher, study_script, tmp_path):
+    """A launcher signalled 0.05 s to 1.5 s after it was started, every 0.05 s.
+
+    ``tunekit run`` (the console script) with one worker and with two, and
+    ``python -m tunekit.workers -n 2``.
+
+    The study would run for minutes (400 trials); each run must stop in seconds
+    with the signal's own status (130 SIGINT, 143 SIGTERM), with nothing RUNNING in
+    the storage. A signal in the interpreter's own start-up, before any of tunekit
+    runs, may end it outright (killed, or Python's "Fatal Python error" at start-up):
+    also never lost, and counted.
+    """
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    if launcher.startswith("tunekit run"):
+        command = [tunekit_command(), *launcher.split()[1:], str(study_script)]
+    else:
+        command = [sys.executable, "-m", "tunekit.workers", "-n", "2", str(study_script)]
+    rows, outright = [], 0
+    for i, delay in enumerate(STARTUP_INSTANTS):
+        signum = (signal.SIGINT, signal.SIGTERM)[i % 2]
+        name = f"startup-{i}"
+        flags = ["--storage", url, "--study-name", name, "--n-trials", "400", "-q"]
+        if launcher.startswith("workers"):
+            flags.append("--worker")
+        began = time.monotonic()
+        proc = start([*command, *flags], tmp_path, name, FIT_SECONDS=0.05)
+        time.sleep(max(0.0, began + delay - time.monotonic()))
+        late = round(time.monotonic() - began - delay, 3)
+        assert proc.poll() is None, proc.log_path.read_text()[-2000:]
+        proc.send_signal(signum)
+        (code,) = finish([proc], timeout=90)  # a lost signal: the study runs for minutes
+        log = proc.log_path.read_text()
+        # in the interpreter's own start-up, before any of tunekit runs: killed by SIGTERM, or
+        # SIGINT's KeyboardInterrupt makes Python's initialisation fail (status 1)
+        in_python = code == -signum or (code == 1 and log.startswith("Fatal Python error: init"))
+        assert code == 128 + signum or in_python, f"at {delay} s, {signum!r}: {code}\n{log[-3000:]}"
+        outright += in_python
+        finished, running = 0, []
+        if name in optuna.study.get_all_study_names(make_storage(url, heartbeat_interval=0)):
+            trials = wait_for_study(url, name).get_trials(deepcopy=False)
+            finished = sum(t.state.name in FINISHED for t in trials)
+            running = [t.number for t in trials if t.state.name == "RUNNING"]
+        assert not running, f"at {delay} s: trials {running} left RUNNING\n{log[-2000:]}"
+        took = round(time.monotonic() - began, 1)
+        rows.append({"at_s": delay, "late_s": late, "signal": signal.Signals(signum).name,
+                     "code": code, "finished": finished, "s": took})  # fmt: skip
+    report(f"signals in the first 1.5 s [{launcher}, sqlite]",
+           {"runs": rows, "in_python_start_up": outright}, target=400)  # fmt: skip
+
+
 def test_a_second_signal_within_two_seconds_quits_at_once(study_script, tmp_path):
     """Mid-fit (a 60 s fit): the second Ctrl-C does not wait for the safe point."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
