@@ -18,6 +18,11 @@ SIGINT, 143 after SIGTERM, 75 when the storage was lost, 2 for a usage error,
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):  # first: no signal is lost
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+
 import argparse
 import logging
 import os
@@ -26,10 +31,6 @@ import sys
 from collections.abc import Sequence
 
 from tunekit import _signals
-
-if __name__ == "__main__":  # first, before the imports below (Optuna): no signal is lost
-    _signals.hold()
-
 from tunekit._signals import WorkerInterrupted
 from tunekit.launch import EXIT_INTERRUPTED, EXIT_STORAGE, gpu_ids, launch
 from tunekit.storage import StorageError
