@@ -1003,6 +1003,7 @@ def _instants(n, seed, span):
     return sorted(float(t) for t in rng.uniform(0.0, span, size=n))
 
 
+@pytest.mark.timeout(600)  # six TensorFlow start-ups: over 3 min at a load of 20 on 2 cores
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_signal_at_three_instants_stops_at_a_safe_point_and_resumes(
     backend, study_script, tmp_path
