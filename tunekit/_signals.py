@@ -12,7 +12,13 @@ Start-up: ``tunekit run`` and ``python -m tunekit.workers`` start their
 children with SIGINT and SIGTERM *blocked*, so that a signal sent before the
 child's handlers exist stays pending instead of killing it with a raw
 ``KeyboardInterrupt``; :func:`install` unblocks them once the handlers are
-in place (first thing in every study script, before TensorFlow loads).
+in place (first thing in every study script, before TensorFlow loads). The
+launchers themselves block them first (:func:`hold`), before their own slow
+imports, and keep them blocked while a child starts until it is on the list
+of processes a signal is passed on to. A signal that reaches a launched
+child before its script claims the handlers still stops it with the signal's
+status, even where an import turned the ``KeyboardInterrupt`` into another
+error.
 
 Launchers also put their pid in ``TUNEKIT_PARENT_PID``: a child that sees it
 asks Linux for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``) and watches
@@ -49,6 +55,7 @@ __all__ = [
     "child_env",
     "forwarding",
     "handling",
+    "hold",
     "install",
     "interrupt_for",
     "prepare",
@@ -142,7 +149,9 @@ def _handler(signum: int, frame) -> None:
         for listener in list(_state.listeners):
             listener(signum)
         return
-    if not _state.installed:  # nothing checks for a stop yet: behave as Python would
+    if not _state.installed:  # nothing checks for a stop yet: behave as Python would,
+        if _state.signum is None:  # and keep the stop, in case the exception is swallowed
+            _state.signum = signum
         raise interrupt_for(signum)
     if repeat:
         _write(f"tunekit: {signal.Signals(signum).name} again: quitting now\n")
@@ -221,8 +230,10 @@ def install() -> None:
     """
     if not _in_main_thread():
         return
-    prepare()
-    _state.installed += 1
+    _set_handlers()
+    _die_with_parent()
+    _state.installed += 1  # claimed before unblocking: a held-back signal is recorded, not raised
+    _unblock()
 
 
 @contextlib.contextmanager
@@ -276,6 +287,18 @@ def forwarding(forward: Callable[[int], None]) -> Iterator[None]:
         yield
     finally:
         _state.listeners.remove(forward)
+
+
+def hold() -> None:
+    """Block SIGINT and SIGTERM until the handlers exist: first thing in an entry point.
+
+    A signal of the start-up window (the imports that follow) then stays
+    pending instead of raising a raw :class:`KeyboardInterrupt` or killing the
+    process; :func:`install`, :func:`prepare` or :func:`handling` unblock it,
+    and it reaches the handler. Main thread only.
+    """
+    if hasattr(signal, "pthread_sigmask") and _in_main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
 
 
 def blocked_for_children() -> contextlib.AbstractContextManager:
@@ -355,9 +378,19 @@ def run_path_main(argv: list[str] | None = None) -> None:
     try:
         prepare()  # a signal held back during start-up arrives here
         runpy.run_path(argv[0], run_name="__main__")
-    except KeyboardInterrupt as err:  # before the script claimed the signals: no traceback
-        signum = getattr(err, "signum", signal.SIGINT)
-        _write(f"{os.path.basename(argv[0])}: interrupted by {signal.Signals(signum).name}\n")
+    except SystemExit:
+        raise
+    except BaseException as err:
+        # before the script claimed the signals: the stop's status, no traceback, also where
+        # an import turned the KeyboardInterrupt into another error (numpy's ImportError)
+        signum = getattr(err, "signum", None) or _state.signum
+        if signum is None and not isinstance(err, KeyboardInterrupt):
+            raise
+        signum = signum or signal.SIGINT
+        first = (str(err).strip().splitlines() or [""])[0]
+        why = "" if isinstance(err, KeyboardInterrupt) else f" ({type(err).__name__}: {first})"
+        name = os.path.basename(argv[0])
+        _write(f"{name}: interrupted by {signal.Signals(signum).name}{why}\n")
         raise SystemExit(128 + signum) from None
 
 

@@ -276,7 +276,9 @@ def _wait_for(procs: list[subprocess.Popen], start) -> list[int]:
     """Start the processes (``start()`` returns the next one, or None), wait for them.
 
     Each SIGINT/SIGTERM this process receives is passed on to the processes
-    started so far; once one came, no more are started.
+    started so far; once one came, no more are started. Signals stay blocked
+    from the check for a stop until the new process is in ``procs``: one that
+    comes while a process starts is handled after it is there, and reaches it.
     """
 
     def forward(signum: int) -> None:
@@ -285,11 +287,14 @@ def _wait_for(procs: list[subprocess.Popen], start) -> list[int]:
                 proc.send_signal(signum)
 
     with _signals.forwarding(forward):
-        while _signals.stop_requested() is None:  # stopped while starting: start no more
-            proc = start()
-            if proc is None:
-                break
-            procs.append(proc)
+        while True:
+            with _signals.blocked_for_children():
+                if _signals.stop_requested() is not None:  # stopped: start no more
+                    break
+                proc = start()
+                if proc is None:
+                    break
+                procs.append(proc)
         return [proc.wait() for proc in procs]
 
 

@@ -18,6 +18,11 @@ SIGINT, 143 after SIGTERM, 75 when the storage was lost, 2 for a usage error,
 
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):  # first: no signal is lost
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+
 import argparse
 import logging
 import os
@@ -65,6 +70,12 @@ def run_script(path: str | os.PathLike, argv: Sequence[str] = ()) -> int:
     except StorageError as err:
         print(f"tunekit worker: error: {err}", file=sys.stderr)
         return EXIT_STORAGE
+    except Exception as err:
+        if not received:
+            raise
+        # a stop during the script's start-up, which an import turned into another error
+        print(f"tunekit worker: stopped by a signal ({type(err).__name__})", file=sys.stderr)
+        return 128 + received[0]
     finally:
         sys.argv = saved
     return 128 + received[0] if received else 0
@@ -93,12 +104,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tunekit.workers [-n N] [--gpus 0,1] SCRIPT [ARGS...]``."""
-    try:
-        _signals.prepare()  # first: signals of the start-up window are honoured
-    except WorkerInterrupted as err:  # one held back while this process started
-        print(f"tunekit worker: {err}", file=sys.stderr)
-        return 128 + err.signum
+    """``python -m tunekit.workers [-n N] [--gpus 0,1] SCRIPT [ARGS...]``.
+
+    Run as a command (``argv=None``), SIGINT and SIGTERM stay blocked from its
+    first line until the handlers exist: the script's (one worker, in this
+    process), or the launcher's (several): a signal of the start-up window is
+    held back, then honoured.
+    """
+    if argv is None:
+        _signals.hold()
     parser = _parser()
     opts = parser.parse_args(argv)
     gpus = None
@@ -113,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isfile(opts.script):
         parser.error(f"no such study script: {opts.script!r}")
     if n_workers == 1 and not gpus:
+        try:
+            _signals.prepare()  # the script's handlers: a signal held back arrives here
+        except WorkerInterrupted as err:
+            print(f"tunekit worker: {err}", file=sys.stderr)
+            return 128 + err.signum
         return run_script(opts.script, opts.args)
     command = [sys.executable, "-m", "tunekit.workers", opts.script, *opts.args]
     return launch(command, n_workers, gpus=gpus)

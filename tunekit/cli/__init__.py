@@ -26,21 +26,61 @@ Modules: :mod:`~tunekit.cli.parser` (the argument parser),
 scripts' command line: :func:`study_options`, :func:`study_main`).
 """
 
-from tunekit.cli.command import main
-from tunekit.cli.parser import build_parser
-from tunekit.cli.study import StudyOptions, fail, study_main, study_options, study_parser
-from tunekit.launch import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STORAGE,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-    visible_gpus,
-)
+import signal
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 __all__ = [
     "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STORAGE", "EXIT_TERMINATED", "EXIT_USAGE",
     "StudyOptions", "build_parser", "fail", "main", "study_main", "study_options", "study_parser",
     "visible_gpus",
 ]  # fmt: skip
+
+# name -> module that defines it, loaded on first use (PEP 562): the ``tunekit`` console
+# script imports this package, and blocks the signals in :func:`main` before the rest loads
+_LAZY = {
+    "build_parser": "tunekit.cli.parser",
+    **dict.fromkeys(["StudyOptions", "fail", "study_main", "study_options", "study_parser"],
+                    "tunekit.cli.study"),
+    **dict.fromkeys(["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STORAGE",
+                     "EXIT_TERMINATED", "EXIT_USAGE", "visible_gpus"], "tunekit.launch"),
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``tunekit`` command (:func:`tunekit.cli.command.main`).
+
+    With ``argv=None`` (the process's own command line, as the console script
+    calls it), SIGINT and SIGTERM are blocked first, before the command's
+    modules load, and unblocked once its handlers are in place: a signal of
+    that window is held back and honoured, never lost and never a traceback.
+    """
+    if argv is None and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+    return import_module("tunekit.cli.command").main(argv)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tunekit.cli' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tunekit.cli.parser import build_parser
+    from tunekit.cli.study import StudyOptions, fail, study_main, study_options, study_parser
+    from tunekit.launch import (
+        EXIT_FAILURE,
+        EXIT_INTERRUPTED,
+        EXIT_OK,
+        EXIT_STORAGE,
+        EXIT_TERMINATED,
+        EXIT_USAGE,
+        visible_gpus,
+    )

@@ -148,6 +148,12 @@ def recover_stale_trials(study) -> list[int]:
 
 
 # ------------------------------------------------------------------ signals
+def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
+    if record.exc_info and isinstance(record.exc_info[1], WorkerInterrupted):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 class _Guard:
     """Wraps the objective: records the running trial; a signal becomes FAIL + retry.
 
@@ -174,6 +180,18 @@ class _Guard:
                     "failure_reason", f"{err}; the trial is queued again with the same parameters"
                 )
             raise
+
+    @staticmethod
+    @contextlib.contextmanager
+    def quiet_tracebacks():
+        """Optuna logs a failed trial's exception with its traceback: for a stop by a signal
+        its one line is enough (no traceback, as for a stop anywhere else)."""
+        optuna_logger = logging.getLogger("optuna.study._optimize")
+        optuna_logger.addFilter(_no_interrupt_traceback)
+        try:
+            yield
+        finally:
+            optuna_logger.removeFilter(_no_interrupt_traceback)
 
     @staticmethod
     def stop_if_signalled(study, trial) -> None:
@@ -299,7 +317,7 @@ def optimize(
     """
     guard = _Guard(objective)
     callbacks = [*(callbacks or ()), guard.stop_if_signalled]
-    with _signals.handling():
+    with _signals.handling(), guard.quiet_tracebacks():
         try:
             recover_stale_trials(study)
             if n_trials is None or n_trials > 0:
