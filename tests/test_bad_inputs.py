@@ -2,7 +2,7 @@
 
 Every bad input of the core issue (NaN or inf in X, and in y for regression;
 non-numeric columns; a single class; empty X; the wrong number of
-dimensions; sparse input), plus a class with one sample under stratified
+dimensions; NaN in a sparse X), plus a class with one sample under stratified
 CV, fewer samples than folds, object and pandas string columns, pandas string
 labels, ``sample_weight`` and ``class_weight``, goes through a tiny Keras
 estimator's ``fit`` and through ``tunekit.search`` (grid with the default
@@ -91,7 +91,9 @@ BAD = {
     ),
     "single class": (clf, X, np.zeros(N, int), r"needs at least 2 classes in y, but y has 1"),
     "1-D X": (clf, X[:, 0], Y, r"expects X to be 2-D \(n_samples, n_features\)"),
-    "sparse X": (clf, sp.csr_matrix(X), Y, r"needs dense input, but X is a scipy sparse matrix"),
+    "sparse X holding NaN": (
+        clf, sp.csr_matrix(_with(X, np.nan)), Y, r"Input X contains NaN or infinity \(\d+ NaN"
+    ),
 }
 
 
