@@ -453,3 +453,32 @@ def test_python_m_tunekit_workers_checks_gpus_as_tunekit_run_does(no_gpu, fake_s
     assert done.returncode == 2
     assert "--gpus 0 asks for GPU(s) 0 that this machine does not have" in done.stderr
     assert records(out) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_with_mlflow_asks_the_process_that_ends_the_study_to_log_it(
+    workers, tmp_path, monkeypatch
+):
+    from tunekit import launch
+    from tunekit.cli.command import main as cli_main
+
+    script = tmp_path / "study.py"
+    script.write_text("print('a study')\n")
+    seen = []
+    monkeypatch.setattr(launch, "run_child", lambda cmd, env: seen.append(("final", env)) or 0)
+
+    def run_workers(cmd, envs, label=True):
+        seen.extend(("worker", env) for env in envs)
+        return [0] * len(envs)
+
+    monkeypatch.setattr(launch, "run_workers", run_workers)
+    assert cli_main(["run", "--workers", str(workers), "--mlflow", "http://mlflow:5000",
+                     str(script)]) == 0  # fmt: skip
+    final = [env for kind, env in seen if kind == "final"]
+    workers_ = [env for kind, env in seen if kind == "worker"]
+    assert [env.get("TUNEKIT_MLFLOW_URI") for env in final] == ["http://mlflow:5000"]
+    assert all("TUNEKIT_MLFLOW_URI" not in env for env in workers_)
+    assert len(workers_) == (workers if workers > 1 else 0)
+    seen.clear()
+    assert cli_main(["run", str(script)]) == 0  # not asked for: not logged
+    assert all("TUNEKIT_MLFLOW_URI" not in env for _, env in seen)

@@ -110,6 +110,12 @@ def _add_run(sub) -> None:
         "one per CPU of the cluster); the study's --storage must be reachable from every "
         "node. Needs pip install 'tunekit[ray]'",
     )
+    run.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="log the study's searches to MLflow: a tracking URI, or a folder for a local "
+        "store (e.g. mlruns). Needs pip install 'tunekit[mlflow]'",
+    )
     run.add_argument("script", help="a study script, e.g. studies/tune.py (or just tune)")
     run.add_argument("study_args", nargs=argparse.REMAINDER, help="flags for the study")
 

@@ -39,7 +39,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG} run: error: --worker is set by tunekit run itself", file=sys.stderr)
         return EXIT_USAGE
     base = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    final_env = dict(base)
+    tracked = {}
+    if args.mlflow is not None:
+        # start-up: tunekit.tracking loads pandas, which only a run that asks for MLflow pays;
+        # the process that ends the study (the only one, or the one after the workers) logs it
+        from tunekit.tracking import ENV_VAR
+
+        tracked = {ENV_VAR: args.mlflow}
+    final_env = {**base, **tracked}
     if args.ray is not None:
         code = _ray_workers(args, script, study_args, base)
         return _after_workers(code, script, study_args, final_env)
@@ -50,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG} run: error: {err}", file=sys.stderr)
             return EXIT_USAGE
         envs = [{**base, **launch.gpu_env(i)} for i in ids]
-        final_env = {**base, **launch.gpu_env(ids[0])}
+        final_env = {**base, **launch.gpu_env(ids[0]), **tracked}
     elif args.workers > 1:
         envs = [{**base, **launch.thread_env(args.workers)} for _ in range(args.workers)]
     else:
