@@ -1,6 +1,8 @@
-"""What the multi-process tests share: the study that their worker processes create."""
+"""What study tests share: the study that worker processes create, a study from e47eb89."""
 
+import sqlite3
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,3 +19,15 @@ def wait_for_study(url, name, timeout=300):
             return optuna.load_study(study_name=name, storage=storage)
         time.sleep(0.2)
     pytest.fail(f"no worker created study {name!r} within {timeout} s")
+
+
+#: An SQL text dump of a small study made by tunekit at e47eb89 (tests/data/make_study_e47eb89.py).
+OLD_STUDY_DUMP = Path(__file__).parent / "data" / "study_e47eb89.sql"
+
+
+def restore_old_study(folder: Path) -> str:
+    """Build the e47eb89 study's database from its dump in ``folder``; its storage URL."""
+    path = folder / "old.db"
+    with sqlite3.connect(path) as con:
+        con.executescript(OLD_STUDY_DUMP.read_text(encoding="utf-8"))
+    return f"sqlite:///{path}"

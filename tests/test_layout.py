@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from _studies import restore_old_study
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
@@ -29,7 +30,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*candidates failed and rank last")
 
-DUMP = Path(__file__).parent / "data" / "study_e47eb89.sql"
 PACKAGE = Path(tk.__file__).parent
 
 
@@ -51,10 +51,7 @@ def _search(url, n_trials=2, study_name="sklearn"):
 
 @pytest.fixture
 def old_study(tmp_path):
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as con:
-        con.executescript(DUMP.read_text(encoding="utf-8"))
-    return f"sqlite:///{path}"
+    return restore_old_study(tmp_path)
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ failing). The database is rebuilt from the dump in a temporary folder.
 
 import json
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
+from _studies import restore_old_study
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
@@ -24,7 +24,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*candidates failed and rank last")
 
-DUMP = Path(__file__).parent / "data" / "study_e47eb89.sql"
 
 
 def _data():
@@ -36,10 +35,7 @@ def _data():
 
 @pytest.fixture
 def old_study(tmp_path):
-    path = tmp_path / "study.db"
-    with sqlite3.connect(path) as con:
-        con.executescript(DUMP.read_text(encoding="utf-8"))
-    return f"sqlite:///{path}"
+    return restore_old_study(tmp_path)
 
 
 def _stored(url, study_name):
