@@ -371,3 +371,25 @@ def test_a_storage_without_a_retry_callback_still_queues_the_dead_trial(tmp_path
     (retry,) = [t for t in study.get_trials(deepcopy=False) if t.state.name == "WAITING"]
     assert retry.system_attrs["failed_trial"] == dead
     assert retry.params == study.trials[dead].params
+
+
+def test_a_queued_trial_another_process_finished_first_is_not_an_error(tmp_path, caplog):
+    """Two settling processes can both claim one queued retry; the one that tells second
+    finds it COMPLETE. That process goes on; the trial keeps the first result."""
+    from tunekit.strategies import shared_study
+
+    COMPLETE = optuna.trial.TrialState.COMPLETE
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    study.enqueue_trial({"x": 0.5})
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        # the other process finishes the same trial while this one is still running it
+        study._storage.set_trial_state_values(trial._trial_id, COMPLETE, [0.25])
+        return x
+
+    with caplog.at_level(logging.INFO, logger="tunekit"):
+        shared_study.optimize(study, objective, n_trials=0)
+    (trial,) = study.get_trials()
+    assert trial.state == COMPLETE and trial.value == 0.25
+    assert "another process finished the queued trial first" in caplog.text

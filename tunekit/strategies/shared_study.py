@@ -242,6 +242,24 @@ def _announce_wait(study, pending, heartbeats: bool) -> None:
         )
 
 
+def _run_queued(study, guard: _Guard, callbacks) -> None:
+    """Run one queued trial; losing it to another settling process is not an error.
+
+    Two processes can claim the same queued trial (SQLite reads it WAITING in both
+    before either marks it RUNNING): the first to finish it records it, and the
+    other's result is dropped, with Optuna's "Cannot tell a COMPLETE trial".
+    """
+    try:
+        study.optimize(guard, n_trials=1, callbacks=callbacks)
+    except ValueError as err:
+        if not str(err).startswith("Cannot tell a "):
+            raise
+        logger.info(
+            "study %r: another process finished the queued trial first (%s)",
+            study.study_name, err,
+        )  # fmt: skip
+
+
 def _settle(study, guard: _Guard, callbacks) -> None:
     """Run queued retries and wait until no trial of the study is RUNNING.
 
@@ -267,7 +285,7 @@ def _settle(study, guard: _Guard, callbacks) -> None:
             history = trial.system_attrs.get("retry_history") or [None]
             ready = ready or history[-1] in mine or now - first >= 2 * poll
         if ready:
-            study.optimize(guard, n_trials=1, callbacks=callbacks)
+            _run_queued(study, guard, callbacks)
             continue
         if not pending or not (waits or any(t.state == TrialState.WAITING for t in pending)):
             return
