@@ -23,6 +23,10 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+# one worker runs the module, in order: its tests share one server, which the Ctrl-C test
+# stops after the browser test
+pytestmark = pytest.mark.xdist_group("dashboard")
+
 
 def needs_dashboard():
     return pytest.importorskip("optuna_dashboard", reason="the dashboard extra is not installed")

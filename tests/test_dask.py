@@ -16,7 +16,8 @@ import tunekit.backends
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
-pytestmark = pytest.mark.timeout(300)
+# one worker runs the module: its tests share one LocalCluster
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("dask")]
 
 SPACE = {"C": tk.Float(0.01, 10.0, log=True)}
 

@@ -132,6 +132,7 @@ def test_the_pages_document_every_study_and_the_command_line():
         assert usage in text
 
 
+@pytest.mark.slow  # every study of the page, and tunekit run's worker processes: minutes
 def test_every_command_of_studies_md_runs(scratch, shared, capsys, monkeypatch):
     storage, suffix = shared
     for line, expected in commands("studies.md"):

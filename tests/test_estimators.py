@@ -380,38 +380,54 @@ LOAD_AND_PREDICT = textwrap.dedent(
     import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import joblib, pickle, numpy as np
-    path, kind, data, out = sys.argv[1:5]
-    if kind == "pickle":
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
-    else:
-        model = joblib.load(path)
-    np.save(out, model.predict_proba(np.load(data)))
+    data = np.load(sys.argv[1])
+    for path, kind, out in zip(*[iter(sys.argv[2:])] * 3):
+        if kind == "pickle":
+            with open(path, "rb") as fh:
+                model = pickle.load(fh)
+        else:
+            model = joblib.load(path)
+        np.save(out, model.predict_proba(data))
     """
 )
+ROUND_TRIPS = [(kind, pipe) for pipe in (False, True) for kind in ("pickle", "joblib")]
+
+
+@pytest.fixture(scope="module")
+def round_trips(tmp_path_factory):
+    """Each fitted model saved, then loaded and predicting in one fresh process (one start of
+    TensorFlow for the four): ``{(kind, in_pipeline): (expected, loaded)}``."""
+    rng = np.random.RandomState(0)  # conftest's binary_data
+    X = rng.normal(size=(120, 6)).astype("float32")
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    root = tmp_path_factory.mktemp("round-trip")
+    np.save(root / "X.npy", X)
+    expected, args = {}, []
+    for kind, in_pipeline in ROUND_TRIPS:
+        est = small_clf(model__weight_noise=0.01, model__dropout=0.2)
+        model = make_pipeline(StandardScaler(), est) if in_pipeline else est
+        model.fit(X, y)
+        expected[kind, in_pipeline] = model.predict_proba(X)
+        path = root / f"model-{in_pipeline}.{kind}"
+        if kind == "pickle":
+            path.write_bytes(pickle.dumps(model))
+        else:
+            joblib.dump(model, path)
+        args += [str(path), kind, str(root / f"proba-{kind}-{in_pipeline}.npy")]
+    subprocess.run(
+        [sys.executable, "-c", LOAD_AND_PREDICT, str(root / "X.npy"), *args], check=True
+    )
+    return {
+        case: (expected[case], np.load(root / f"proba-{case[0]}-{case[1]}.npy"))
+        for case in ROUND_TRIPS
+    }
 
 
 @pytest.mark.parametrize("kind", ["pickle", "joblib"])
 @pytest.mark.parametrize("in_pipeline", [False, True])
-def test_fitted_round_trip_in_a_fresh_process(kind, in_pipeline, binary_data, tmp_path):
-    X, y = binary_data
-    est = small_clf(model__weight_noise=0.01, model__dropout=0.2)
-    model = make_pipeline(StandardScaler(), est) if in_pipeline else est
-    model.fit(X, y)
-    expected = model.predict_proba(X)
-    path = tmp_path / f"model.{kind}"
-    if kind == "pickle":
-        path.write_bytes(pickle.dumps(model))
-    else:
-        joblib.dump(model, path)
-    np.save(tmp_path / "X.npy", X)
-    out = tmp_path / "proba.npy"
-    subprocess.run(
-        [sys.executable, "-c", LOAD_AND_PREDICT, str(path), kind, str(tmp_path / "X.npy"),
-         str(out)],
-        check=True,
-    )
-    np.testing.assert_array_equal(np.load(out), expected)
+def test_fitted_round_trip_in_a_fresh_process(kind, in_pipeline, round_trips):
+    expected, loaded = round_trips[kind, in_pipeline]
+    np.testing.assert_array_equal(loaded, expected)
 
 
 # ---------------------------------------------------------------- models and losses

@@ -28,7 +28,8 @@ import tunekit.backends
 from tunekit import cli
 from tunekit.storage import make_storage
 
-pytestmark = pytest.mark.timeout(300)
+# one worker runs the module: its tests share one local Ray instance
+pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("ray")]
 
 SPACE = {"C": tk.Float(0.01, 10.0, log=True)}
 HEARTBEAT = {"TUNEKIT_HEARTBEAT_INTERVAL": "1", "TUNEKIT_GRACE_PERIOD": "3"}

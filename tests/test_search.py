@@ -65,6 +65,7 @@ def test_every_strategy_end_to_end_on_keras(strategy, extra, binary_data):
         space=KERAS_SPACE,
         strategy=strategy,
         cv=2,
+        refit_top=1,  # one held-out refit: the chosen candidate (more: test_held_out_rows)
         engine="sklearn",
         verbose=0,
         **extra,
