@@ -121,21 +121,27 @@ def _tags(values: dict[str, Any]) -> list:
     return [RunTag(str(k), str(v)[:_MAX_TAG]) for k, v in values.items() if v not in (None, "")]
 
 
+def _at(cv: dict, key: str, i: int, default: Any = None) -> Any:
+    """Row ``i`` of a ``cv_results_`` column, ``default`` when the search did not record it."""
+    column = cv.get(key)
+    return default if column is None else column[i]
+
+
 def _candidate(cv: dict, i: int, n_splits: int) -> tuple[dict, dict, dict]:
     """A candidate's parameters, metrics and tags, from ``cv_results_``."""
-    folds = [cv.get(f"split{s}_test_score", [np.nan] * (i + 1))[i] for s in range(n_splits)]
+    folds = [_at(cv, f"split{s}_test_score", i, np.nan) for s in range(n_splits)]
     finite = [f for f in folds if _finite(f) is not None]
     se = float(np.std(finite) / math.sqrt(len(finite))) if len(finite) > 1 else None
     metrics = {
         "mean_cv_score": cv["mean_test_score"][i],
-        "std_cv_score": cv.get("std_test_score", [None] * (i + 1))[i],
+        "std_cv_score": _at(cv, "std_test_score", i),
         "se_cv_score": se,
-        "heldout_test_score": cv.get("heldout_test_score", [None] * (i + 1))[i],
+        "heldout_test_score": _at(cv, "heldout_test_score", i),
         **{f"cv_score_fold{s}": f for s, f in enumerate(folds)},
     }
-    state = cv.get("state", ["COMPLETE"] * (i + 1))[i]
-    reason = cv.get("failure_reason", [""] * (i + 1))[i]
-    return dict(cv["params"][i]), metrics, {"state": state, "failure_reason": reason}
+    tags = {"state": _at(cv, "state", i, "COMPLETE"),
+            "failure_reason": _at(cv, "failure_reason", i)}  # fmt: skip
+    return dict(cv["params"][i]), metrics, tags
 
 
 def _curve_metrics(curves: Any, i: int) -> list:
