@@ -52,8 +52,10 @@ _SUBMODULES = {
 }
 
 
-# names whose modules import Keras: imported without TensorFlow's start-up lines
-_KERAS = {"KerasClassifier", "KerasRegressor", "search", "builders", "workflow", "engine"}
+# names whose modules import Keras: imported without TensorFlow's start-up lines. ``search``
+# is not one: a search of a scikit-learn estimator never starts TensorFlow, and a Keras
+# estimator has imported Keras (quietly, through the names above) before it reaches a search.
+_KERAS = {"KerasClassifier", "KerasRegressor", "builders", "workflow", "engine"}
 
 
 def __getattr__(name):

@@ -33,6 +33,7 @@ __all__ = [
     "import_keras",
     "is_noise",
     "restoring_global_state",
+    "show_tf_logs",
     "user_wants_tf_logs",
 ]
 
@@ -43,6 +44,7 @@ TF_LOG_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMO
 _MARKER = "TUNEKIT_QUIET_TF"
 _HIDDEN = ("tensorflow", "absl")  # errors only during a search
 _RESTORED = (*_HIDDEN, "optuna", "tunekit", "h5py")  # levels put back when it returns
+_ASKED = {"tf_logs": False}  # set by show_tf_logs(): --verbose of a study script
 
 _NOISE = re.compile(
     "|".join(
@@ -61,6 +63,16 @@ def is_noise(line: str) -> bool:
     return bool(_NOISE.match(line))
 
 
+def show_tf_logs() -> None:
+    """Show TensorFlow's output in this process from now on (a study's ``--verbose``).
+
+    Keras is imported on first use, not when a study's options are parsed (a study
+    of a scikit-learn estimator never starts TensorFlow); this makes that later
+    import show what TensorFlow prints.
+    """
+    _ASKED["tf_logs"] = True
+
+
 def user_wants_tf_logs(verbose: int = 1) -> bool:
     """Whether TensorFlow's own output should be shown.
 
@@ -72,10 +84,10 @@ def user_wants_tf_logs(verbose: int = 1) -> bool:
     Returns
     -------
     wanted : bool
-        ``verbose >= 2``, or a TensorFlow logging variable set by the user
-        (not by tunekit).
+        ``verbose >= 2``, :func:`show_tf_logs` called, or a TensorFlow
+        logging variable set by the user (not by tunekit).
     """
-    if verbose >= 2:
+    if verbose >= 2 or _ASKED["tf_logs"]:
         return True
     if os.environ.get(_MARKER) == "1":
         return False

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from tunekit import _signals
+from tunekit import _quiet, _signals
 from tunekit.cli._common import clean_error, configure_logging, positive_float, positive_int
 from tunekit.launch import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORAGE, EXIT_TERMINATED
 
@@ -152,11 +151,8 @@ def study_options(
     parser = study_parser(name, description, data=data, flags=flags)
     opts = parser.parse_args(argv, namespace=StudyOptions())
     configure_logging(verbose=opts.verbose, quiet=opts.quiet)
-    # start-up: `tunekit --help` imports this module, and goes without the quiet Keras import
-    from tunekit._quiet import import_keras
-
-    import_keras(verbose=2 if opts.verbose else 1)  # TensorFlow's start-up lines hidden
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if opts.verbose:  # Keras loads on first use (tunekit's quiet import), here with its lines
+        _quiet.show_tf_logs()
     if opts.study_name is None:
         parts = [name]
         if data and opts.data != data[0]:
