@@ -38,8 +38,8 @@ def _expected_failed_checks(estimator):
 # behaviour (shapes, classes, determinism, errors) rather than accuracy thresholds. No
 # routed model__ kwargs, so that __init__ sets only constructor parameters.
 ESTIMATORS = [
-    tk.KerasClassifier(optimizer="adam", epochs=5, batch_size=16, random_state=0),
-    tk.KerasRegressor(optimizer="adam", epochs=5, batch_size=16, random_state=0),
+    tk.KerasClassifier(optimizer="adam", epochs=2, batch_size=16, random_state=0),
+    tk.KerasRegressor(optimizer="adam", epochs=2, batch_size=16, random_state=0),
 ]
 
 
