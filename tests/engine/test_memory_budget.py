@@ -7,11 +7,14 @@ import sys
 import textwrap
 from types import SimpleNamespace
 
+import keras
 import numpy as np
+import optuna
 import pytest
 from sklearn.model_selection import StratifiedKFold
 
 import tunekit as tk
+from tunekit.engine import keras_stack as ks
 from tunekit.engine import memory
 from tunekit.engine.memory import MemberFootprint, split_stacks, stack_bytes
 from tunekit.exceptions import MemoryBudgetError
@@ -29,7 +32,7 @@ def _data():
 
 
 def _clf(**kw):
-    params = dict(model__hidden=(8,), epochs=3, batch_size=16, optimizer="adam",
+    params = dict(model__hidden=(8,), epochs=2, batch_size=16, optimizer="adam",
                   random_state=0, verbose=0)  # fmt: skip
     return tk.KerasClassifier(tk.builders.mlp, **{**params, **kw})
 
@@ -39,6 +42,19 @@ def _member(X, n_train):
     config = SimpleNamespace(n_features=X.shape[1], hidden=(8,), n_outputs=1,
                              optimizer="adam", batch_size=16)  # fmt: skip
     return memory.mlp_footprint(config, n_train, False)
+
+
+def _between(n, n_more, member, shared):
+    """A budget that holds ``n`` members and not ``n_more``, whatever a few bytes of data."""
+    return (stack_bytes(n, member, shared) + stack_bytes(n_more, member, shared)) // 2
+
+
+def dense_net(input_shape, units=6, dropout=0.0, output_units=1, output_activation="sigmoid"):
+    """A builder mlp()'s trainer does not take: the any-builder path stacks it."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dense(units, activation="tanh")(inputs)
+    x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(inputs, keras.layers.Dense(output_units, activation=output_activation)(x))
 
 
 def _search(budget):
@@ -106,7 +122,8 @@ def test_a_small_budget_splits_the_stack_and_keeps_the_scores(caplog):
     X, y = _data()
     n_train = max(len(tr) for tr, _ in CV.split(X, y))
     shared = X.nbytes + 4 * len(y)  # X and its 0/1 targets as float32
-    budget = stack_bytes(6, _member(X, n_train), shared) + 100  # 2 candidates x 3 folds
+    member = _member(X, n_train)
+    budget = _between(6, 7, member, shared)  # 2 candidates x 3 folds
     plain = _search(None)
     with caplog.at_level(logging.INFO, logger="tunekit"):
         split = _search(budget)
@@ -116,6 +133,24 @@ def test_a_small_budget_splits_the_stack_and_keeps_the_scores(caplog):
     for key in ("split0_test_score", "split1_test_score", "split2_test_score",
                 "mean_train_score", "split0_n_epochs"):  # fmt: skip
         np.testing.assert_array_equal(split.cv_results_[key], plain.cv_results_[key], key)
+
+
+def test_any_builder_stacks_split_too_with_the_same_scores():
+    X, y = _data()
+    est = tk.KerasClassifier(dense_net, epochs=2, batch_size=16, random_state=0, verbose=0)
+    grid = {"model__dropout": [0.0, 0.1, 0.2, 0.3]}
+    n_train = max(len(tr) for tr, _ in CV.split(X, y))
+    (group,) = ks.probe(est, [{}], X, y)
+    member = ks.footprint(group, n_train, False)
+    assert member.n_params == 6 * 6 + 6 + 6 + 1 and member.input_floats == 6
+    budget = _between(6, 7, member, X.nbytes + y.nbytes)
+    runs = [StackedSearchCV(est, grid, cv=CV, refit=False, memory_budget=b).fit(X, y)
+            for b in (None, budget)]  # fmt: skip
+    assert [g.stacks for g in runs[0].groups_] == [[12]]
+    assert [g.stacks for g in runs[1].groups_] == [[6, 6]]
+    np.testing.assert_allclose(
+        runs[1].cv_results_["mean_test_score"], runs[0].cv_results_["mean_test_score"]
+    )
 
 
 def test_a_budget_no_member_fits_is_refused_before_training():
@@ -138,7 +173,7 @@ def test_trial_batch_larger_than_the_budget_is_reduced(caplog):
     X, y = _data()
     splits = list(CV.split(X, y))
     n_train = max(len(tr) for tr, _ in splits)
-    budget = stack_bytes(9, _member(X, n_train), X.nbytes + 4 * len(y)) + 100  # 3 trials
+    budget = _between(9, 10, _member(X, n_train), X.nbytes + 4 * len(y))  # 3 trials
     search = SimpleNamespace(estimator=_clf(), memory_budget=budget)
     objective = SimpleNamespace(X=X, y=y, splits=splits)
     with caplog.at_level(logging.INFO, logger="tunekit"):
@@ -148,6 +183,26 @@ def test_trial_batch_larger_than_the_budget_is_reduced(caplog):
     assert _fitting_batch(search, objective, 2) == 2  # fits: kept, not an error
     search.memory_budget = None
     assert _fitting_batch(search, objective, 8) == 8
+    search.memory_budget = 5000  # not one member: refused before any trial is asked
+    with pytest.raises(MemoryBudgetError, match="one member of the estimator's candidates"):
+        _fitting_batch(search, objective, 8)
+
+
+def test_an_optuna_search_runs_its_trials_in_batches_that_fit(caplog):
+    X, y = _data()
+    n_train = len(y) // 2  # cv=2
+    budget = _between(4, 5, _member(X, n_train), X.nbytes + 4 * len(y))  # 2 trials x 2 folds
+    with caplog.at_level(logging.INFO, logger="tunekit"):
+        result = tk.search(
+            _clf(epochs=2), X, y, space={"model__l2": tk.Float(1e-4, 1e-1, log=True)},
+            strategy="optuna", cv=2, test_size=None, n_trials=4, trial_batch=4,
+            memory_budget=budget, baselines=False, verbose=0,
+            pruner=optuna.pruners.NopPruner(),
+        )  # fmt: skip
+    assert "batches of 2 trial(s) instead" in caplog.text
+    trials = result.study_.get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert {t.user_attrs["engine"] for t in trials} == {"stacked"}
 
 
 # ---------------------------------------------------------------------- the measurement

@@ -15,6 +15,7 @@ Nothing here imports TensorFlow or Keras at module level: the search checks
 
 from __future__ import annotations
 
+import functools
 import itertools
 import numbers
 import os
@@ -304,6 +305,7 @@ def gpu_memory() -> int | None:
     return _nvidia_smi_total()
 
 
+@functools.cache  # a GPU's total memory does not change: asked once per process
 def _nvidia_smi_total() -> int | None:
     if shutil.which("nvidia-smi") is None:
         return None

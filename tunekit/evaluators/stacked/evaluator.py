@@ -8,7 +8,6 @@ import time
 import scipy.sparse as sp
 
 import tunekit.engine as engine
-from tunekit.engine.memory import members_that_fit
 from tunekit.evaluators._base import Evaluation, Evaluator
 from tunekit.evaluators.stacked.budget import StackBudget, member_footprint
 from tunekit.evaluators.stacked.data import SPARSE_REASON, prepare_target
@@ -115,6 +114,11 @@ class StackedEvaluator(Evaluator):
 
         ``None`` when the estimator does not stack; 0 when not even one
         candidate's folds fit the budget together.
+
+        Raises
+        ------
+        MemoryBudgetError
+            When not even one member fits the budget.
         """
         self.budget_ = StackBudget.resolve(self.memory_budget)
         groups = self.plan(estimator, [{}], y)
@@ -123,7 +127,8 @@ class StackedEvaluator(Evaluator):
         for g in groups:
             sized = member_footprint(g, estimator, [{}], X, y, splits)
             if sized is not None:
-                return members_that_fit(self.budget_.budget, *sized) // max(len(splits), 1)
+                cap = self.budget_.capacity(*sized, "the estimator's candidates")
+                return cap // max(len(splits), 1)
         return None
 
     def _refuse(self, candidates, groups) -> None:
