@@ -167,6 +167,10 @@ def test_search_refuses_a_bad_memory_budget_before_training():
     X, y = _data()
     with pytest.raises(ValueError, match="memory_budget must be None"):
         tk.search(_clf(), X, y, space={"model__l2": [0.0, 0.1]}, memory_budget="much")
+    # tk.search hands the budget to the stacked evaluator of grid, random and halving
+    with pytest.raises(MemoryBudgetError, match=r"budget of 0\.0 MiB \(memory_budget\)"):
+        tk.search(_clf(), X, y, space={"model__l2": [0.0, 0.1]}, memory_budget="4KB",
+                  baselines=False, verbose=0)  # fmt: skip
 
 
 def test_trial_batch_larger_than_the_budget_is_reduced(caplog):
