@@ -68,6 +68,13 @@ class MemberFootprint:
         Whether a copy of the best weights is kept.
     input_floats : int, default=0
         Floats of one input row.
+    weight_copies : int, default=5
+        Copies of every weight the trainer holds besides the optimizer slots
+        and the best weights (``5`` below): 5 on the ``mlp()`` trainer (XLA),
+        20 measured on the any-builder trainer (TensorFlow's graph executor,
+        which keeps more temporaries alive).
+    activation_copies : int, default=3
+        Copies of one row's activations (``3`` below); 4 on the any-builder trainer.
     """
 
     n_params: int
@@ -77,12 +84,17 @@ class MemberFootprint:
     n_rows: int
     early_stopping: bool = False
     input_floats: int = 0
+    weight_copies: int = 5
+    activation_copies: int = 3
 
 
 def stack_bytes(n_members: int, member: MemberFootprint, data_bytes: int = 0) -> int:
     """Estimated peak memory of a stack of ``n_members`` members, in bytes.
 
     ``bytes = 2 D + M * 4 * (P * (5 + 3 S + 2 E) + B * (I + 3 A) + 12 R)``
+
+    on the ``mlp()`` trainer (the any-builder trainer: ``20`` in place of ``5``
+    and ``4 A`` in place of ``3 A``, see :class:`MemberFootprint`)
 
     with ``M`` members, ``D`` the bytes of the data every member shares (the
     fold copies of ``X`` and the encoded targets: a host copy and the
@@ -120,8 +132,8 @@ def stack_bytes(n_members: int, member: MemberFootprint, data_bytes: int = 0) ->
     """
     m = member
     words = (
-        m.n_params * (5 + 3 * m.n_slots + 2 * int(m.early_stopping))
-        + m.batch_size * (m.input_floats + 3 * m.row_floats)
+        m.n_params * (m.weight_copies + 3 * m.n_slots + 2 * int(m.early_stopping))
+        + m.batch_size * (m.input_floats + m.activation_copies * m.row_floats)
         + 12 * m.n_rows
     )
     return int(2 * data_bytes + int(n_members) * 4 * words)
