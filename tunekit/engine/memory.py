@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_FRACTION",
+    "OPTIMIZER_SLOTS",
     "MemberFootprint",
     "available_memory",
     "check_memory_budget",
