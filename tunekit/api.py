@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import type_of_target
 from tunekit._quiet import FitProgress, restoring_global_state
 from tunekit.backends import check_backend, parallel_backend
 from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
+from tunekit.engine.memory import check_memory_budget
 from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
 from tunekit.exceptions import SearchFailedError
 from tunekit.record import BASELINES_ATTR, FAIL
@@ -260,6 +261,7 @@ def search(
     min_resources=None,
     engine: str = "auto",
     trial_batch: int | None = None,
+    memory_budget: float | int | str | None = None,
     error_score=np.nan,
     return_train_score: bool = True,
     verbose: int = 1,
@@ -343,7 +345,15 @@ def search(
     trial_batch : int or None, default=None
         Optuna on the engine: trials trained side by side, all folds in
         lockstep and pruned per epoch on their mean over the folds. ``None``
-        starts with 4 trials and goes on with 8.
+        starts with 4 trials and goes on with 8; a batch larger than
+        ``memory_budget`` allows is reduced (logged).
+    memory_budget : float, int, str or None, default=None
+        The stacked engine's memory per stack: bigger groups of candidates
+        train as several stacks, and a budget that not one member fits is a
+        ``MemoryBudgetError`` before any training. ``None`` is half of the
+        available RAM (on a GPU, of the smaller of that and the GPU's memory);
+        a float in (0, 1] that fraction of it; an int, bytes; a string, a size
+        (``"8GB"``, ``"512MiB"``). See ``docs/performance.md``, "Memory budget".
     error_score : float, default=nan
         Score of a candidate whose fit fails; it ranks last.
     return_train_score : bool, default=True
@@ -460,6 +470,7 @@ def _check_call(options: dict):
     space.check_params(estimator)
     check_baselines(options["baselines"])
     check_trial_batch(options["trial_batch"])
+    check_memory_budget(options["memory_budget"])
     X, y = indexable(options["X"], options["y"])
     fit_params = dict(options["fit_params"] or {})
     if engine == "stacked" and fit_params:
@@ -499,6 +510,7 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
             random_state=options["random_state"], verbose=options["verbose"],
             n_jobs=options["n_jobs"], return_train_score=options["return_train_score"],
             engine=options["engine"], trial_batch=options["trial_batch"],
+            memory_budget=options["memory_budget"],
         )  # fmt: skip
         searcher.fit(X, y, **fit_params)
         return _Run(
@@ -518,6 +530,7 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
         verbose=options["verbose"], error_score=options["error_score"],
         return_train_score=options["return_train_score"],
         engine="sklearn" if forced else options["engine"], progress=progress,
+        memory_budget=options["memory_budget"],
     )  # fmt: skip
     try:
         with parallel_backend(backend, options["scheduler"]):
@@ -652,11 +665,14 @@ def _progress(verbose: int, n_jobs: int, total: int | None = None):
     return FitProgress(total)
 
 
-def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, **kwargs):
+def _sklearn_searcher(
+    strategy, estimator, space, *, scoring, engine, progress, memory_budget=None, **kwargs
+):
     """A grid, random or halving search whose batches the chosen evaluator trains."""
     evaluator = make_evaluator(
         engine,
         estimator,
+        memory_budget=memory_budget,
         n_jobs=kwargs["n_jobs"],
         progress=progress,
         verbose=kwargs["verbose"],
@@ -670,7 +686,7 @@ def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, 
 
 def make_evaluator(
     engine: str, estimator, *, n_jobs=1, progress=None, verbose=0, error_score=np.nan,
-    return_train_score=True,
+    return_train_score=True, memory_budget=None,
 ):
     """The evaluator for ``engine``: the stacked one (with the standard path behind it),
     or the standard one for ``engine="sklearn"`` and for estimators that are not
@@ -684,7 +700,9 @@ def make_evaluator(
     standard = StandardEvaluator(n_jobs=n_jobs, **settings)
     if engine == "sklearn" or (engine == "auto" and not is_keras_estimator(estimator)):
         return standard
-    return StackedEvaluator(strict=engine == "stacked", fallback=standard, **settings)
+    return StackedEvaluator(
+        strict=engine == "stacked", fallback=standard, memory_budget=memory_budget, **settings
+    )
 
 
 def _nested(estimator, X, y, options: dict, start: float):

@@ -4,6 +4,7 @@ __all__ = [
     "DivergedError",
     "InputShapeError",
     "LayoutError",
+    "MemoryBudgetError",
     "ReportError",
     "SearchFailedError",
     "StorageError",
@@ -51,4 +52,13 @@ class LayoutError(TunekitError, RuntimeError):
     The message names the study's layout version and the versions this
     tunekit handles; upgrading tunekit is the fix. See ``docs/studies.md``,
     "Stored layout versions".
+    """
+
+
+class MemoryBudgetError(TunekitError, ValueError):
+    """Not even one member of a stack fits the stacked engine's memory budget.
+
+    Raised before any training; the message names the member's estimated size,
+    the budget and where the budget comes from. Raise ``memory_budget`` (see
+    ``docs/performance.md``, "Memory budget"), or use ``engine="sklearn"``.
     """

@@ -25,6 +25,9 @@ backend glue (:mod:`~tunekit.engine._backend`), early stopping
   does not fit its memory cap;
 - :mod:`tunekit.engine.keras_stack`: the models of any Keras builder.
 
+:mod:`~tunekit.engine.memory` estimates a stack's memory and cuts the
+members into stacks that fit the budget (it imports no TensorFlow).
+
 The names are loaded on first use (PEP 562), so that the evaluators can import
 this package while ``import tunekit`` stays free of TensorFlow; loading one
 imports Keras.
@@ -59,6 +62,7 @@ _LAZY = {
     "member_estimator": "tunekit.engine.mlp.members",
     "sparse_refusal": "tunekit.engine.mlp.sparse_rows",
     "keras_stack": "tunekit.engine.keras_stack",
+    "memory": "tunekit.engine.memory",
     "mlp": "tunekit.engine.mlp",
 }
 

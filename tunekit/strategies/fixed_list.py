@@ -12,6 +12,7 @@ search would stack.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -83,6 +84,10 @@ class StackedSearchCV(EvaluatorSearchCV):
         Seeds the members when the estimator has no integer
         ``random_state``. An estimator's own integer seed always wins: every
         member then starts from it, as every standard fit would.
+    memory_budget : None, float, int or str, default=None
+        The most memory one stack may take; bigger groups train as several
+        stacks, with the same scores (see ``docs/performance.md``, "Memory
+        budget"). ``None`` is half of the available memory.
 
     Attributes
     ----------
@@ -132,6 +137,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         },
         "candidates": [dict, list, tuple, Iterable],
         "random_state": ["random_state"],
+        "memory_budget": [None, numbers.Real, str],
     }
 
     def __init__(
@@ -146,6 +152,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         error_score: float | str = np.nan,
         verbose: int = 0,
         random_state: int | np.random.RandomState | None = None,
+        memory_budget: float | int | str | None = None,
     ):
         self.estimator = estimator
         self.candidates = candidates
@@ -156,6 +163,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         self.error_score = error_score
         self.verbose = verbose
         self.random_state = random_state
+        self.memory_budget = memory_budget
 
     n_jobs = 1
 
@@ -165,6 +173,7 @@ class StackedSearchCV(EvaluatorSearchCV):
             error_score=self.error_score,
             return_train_score=self.return_train_score,
             verbose=self.verbose,
+            memory_budget=self.memory_budget,
         )
         return self._stacked
 

@@ -10,7 +10,8 @@ are frozen at once and the trial is told ``PRUNED``; a finished one is told
 Batches: the pruner compares a trial with *finished* ones, and nothing
 finishes before its batch does, so the first batch is small
 (:data:`FIRST_BATCH` trials) and later ones hold :data:`DEFAULT_BATCH` trials
-(or ``trial_batch``). A batch never asks for more trials than the study still
+(or ``trial_batch``, reduced when its trials' folds do not fit one stack of
+the memory budget). A batch never asks for more trials than the study still
 needs, counting the trials other workers are running (and the queued ones,
 which it runs first), so workers sharing a study overshoot ``n_trials`` by no
 more than they do one trial at a time.
@@ -138,7 +139,7 @@ def run_batches(search, objective, *, remaining: int, timeout=None, progress=Non
 
     study = search.study_
     scorer = check_scoring(search.estimator, scoring=search.scoring)
-    size = search.trial_batch or DEFAULT_BATCH
+    size = _fitting_batch(search, objective, search.trial_batch or DEFAULT_BATCH)
     first = min(FIRST_BATCH, size) if search.trial_batch is None else size
     start = time.perf_counter()
     waiting = _Waiting(study)
@@ -157,6 +158,25 @@ def run_batches(search, objective, *, remaining: int, timeout=None, progress=Non
             n_run += _run_batch(search, objective, study, scorer, n, progress)
         elif not waiting.wait():
             return n_run
+
+
+def _fitting_batch(search, objective, size: int) -> int:
+    """``size`` trials, or as many as one stack of the memory budget holds (logged)."""
+    budget = getattr(search, "memory_budget", None)
+    evaluator = StackedEvaluator(memory_budget=budget)
+    fit = evaluator.candidates_per_stack(
+        search.estimator, objective.X, objective.y, objective.splits
+    )
+    if fit is None or fit >= size:
+        return size
+    reduced = max(fit, 1)
+    logger.info(
+        "trial_batch: %d trials x %d folds do not fit one stack of the memory budget of "
+        "%.1f MiB (%s); batches of %d trial(s) instead",
+        size, len(objective.splits), evaluator.budget_.budget / 2**20, evaluator.budget_.source,
+        reduced,
+    )  # fmt: skip
+    return reduced
 
 
 class _Waiting:
@@ -265,6 +285,7 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
         return stop
 
     evaluator = StackedEvaluator(
+        memory_budget=getattr(search, "memory_budget", None),
         return_train_score=search.return_train_score,
         random_state=search.random_state,
         on_epoch=on_epoch,

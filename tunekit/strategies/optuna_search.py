@@ -403,6 +403,11 @@ class OptunaSearchCV:
     trial_batch : int or None, default=None
         Trials trained side by side; ``None`` starts with a batch of 4 (so the
         pruner soon has finished trials to compare with) and goes on with 8.
+        A batch larger than ``memory_budget`` allows in one stack is reduced
+        (logged), so that a batch's trials train, and are pruned, in lockstep.
+    memory_budget : float, int, str or None, default=None
+        The stacked engine's memory per stack
+        (:class:`~tunekit.evaluators.StackedEvaluator`).
 
     Attributes
     ----------
@@ -437,6 +442,7 @@ class OptunaSearchCV:
         n_jobs: int = 1,
         engine: str = "auto",
         trial_batch: int | None = None,
+        memory_budget: float | int | str | None = None,
     ):
         self.estimator = estimator
         self.space = space
@@ -456,6 +462,7 @@ class OptunaSearchCV:
         self.n_jobs = n_jobs
         self.engine = engine
         self.trial_batch = trial_batch
+        self.memory_budget = memory_budget
 
     # ---------------------------------------------------------------- study
     def _create_study(self, scoring_name: str, n_splits: int, ratio: float):

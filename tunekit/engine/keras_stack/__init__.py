@@ -84,6 +84,7 @@ from tunekit.engine.keras_stack._plan import (
     RANDOM_LAYERS,
     WEIGHTED_LAYERS,
     KerasGroup,
+    footprint,
 )
 from tunekit.engine.keras_stack.members import (
     KerasStackMemberClassifier,
@@ -109,6 +110,7 @@ __all__ = [
     "KerasStackMemberClassifier",
     "KerasStackMemberRegressor",
     "KerasStackResult",
+    "footprint",
     "member_estimator",
     "member_initial_weights",
     "probe",

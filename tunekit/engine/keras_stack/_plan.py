@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from tunekit.engine.memory import OPTIMIZER_SLOTS, MemberFootprint
 
 #: Layers with variables, each with a member-axis implementation here.
 WEIGHTED_LAYERS = (
@@ -125,3 +128,43 @@ class KerasGroup:
         return self.reason is None
 
 
+
+
+def footprint(group: KerasGroup, n_rows: int, early_stopping: bool) -> MemberFootprint:
+    """One member of ``group``'s stack, for :func:`tunekit.engine.memory.stack_bytes`.
+
+    Its weights are the built model's variables; a row's floats are every
+    layer's output's per sample, plus a convolution's patches (its output
+    positions x kernel size x input channels: the member-axis convolution is a
+    matrix product over them); a layer whose output shape is unknown counts as
+    none; ``n_rows`` are its training and validation rows. This trainer runs on
+    TensorFlow's graph executor, which was measured to hold more copies of the
+    weights and activations than the ``mlp()`` trainer's XLA program
+    (``weight_copies=20``, ``activation_copies=4``).
+    """
+    plan = group._plan
+    n_params = sum(math.prod(slot[2]) for slot in plan.weight_slots)
+    row = 0
+    for layer in plan.layers:
+        if type(layer).__name__ == "InputLayer":  # the input: input_floats
+            continue
+        try:
+            outputs = layer.output if isinstance(layer.output, list | tuple) else [layer.output]
+            row += sum(math.prod(t.shape[1:]) for t in outputs)
+            if type(layer).__name__ in ("Conv1D", "Conv2D"):  # im2col patches
+                positions = math.prod(layer.output.shape[1:-1])
+                row += positions * math.prod(layer.kernel_size) * int(layer.input.shape[-1])
+        except (AttributeError, ValueError, TypeError):  # no single output shape to read
+            continue
+    batch = int(group.batch_size)
+    return MemberFootprint(
+        n_params=int(n_params),
+        n_slots=OPTIMIZER_SLOTS.get(plan.optimizer, 2),
+        row_floats=int(row),
+        input_floats=int(sum(math.prod(t.shape[1:]) for t in plan.model.inputs)),
+        weight_copies=20,
+        activation_copies=4,
+        batch_size=int(n_rows) if batch == -1 else batch,
+        n_rows=int(n_rows),
+        early_stopping=bool(early_stopping),
+    )

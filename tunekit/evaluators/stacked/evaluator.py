@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 import tunekit.engine as engine
 from tunekit.evaluators._base import Evaluation, Evaluator
+from tunekit.evaluators.stacked.budget import StackBudget, member_footprint
 from tunekit.evaluators.stacked.data import SPARSE_REASON, prepare_target
 from tunekit.evaluators.stacked.grouping import (
     CandidateGroup,
@@ -47,25 +48,49 @@ class StackedEvaluator(Evaluator):
         It returns the candidates to stop (e.g. pruned Optuna trials): their
         members are frozen at once and the candidates are listed in
         :attr:`Evaluation.pruned`. Needs ``epoch_curves=True``.
+    memory_budget : None, float, int or str, default=None
+        The most memory one stack may take; a group of candidates whose
+        members need more is trained as several stacks (a candidate's folds
+        together when they fit). ``None``: half of the available RAM (on a
+        GPU, of the smaller of that and the GPU's memory); a float in (0, 1]:
+        that fraction of it; an int: bytes; a string: a size (``"4GB"``,
+        ``"512MiB"``). See :mod:`tunekit.engine.memory` for the estimate.
     **kwargs
         :class:`~tunekit.evaluators.Evaluator`'s settings.
 
     Attributes
     ----------
     groups_ : list of CandidateGroup
-        The stacks and standard-path candidates of the last batch.
+        The stacks and standard-path candidates of the last batch
+        (``CandidateGroup.stacks``: the members of each compiled stack).
+    budget_ : StackBudget
+        The memory budget of the last batch, in bytes, and its source.
+
+    Raises
+    ------
+    MemoryBudgetError
+        From :meth:`evaluate`, before any training, when not even one member
+        of a stack fits the budget.
     """
 
     name = "stacked"
 
     def __init__(
-        self, *, strict: bool = False, random_state=None, fallback=None, on_epoch=None, **kwargs
+        self,
+        *,
+        strict: bool = False,
+        random_state=None,
+        fallback=None,
+        on_epoch=None,
+        memory_budget=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.strict = strict
         self.random_state = random_state
         self.fallback = fallback
         self.on_epoch = on_epoch
+        self.memory_budget = memory_budget
 
     # ------------------------------------------------------------------ grouping
     def plan(self, estimator, candidates, y=None, fit_params=None) -> list[CandidateGroup]:
@@ -83,6 +108,28 @@ class StackedEvaluator(Evaluator):
         if reason is not None:
             return [CandidateGroup([i], None, reason) for g in groups for i in g.indices]
         return groups
+
+    def candidates_per_stack(self, estimator, X, y, splits) -> int | None:
+        """How many candidates with the estimator's own parameters fit one stack, all folds.
+
+        ``None`` when the estimator does not stack; 0 when not even one
+        candidate's folds fit the budget together.
+
+        Raises
+        ------
+        MemoryBudgetError
+            When not even one member fits the budget.
+        """
+        self.budget_ = StackBudget.resolve(self.memory_budget)
+        groups = self.plan(estimator, [{}], y)
+        if not sp.issparse(X):
+            groups = route_any_builder(estimator, [{}], groups, X, y)
+        for g in groups:
+            sized = member_footprint(g, estimator, [{}], X, y, splits)
+            if sized is not None:
+                cap = self.budget_.capacity(*sized, "the estimator's candidates")
+                return cap // max(len(splits), 1)
+        return None
 
     def _refuse(self, candidates, groups) -> None:
         singles = [g for g in groups if not g.stacked]
@@ -120,6 +167,11 @@ class StackedEvaluator(Evaluator):
         if self.strict:
             self._refuse(candidates, groups)
         self.groups_ = groups
+        self.budget_ = StackBudget.resolve(self.memory_budget)
+        for g in groups:  # a budget that not one member fits: refused before any training
+            sized = member_footprint(g, estimator, [candidates[i] for i in g.indices], X, y, splits)
+            if sized is not None:
+                self.budget_.capacity(*sized, f"candidates {g.indices}")
         if self.verbose > 0:
             for g in groups:
                 what = "stack" if g.stacked else f"standard path ({g.reason})"

@@ -26,9 +26,8 @@ __all__ = [
     "stack_plan",
 ]
 
-#: Largest number of members trained in one stacked model; bigger groups are
-#: split. Memory per member is a few copies of its weights plus its index
-#: arrays (one int32 per training row).
+#: Largest number of members trained in one stacked model, however small they
+#: are; below it, the memory budget decides (:mod:`tunekit.evaluators.stacked.budget`).
 MAX_STACK_MEMBERS = 2048
 
 
@@ -52,6 +51,9 @@ class CandidateGroup:
     epoch_times : list of float
         Wall time of every compiled epoch call of the group's stacks (the
         first of each stack includes compilation).
+    stacks : list of int
+        Members of each compiled stack the group trained, in order: more than
+        one when the memory budget (or ``MAX_STACK_MEMBERS``) split the group.
     """
 
     indices: list[int]
@@ -60,6 +62,7 @@ class CandidateGroup:
     fit_time: float = 0.0
     n_members: int = 0
     epoch_times: list = field(default_factory=list)
+    stacks: list = field(default_factory=list)
     keras: object = None  # the any-builder path's group (tunekit.engine.keras_stack)
 
     @property

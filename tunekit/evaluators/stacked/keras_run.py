@@ -17,6 +17,7 @@ from sklearn.base import clone
 import tunekit.engine as engine
 from tunekit.evaluators._base import Fold, _score, main_score, score_entry
 from tunekit.evaluators.diagnosis import diverged_member
+from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, task_of, variant_key
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_params, split_pipeline
 from tunekit.evaluators.stacked.runs import GroupRun
@@ -83,13 +84,32 @@ class KerasStackRun(GroupRun):
             return self.group.indices
         n_copies = max(copies.n_copies, 1)
         self.y_all = np.concatenate([np.asarray(self.batch.y)] * n_copies)
-        members, self.slots = self._members()
+        members, slots = self._members()
         if not members:
             return []
+        for stack in self._stacks(members, slots):
+            self.slots = [slots[i] for i in stack]
+            self._train([members[i] for i in stack])
+        return []
+
+    def _stacks(self, members, slots) -> list[list[int]]:
+        """The members (positions) of each stack that fits the memory budget."""
+        n_rows = max(
+            len(m.train_idx) + (0 if m.val_idx is None else len(m.val_idx)) for m in members
+        )
+        early = any(m.val_idx is not None for m in members)
+        member = engine.keras_stack.footprint(self.group.keras, n_rows, early)
+        shared = data_bytes(self.copies.X, self.y_all)
+        families = family_sizes([slot[0] for slot in slots])
+        return self.ev.budget_.stacks(member, shared, families, f"candidates {self.group.indices}")
+
+    def _train(self, members) -> None:
+        """Train one stack of the group's members (``self.slots``) and record their entries."""
         self.curve: dict = {}  # (member, epoch) -> test score
         self.spent = 0.0  # wall time spent scoring along the way
+        self.group.stacks.append(len(members))
         result = engine.keras_stack.train_group(
-            self.group.keras, members, copies.X, self.y_all, on_epoch_end=self._score_epoch
+            self.group.keras, members, self.copies.X, self.y_all, on_epoch_end=self._score_epoch
         )
         group, evaluation = self.group, self.batch.evaluation
         group.fit_time += result.fit_time
@@ -99,7 +119,6 @@ class KerasStackRun(GroupRun):
         fit_time = (result.fit_time - self.spent) / len(members)
         for m, (index, s, offset) in enumerate(self.slots):
             self._finish_member(m, index, s, offset, result, fit_time)
-        return []
 
     def _members(self):
         """The members (candidate x fold) and where each one's rows live."""

@@ -1,7 +1,8 @@
 """An ``mlp()`` stack run: one structure's members on :func:`tunekit.engine.train_stack`.
 
 :class:`MlpStackRun` holds the run's state (the batch, the fold data, the
-seeds); each chunk of at most :data:`MAX_STACK_MEMBERS` members is a
+seeds); each stack that fits the memory budget
+(:class:`~tunekit.evaluators.stacked.budget.StackBudget`) is a
 :class:`_Chunk` that scores members along the way, asks ``on_epoch`` which
 candidates stop, and turns every trained member into its entries.
 """
@@ -17,10 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 
 import tunekit.engine as engine
+from tunekit.engine.memory import mlp_footprint
 from tunekit.evaluators._base import Fold, _score, epoch_families, main_score, score_entry
 from tunekit.evaluators.diagnosis import diverged_member
+from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, variant_key
-from tunekit.evaluators.stacked.grouping import MAX_STACK_MEMBERS, CandidateGroup, split_params
+from tunekit.evaluators.stacked.grouping import CandidateGroup, split_params
 from tunekit.evaluators.stacked.runs import GroupRun
 from tunekit.evaluators.stacked.seeds import Seeds
 from tunekit.exceptions import DivergedError
@@ -75,22 +78,30 @@ class MlpStackRun(GroupRun):
                     group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
                 )
                 continue
-            why = self._sparse_refusal(config, len(specs))
+            stacks = self._stacks(config, specs, slots)
+            why = self._sparse_refusal(config, max(len(stack) for stack in stacks))
             if why is not None:
                 rest.extend(
                     group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
                 )
                 continue
-            for lo in range(0, len(specs), MAX_STACK_MEMBERS):
-                chunk = slice(lo, lo + MAX_STACK_MEMBERS)
-                _Chunk(self, config, specs[chunk], slots[chunk]).train()
+            for stack in stacks:
+                group.stacks.append(len(stack))
+                _Chunk(self, config, [specs[i] for i in stack], [slots[i] for i in stack]).train()
         return sorted(set(rest))
+
+    def _stacks(self, config, specs: list, slots: list) -> list[list[int]]:
+        """The members (positions in ``specs``) of each stack that fits the memory budget."""
+        n_rows = max(len(s.train_idx) + (0 if s.val_idx is None else len(s.val_idx)) for s in specs)
+        member = mlp_footprint(config, n_rows, any(s.patience is not None for s in specs))
+        shared = data_bytes(self.copies.X, self.Y_all)
+        families = family_sizes([id(slot.family) for slot in slots])
+        return self.ev.budget_.stacks(member, shared, families, f"candidates {self.group.indices}")
 
     def _sparse_refusal(self, config, n_members: int) -> str | None:
         """Why a sparse copy of X does not fit the trainer's cap (logged; refused if strict)."""
         if not sp.issparse(self.copies.X):
             return None
-        n_members = min(n_members, MAX_STACK_MEMBERS)
         why = engine.sparse_refusal(self.copies.X, n_members, config.batch_size)
         if why is not None:
             group = CandidateGroup(self.group.indices, None, why)
