@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "builders",
     "datasets",
+    "ensemble",
     "report",
     "search",
     "spaces",
@@ -40,6 +41,7 @@ _LAZY = {
     "TunekitError": "tunekit.exceptions",
 }
 _SUBMODULES = {
+    "ensemble",  # a callable module: tk.ensemble(result, size=...)
     "evaluators",
     "builders",
     "datasets",

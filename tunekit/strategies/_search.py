@@ -27,9 +27,15 @@ from sklearn.model_selection._validation import (
     _warn_or_raise_about_fit_failures,
 )
 from sklearn.utils import indexable
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import _check_method_params, _num_samples
 
-from tunekit.evaluators import CURVE_COLUMNS, StandardEvaluator
+from tunekit.evaluators import (
+    CURVE_COLUMNS,
+    StandardEvaluator,
+    assemble,
+    common_shape,
+    pop_predictions,
+)
 from tunekit.record import COMPLETE, FAIL, fold_columns, last_line
 from tunekit.strategies.refit import record_refit, refit_best
 
@@ -44,6 +50,14 @@ def engine_of(engines) -> str:
     return "mixed" if kinds else "sklearn"
 
 
+def _oof(per_candidate: list, n_rows: int) -> list | None:
+    """Every candidate's out-of-fold predictions over the ``n_rows`` searched rows."""
+    shape = common_shape(per_candidate)
+    if shape is None:
+        return None
+    return [assemble(folds, n_rows, shape) for folds in per_candidate]
+
+
 class _Collected:
     """What the batches of one ``fit`` add up to."""
 
@@ -55,6 +69,7 @@ class _Collected:
         self.curves: list = []
         self.n_trained = 0
         self.n_epochs = 0
+        self.oof: list = []  # per candidate: [(test rows, predictions)] of its folds
 
 
 class EvaluatorSearchCV(BaseSearchCV):
@@ -75,6 +90,10 @@ class EvaluatorSearchCV(BaseSearchCV):
         early-stopping split's loss, NaN without early stopping).
     n_trained_, n_epochs_trained_ : int
         Models (or engine members) and epochs actually trained.
+    oof_predictions_ : list of ndarray or None
+        Per ``cv_results_`` row, its folds' predictions on their test rows laid
+        over the rows of ``X`` (float32, NaN where a fold failed or did not
+        predict), when the evaluator keeps them (``oof_predictions=True``).
     """
 
     def _evaluator(self):
@@ -163,6 +182,8 @@ class EvaluatorSearchCV(BaseSearchCV):
             done = evaluator.evaluate(
                 base, candidate_params, splits, X, y, scorers=scorers, fit_params=fit_params
             )
+            tests = [te for _, te in splits]
+            seen.oof.extend(pop_predictions(row, tests) for row in done.entries)
             out = [entry for row in done.entries for entry in row]
             _warn_or_raise_about_fit_failures(out, self.error_score)
             if callable(self.scoring):
@@ -198,6 +219,8 @@ class EvaluatorSearchCV(BaseSearchCV):
         self.epoch_curves_ = pd.DataFrame(seen.curves, columns=list(CURVE_COLUMNS))
         self.n_trained_ = seen.n_trained
         self.n_epochs_trained_ = seen.n_epochs
+        keeps = evaluator.oof_predictions
+        self.oof_predictions_ = _oof(seen.oof, _num_samples(X)) if keeps else None
         return self
 
     def _search(self, evaluate_candidates, X, y) -> None:

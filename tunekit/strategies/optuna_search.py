@@ -40,7 +40,7 @@ from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
-from tunekit.evaluators import is_keras_estimator
+from tunekit.evaluators import assemble, is_keras_estimator, predictions_of
 from tunekit.evaluators.diagnosis import divergence_reason, non_finite_reason
 from tunekit.exceptions import DivergedError, SearchFailedError
 from tunekit.record import (
@@ -55,6 +55,7 @@ from tunekit.record import (
     TrialRecord,
     check_resumable,
     cv_results_from_study,
+    oof_predictions_of,
     params_attr,
     stamp_layout,
 )
@@ -227,11 +228,19 @@ class _Objective:
             key = f"{estimator.steps[-1][0]}__callbacks"
         return {key: callbacks}, callback
 
+    def _predict(self, predicted: list, estimator, X_test, test) -> None:
+        """Add the fold model's predictions on its test rows when the search keeps them."""
+        if self.search.oof_predictions:
+            values = predictions_of(estimator, X_test)
+            if values is not None:
+                predicted.append((np.asarray(test), values))
+
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
         params = search.space.suggest(trial)
         trial.set_user_attr(PARAMS, params_attr(params))
         record = TrialRecord()
+        predicted = []  # (test rows, predictions) of the folds done
 
         def save(partial=0, **failure):  # one storage write per fold
             spent = record.epochs_spent() + partial
@@ -281,6 +290,9 @@ class _Objective:
                 save(reason=f"non-finite score in fold {fold}: {reason}")
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason)
                 return float("nan")
+            self._predict(predicted, estimator, X_test, test)
+            if fold == len(self.splits) - 1 and predicted:
+                record.set_predictions(assemble(predicted, _num_samples(self.X)))
             save()
             running = float(np.mean(record.test_scores))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
@@ -403,6 +415,10 @@ class OptunaSearchCV:
     trial_batch : int or None, default=None
         Trials trained side by side; ``None`` starts with a batch of 4 (so the
         pruner soon has finished trials to compare with) and goes on with 8.
+    oof_predictions : bool, default=False
+        Store every complete trial's out-of-fold predictions in the study
+        (``oof_predictions``, see :mod:`tunekit.record`) and read them back
+        as ``oof_predictions_``.
 
     Attributes
     ----------
@@ -414,6 +430,10 @@ class OptunaSearchCV:
     interrupted_ : bool
         True when the search was stopped by Ctrl-C; results hold every
         finished trial.
+    oof_predictions_ : list of ndarray or None
+        Per ``cv_results_`` row, the trial's stored out-of-fold predictions
+        over the rows of ``X``; all NaN for a trial that did not complete or
+        stored none. ``None`` with ``oof_predictions=False``.
     """
 
     def __init__(
@@ -437,7 +457,9 @@ class OptunaSearchCV:
         n_jobs: int = 1,
         engine: str = "auto",
         trial_batch: int | None = None,
+        oof_predictions: bool = False,
     ):
+        self.oof_predictions = oof_predictions
         self.estimator = estimator
         self.space = space
         self.scoring = scoring
@@ -596,6 +618,10 @@ class OptunaSearchCV:
         results = cv_results_from_study(self.study_)
         self.cv_results_ = results
         trials = {t.number: t for t in self.study_.get_trials(deepcopy=False)}
+        self.oof_predictions_ = None
+        if self.oof_predictions:
+            rows = [trials[n] for n in results.get("trial_number", [])]
+            self.oof_predictions_ = oof_predictions_of(rows, _num_samples(X))
         self._candidate_params = [
             self.space.decode(trials[n].params) for n in results.get("trial_number", [])
         ]
