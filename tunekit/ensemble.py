@@ -332,8 +332,8 @@ def _comparison(result, data, scorer, est, cv_score: float, n_bootstrap: int, se
     return table
 
 
-def ensemble(result, size: int = 20, *, max_init: int = 5, n_bootstrap: int = 1000,
-             random_state: int | None = 0):  # fmt: skip
+def ensemble(result, size: int = 20, *, max_init: int = 5, n_best: int = 50,
+             n_bootstrap: int = 200, random_state: int | None = 0):  # fmt: skip
     """Blend a search's candidates by ensemble selection over their out-of-fold predictions.
 
     Sets ``result.ensemble_`` (an :class:`EnsembleClassifier` or
@@ -354,8 +354,14 @@ def ensemble(result, size: int = 20, *, max_init: int = 5, n_bootstrap: int = 10
         ``1 / size``).
     max_init : int, default=5
         The sorted initialisation starts from up to this many best models.
-    n_bootstrap : int, default=1000
-        Resamples of the held-out rows for the paired bootstrap.
+    n_best : int, default=50
+        Only the ``n_best`` candidates of best mean CV score enter the
+        selection (as auto-sklearn's ``ensemble_nbest``): each greedy step
+        scores every model in the pool once.
+    n_bootstrap : int, default=200
+        Resamples of the held-out rows for the paired bootstrap (each scores
+        two models with the search's scorer: about 1.7 ms per score for
+        accuracy and 6 ms for ROC AUC on 300 rows).
     random_state : int or None, default=0
         Seeds the bootstrap.
 
@@ -388,7 +394,8 @@ def ensemble(result, size: int = 20, *, max_init: int = 5, n_bootstrap: int = 10
             f"out-of-fold predictions on every row, but none of the {n} did (failed, pruned, "
             "or successive halving on n_samples, whose rungs predict on a subsample)"
         )
-    pool = candidates + _baseline_pool(result, data)
+    candidates.sort(key=lambda m: (not np.isfinite(m.cv_score), -m.cv_score))
+    pool = candidates[:n_best] + _baseline_pool(result, data)
     chosen = select([m.oof for m in pool], _score_of(scorer, data.y_search, classes), size,
                     max_init)  # fmt: skip
     picked = [k for k in np.flatnonzero(chosen.weights)]
