@@ -435,17 +435,10 @@ def encode_oof_predictions(values: np.ndarray) -> dict[str, Any]:
 
 
 def read_oof_predictions(trial: Any) -> np.ndarray | None:
-    """A trial's ``oof_predictions`` as a float32 array; ``None`` when it has none.
+    """A trial's (or its ``user_attrs``') ``oof_predictions`` as float32; ``None`` if none.
 
-    Parameters
-    ----------
-    trial : optuna.trial.FrozenTrial or dict
-        A trial, or its ``user_attrs``.
-
-    Raises
-    ------
-    ReportError
-        If the stored value is not an array this reader wrote.
+    Raises :class:`~tunekit.exceptions.ReportError` if the value is not an array
+    :func:`encode_oof_predictions` wrote.
     """
     attrs = trial if isinstance(trial, Mapping) else trial.user_attrs
     stored = attrs.get(OOF_PREDICTIONS)
@@ -466,19 +459,10 @@ def read_oof_predictions(trial: Any) -> np.ndarray | None:
 def oof_predictions_of(trials: Sequence[Any], n_rows: int | None = None) -> list | None:
     """Every trial's out-of-fold predictions, NaN for a trial that is not COMPLETE.
 
-    Parameters
-    ----------
-    trials : sequence of optuna.trial.FrozenTrial
-        In ``cv_results_``'s row order.
-    n_rows : int or None, default=None
-        Rows of the searched data; ``None`` takes the first stored array's.
-        An array stored over another number of rows (a study resumed on other
-        data) is read as NaN.
-
-    Returns
-    -------
-    list of ndarray or None
-        ``None`` when no trial stored any.
+    ``trials`` are in ``cv_results_``'s row order; ``n_rows`` (the rows
+    searched; ``None`` takes the first stored array's) reads an array stored
+    over another number of rows (a study resumed on other data) as NaN.
+    ``None`` when no trial stored any.
     """
     stored = [read_oof_predictions(t) if t.state.name == COMPLETE else None for t in trials]
     known = [a for a in stored if a is not None and (n_rows is None or len(a) == n_rows)]

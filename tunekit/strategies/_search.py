@@ -50,9 +50,9 @@ def engine_of(engines) -> str:
     return "mixed" if kinds else "sklearn"
 
 
-def _oof(per_candidate: list, n_rows: int) -> list | None:
+def _oof(per_candidate: list, n_rows: int, kept: bool = True) -> list | None:
     """Every candidate's out-of-fold predictions over the ``n_rows`` searched rows."""
-    shape = common_shape(per_candidate)
+    shape = common_shape(per_candidate) if kept else None
     if shape is None:
         return None
     return [assemble(folds, n_rows, shape) for folds in per_candidate]
@@ -70,6 +70,16 @@ class _Collected:
         self.n_trained = 0
         self.n_epochs = 0
         self.oof: list = []  # per candidate: [(test rows, predictions)] of its folds
+
+    def add(self, candidate_params: list, out: list, done) -> None:
+        """Add a batch: its candidates, their entries and the evaluation's extras."""
+        offset = len(self.params)
+        self.params.extend(candidate_params)
+        self.out.extend(out)
+        self.engines.extend(done.engines)
+        self.curves.extend({**r, "candidate": r["candidate"] + offset} for r in done.curves)
+        self.n_trained += done.n_trained
+        self.n_epochs += done.n_epochs
 
 
 class EvaluatorSearchCV(BaseSearchCV):
@@ -182,19 +192,12 @@ class EvaluatorSearchCV(BaseSearchCV):
             done = evaluator.evaluate(
                 base, candidate_params, splits, X, y, scorers=scorers, fit_params=fit_params
             )
-            tests = [te for _, te in splits]
-            seen.oof.extend(pop_predictions(row, tests) for row in done.entries)
+            seen.oof.extend(pop_predictions(row, [te for _, te in splits]) for row in done.entries)
             out = [entry for row in done.entries for entry in row]
             _warn_or_raise_about_fit_failures(out, self.error_score)
             if callable(self.scoring):
                 _insert_error_scores(out, self.error_score)
-            offset = len(seen.params)
-            seen.params.extend(candidate_params)
-            seen.out.extend(out)
-            seen.engines.extend(done.engines)
-            seen.curves.extend({**r, "candidate": r["candidate"] + offset} for r in done.curves)
-            seen.n_trained += done.n_trained
-            seen.n_epochs += done.n_epochs
+            seen.add(candidate_params, out, done)
             for key, value in (more_results or {}).items():
                 seen.more[key].extend(value)
             results = self._format_results(seen.params, self.n_splits_, seen.out, seen.more)
@@ -219,8 +222,7 @@ class EvaluatorSearchCV(BaseSearchCV):
         self.epoch_curves_ = pd.DataFrame(seen.curves, columns=list(CURVE_COLUMNS))
         self.n_trained_ = seen.n_trained
         self.n_epochs_trained_ = seen.n_epochs
-        keeps = evaluator.oof_predictions
-        self.oof_predictions_ = _oof(seen.oof, _num_samples(X)) if keeps else None
+        self.oof_predictions_ = _oof(seen.oof, _num_samples(X), evaluator.oof_predictions)
         return self
 
     def _search(self, evaluate_candidates, X, y) -> None:

@@ -129,6 +129,13 @@ def _record(entries, return_train_score: bool, oof=None, **extra) -> dict:
     )
 
 
+def _oof_rows(search, objective):
+    """``_record``'s ``oof``: every fold's test rows and the rows searched, or ``None``."""
+    if not search.oof_predictions:
+        return None
+    return [te for _, te in objective.splits], _num_samples(objective.X)
+
+
 def run_batches(search, objective, *, remaining: int, timeout=None, progress=None) -> int:
     """Run ``remaining`` trials of ``search.study_`` in batches on the engine.
 
@@ -295,14 +302,11 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
             set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {halted[0]}"})
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         check_stop()
-    oof = None
-    if search.oof_predictions:
-        oof = ([te for _, te in objective.splits], _num_samples(objective.X))
     for c, trial in enumerate(trials):
         record = _record(
             done.entries[c],
             search.return_train_score,
-            None if c in done.pruned else oof,
+            _oof_rows(search, objective) if c not in done.pruned else None,
             **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
         )
         set_user_attrs(trial, record)

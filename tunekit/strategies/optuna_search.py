@@ -228,19 +228,22 @@ class _Objective:
             key = f"{estimator.steps[-1][0]}__callbacks"
         return {key: callbacks}, callback
 
-    def _predict(self, predicted: list, estimator, X_test, test) -> None:
-        """Add the fold model's predictions on its test rows when the search keeps them."""
-        if self.search.oof_predictions:
-            values = predictions_of(estimator, X_test)
-            if values is not None:
-                predicted.append((np.asarray(test), values))
+    def _predict(self, record, predicted: list, estimator, X_test, test, fold: int) -> None:
+        """Keep the fold model's predictions on its test rows when the search keeps them;
+        after the last fold, hand them all to the trial's record."""
+        if not self.search.oof_predictions:
+            return
+        values = predictions_of(estimator, X_test)
+        if values is not None:
+            predicted.append((np.asarray(test), values))
+        if fold == len(self.splits) - 1 and len(predicted) == len(self.splits):
+            record.set_predictions(assemble(predicted, _num_samples(self.X)))
 
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
         params = search.space.suggest(trial)
         trial.set_user_attr(PARAMS, params_attr(params))
-        record = TrialRecord()
-        predicted = []  # (test rows, predictions) of the folds done
+        record, predicted = TrialRecord(), []  # predicted: (test rows, values) per fold
 
         def save(partial=0, **failure):  # one storage write per fold
             spent = record.epochs_spent() + partial
@@ -290,9 +293,7 @@ class _Objective:
                 save(reason=f"non-finite score in fold {fold}: {reason}")
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason)
                 return float("nan")
-            self._predict(predicted, estimator, X_test, test)
-            if fold == len(self.splits) - 1 and predicted:
-                record.set_predictions(assemble(predicted, _num_samples(self.X)))
+            self._predict(record, predicted, estimator, X_test, test, fold)
             save()
             running = float(np.mean(record.test_scores))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
