@@ -139,7 +139,7 @@ def test_an_ensemble_that_does_not_help_says_so():
     ("kwargs", "match"),
     [
         ({"ensemble": True, "oof_predictions": False}, "oof_predictions=False turns them off"),
-        ({"outer_cv": 1}, "outer_cv must be a number of outer folds >= 2"),
+        ({"outer_cv": 1}, "outer_cv needs at least 2 folds: give a number"),
         ({"ensemble": 0}, "ensemble must be True, False or a size >= 1"),
         ({"oof_predictions": "yes"}, "oof_predictions must be True or False"),
     ],

@@ -179,8 +179,8 @@ def _validate_ensemble(options: dict) -> None:
     outer_cv, oof, ensemble = options["outer_cv"], options["oof_predictions"], options["ensemble"]
     if (_is_int(outer_cv) and outer_cv < 2) or isinstance(outer_cv, (bool, float, str)):
         raise ValueError(
-            f"outer_cv must be a number of outer folds >= 2, a splitter, or None for no nested "
-            f"cross-validation; got outer_cv={outer_cv!r}"
+            f"outer_cv needs at least 2 folds: give a number of outer folds >= 2, a splitter, "
+            f"or None for no nested cross-validation; got outer_cv={outer_cv!r}"
         )
     if not isinstance(oof, bool):
         raise ValueError(f"oof_predictions must be True or False, got {oof!r}")

@@ -32,9 +32,9 @@ Trial user attributes
     The trial's out-of-fold predictions over the rows of the searched data:
     ``{"dtype": "float32", "shape": [n_rows, ...], "data": BASE64}``, the
     array's little-endian float32 bytes in base64 (NaN where no fold
-    predicted), read back with :func:`read_oof_predictions` (never pickle).
-    Written only for complete trials, only when the search keeps them.
-    Readers that do not know the key ignore it (layout 1 still reads).
+    predicted), read back with :func:`read_oof_predictions` (never pickle);
+    complete trials only. Older readers ignore it (layout 1 still reads); the
+    study attribute ``tunekit_oof_target`` holds the targets the same way.
 
 The study's stored layout
 -------------------------
@@ -123,7 +123,6 @@ __all__ = [
     "check_readable",
     "check_resumable",
     "cv_results_from_study",
-    "encode_oof_predictions",
     "finite_or_none",
     "fold_columns",
     "jsonable",
@@ -134,6 +133,7 @@ __all__ = [
     "params_attr",
     "rank_like_sklearn",
     "read_oof_predictions",
+    "read_oof_target",
     "read_trial",
     "stamp_layout",
     "stored_layout",
@@ -165,6 +165,7 @@ FAILURE_TRACEBACK = "failure_traceback"
 ENGINE = "engine"
 HELDOUT_TEST_SCORE = "heldout_test_score"
 OOF_PREDICTIONS = "oof_predictions"
+OOF_TARGET_ATTR = "tunekit_oof_target"
 #: The per-fold lists of a trial, in the order they are stored.
 FOLD_KEYS = (CV_TEST_SCORES, CV_TRAIN_SCORES, FIT_TIMES, SCORE_TIMES, BEST_EPOCHS, N_EPOCHS)
 #: A stored traceback keeps its last this many characters.
@@ -430,25 +431,20 @@ class TrialRecord:
 def encode_oof_predictions(values: np.ndarray) -> dict[str, Any]:
     """The ``oof_predictions`` user attribute of an array (float32 bytes in base64)."""
     array = np.ascontiguousarray(values, dtype="<f4")
-    data = base64.b64encode(array.tobytes()).decode("ascii")
-    return {"dtype": "float32", "shape": list(array.shape), "data": data}
+    return {"dtype": "float32", "shape": list(array.shape),
+            "data": base64.b64encode(array.tobytes()).decode("ascii")}  # fmt: skip
 
 
 def read_oof_predictions(trial: Any) -> np.ndarray | None:
-    """A trial's (or its ``user_attrs``') ``oof_predictions`` as float32; ``None`` if none.
-
-    Raises :class:`~tunekit.exceptions.ReportError` if the value is not an array
-    :func:`encode_oof_predictions` wrote.
-    """
+    """A trial's (or its ``user_attrs``') ``oof_predictions`` as float32 (``None``: none);
+    ``ReportError`` if the value is not an array :func:`encode_oof_predictions` wrote."""
     attrs = trial if isinstance(trial, Mapping) else trial.user_attrs
     stored = attrs.get(OOF_PREDICTIONS)
     if stored is None:
         return None
     try:
-        shape = tuple(int(n) for n in stored["shape"])
         data = base64.b64decode(stored["data"], validate=True)
-        array = np.frombuffer(data, dtype="<f4")
-        return array.reshape(shape).astype(np.float32)
+        return np.frombuffer(data, "<f4").reshape([int(n) for n in stored["shape"]]).copy()
     except (KeyError, TypeError, ValueError) as err:
         raise ReportError(
             f"the trial's {OOF_PREDICTIONS!r} attribute is not a base64 float32 array with a "
@@ -456,21 +452,34 @@ def read_oof_predictions(trial: Any) -> np.ndarray | None:
         ) from None
 
 
-def oof_predictions_of(trials: Sequence[Any], n_rows: int | None = None) -> list | None:
-    """Every trial's out-of-fold predictions, NaN for a trial that is not COMPLETE.
+def oof_target_attr(y: Any, classifier: bool) -> dict[str, Any]:
+    """The study attribute ``tunekit_oof_target``: targets (class codes and ``classes``)."""
+    if not classifier:
+        return {"classes": None, **encode_oof_predictions(np.asarray(y, dtype=float))}
+    classes, codes = np.unique(np.asarray(y), return_inverse=True)
+    return {"classes": jsonable(list(classes)), **encode_oof_predictions(codes)}
 
-    ``trials`` are in ``cv_results_``'s row order; ``n_rows`` (the rows
-    searched; ``None`` takes the first stored array's) reads an array stored
-    over another number of rows (a study resumed on other data) as NaN.
-    ``None`` when no trial stored any.
+
+def read_oof_target(study: Any) -> np.ndarray | None:
+    """The searched rows' targets a study stored (``None`` when it stored none)."""
+    stored = dict(getattr(study, "user_attrs", {}) or {}).get(OOF_TARGET_ATTR)
+    values = read_oof_predictions({OOF_PREDICTIONS: stored}) if stored else None
+    if values is None or stored.get("classes") is None:
+        return values
+    return np.asarray(stored["classes"])[values.astype(np.intp)]
+
+
+def oof_predictions_of(trials: Sequence[Any], n_rows: int | None = None) -> list | None:
+    """Every trial's out-of-fold predictions (``None``: none stored), NaN for a trial that
+    is not COMPLETE or stored them over other than ``n_rows`` rows (``None``: the first's).
     """
     stored = [read_oof_predictions(t) if t.state.name == COMPLETE else None for t in trials]
     known = [a for a in stored if a is not None and (n_rows is None or len(a) == n_rows)]
     if not known:
         return None
     shape = known[0].shape
-    blank = np.full(shape, np.nan, dtype=np.float32)
-    return [a if a is not None and a.shape == shape else blank.copy() for a in stored]
+    return [a if a is not None and a.shape == shape else np.full(shape, np.nan, "f4")
+            for a in stored]  # fmt: skip
 
 
 def failed_in_the_model(trial: Any) -> bool:

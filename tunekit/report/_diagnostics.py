@@ -1,7 +1,8 @@
 """Where the chosen model goes wrong, and whether a blend beats it.
 
 Read from a result's out-of-fold predictions (``oof_predictions_``, the
-best candidate's row) and the search set's targets (``oof_target_``), drawn
+best candidate's row) and the search set's targets (``oof_target_``), or
+from what an Optuna study stored (:mod:`tunekit.record`), drawn
 with scikit-learn's displays: a classifier's confusion matrix
 (``ConfusionMatrixDisplay``) and calibration curve (``CalibrationDisplay``;
 top-label calibration for more than two classes), a regressor's predicted
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tunekit.exceptions import ReportError
+from tunekit.record import oof_predictions_of, read_oof_target
 from tunekit.report._plots import figure, figure_png
 
 __all__ = ["diagnostic_figures", "ensemble_lines", "plot_diagnostics"]
@@ -46,11 +48,29 @@ _CAPTIONS = {
 }
 
 
+def _from_study(result: Any) -> tuple[Any, Any, Any]:
+    """A study's stored predictions, targets and best row, in ``cv_results_``'s order."""
+    study, results = getattr(result, "study_", None), getattr(result, "cv_results_", None)
+    if study is None or not results or "trial_number" not in results:
+        return None, None, None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    oof = oof_predictions_of([trials[int(n)] for n in results["trial_number"]])
+    means = np.asarray(results["mean_test_score"], dtype=float)
+    best = int(np.nanargmax(means)) if np.isfinite(means).any() else None
+    return oof, read_oof_target(study), best
+
+
+def _oof_of(result: Any) -> tuple[Any, Any, Any]:
+    """Out-of-fold predictions, targets and the best row: a result's own, or its study's."""
+    oof = getattr(result, "oof_predictions_", None)
+    if oof is None:
+        return _from_study(result)
+    return oof, getattr(result, "oof_target_", None), getattr(result, "best_index_", None)
+
+
 def _best_oof(result: Any) -> tuple[np.ndarray, np.ndarray]:
     """The best candidate's out-of-fold predictions and targets, rows it predicted only."""
-    oof = getattr(result, "oof_predictions_", None)
-    y = getattr(result, "oof_target_", None)
-    best = getattr(result, "best_index_", None)
+    oof, y, best = _oof_of(result)
     if oof is None or y is None or best is None:
         raise ReportError(
             "diagnostics need the out-of-fold predictions of a search result, but this one "
@@ -128,11 +148,12 @@ def _names(pred: np.ndarray, y: np.ndarray) -> tuple[str, str]:
 def diagnostic_figures(result: Any) -> list[dict[str, Any]]:
     """The diagnostics as report figures (``name``, ``title``, ``caption``, ``png``).
 
-    A result without out-of-fold predictions (a study, a loaded directory,
-    ``oof_predictions=False``) gives no figure; one that has them but cannot
+    A search result reads its own ``oof_predictions_``; a study (``tunekit
+    report <storage>``) the ones its trials stored. One without them (a
+    result directory, ``oof_predictions=False``) gives no figure; one that has them but cannot
     be drawn gives a figure entry with a ``note`` saying why.
     """
-    if getattr(result, "oof_predictions_", None) is None:
+    if _oof_of(result)[0] is None:
         return []
     try:
         drawn = plot_diagnostics(result)

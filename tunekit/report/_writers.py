@@ -618,7 +618,8 @@ def write_report(
     lb = leaderboard(obj if src is None else src, **leaderboard_kwargs)
     written: dict[str, Path] = {}
     figures = collect_figures(obj if src is None else src, lb) if plots else []
-    figures += diagnostic_figures(obj) if plots else []  # needs the result's OOF predictions
+    figures += diagnostic_figures(obj if src is None or hasattr(obj, "oof_predictions_")
+                                  else src) if plots else []  # out-of-fold predictions
     for fig in figures:
         if fig.get("png"):
             written[fig["name"]] = atomic_write_bytes(out / f"{fig['name']}.png", fig["png"])

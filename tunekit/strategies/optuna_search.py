@@ -48,6 +48,7 @@ from tunekit.record import (
     ENGINE,
     FAILURE_TRACEBACK,
     N_SPLITS_ATTR,
+    OOF_TARGET_ATTR,
     PARAMS,
     SCORING_ATTR,
     SPACE_ATTR,
@@ -56,6 +57,7 @@ from tunekit.record import (
     check_resumable,
     cv_results_from_study,
     oof_predictions_of,
+    oof_target_attr,
     params_attr,
     stamp_layout,
 )
@@ -533,6 +535,9 @@ class OptunaSearchCV:
             self.study_ = self._create_study(scoring_name, self.n_splits_, ratio)
         finally:
             optuna.logging.set_verbosity(verbosity)
+        if self.oof_predictions and y is not None:  # what tunekit report's diagnostics read
+            target = oof_target_attr(y, is_classifier(self.estimator))
+            self.study_.set_user_attr(OOF_TARGET_ATTR, target)
         objective = _Objective(
             self, X, y, splits, fit_params, _max_epochs(self.estimator, self.space)
         )
