@@ -23,6 +23,7 @@ from tunekit.record import (
     encode_oof_predictions,
     oof_predictions_of,
     read_oof_predictions,
+    read_oof_target,
 )
 
 SPACE = {"C": tk.Choice([0.01, 1.0])}
@@ -228,3 +229,34 @@ def test_study_stores_them_and_they_read_back(where, tmp_path):
     for i, oof in enumerate(result.oof_predictions_):
         np.testing.assert_array_equal(read[i], oof)
         np.testing.assert_allclose(oof, _by_hand(result, i), atol=1e-6)
+
+
+def test_tunekit_report_of_a_storage_draws_the_diagnostics_from_the_trials(tmp_path):
+    pytest.importorskip("matplotlib")
+    X, y = _data()
+    url = f"sqlite:///{tmp_path}/report.db"
+    result = tk.search(LogisticRegression(), X, y, space=SPACE, strategy="optuna", n_trials=2,
+                       cv=3, verbose=0, baselines=False, storage=url, study_name="r")  # fmt: skip
+    study = optuna.load_study(study_name="r", storage=url)
+    np.testing.assert_array_equal(read_oof_target(study), result.oof_target_)
+    written = tk.report.write_report(tk.report.load(url, study="r"), tmp_path / "out",
+                                     formats=["md"])  # fmt: skip
+    assert {"oof_confusion", "oof_calibration"} <= set(written)
+
+
+def test_optuna_batches_on_the_stacked_engine_store_the_members_predictions(tmp_path):
+    X, y = _keras_data()
+    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=16,
+                             random_state=0, verbose=0)  # fmt: skip
+    url = f"sqlite:///{tmp_path}/batch.db"
+    result = tk.search(est, X, y, space={"model__l2": tk.Float(1e-4, 1e-1, log=True)},
+                       strategy="optuna", n_trials=2, cv=2, verbose=0, baselines=False,
+                       test_size=None, storage=url, study_name="b",
+                       pruner=optuna.pruners.NopPruner())  # fmt: skip
+    assert result.engine_ == "stacked"
+    study = optuna.load_study(study_name="b", storage=url)
+    stored = oof_predictions_of(study.trials, n_rows=len(y))
+    for oof, again in zip(result.oof_predictions_, stored, strict=True):
+        assert oof.shape == (len(y), 2) and np.isfinite(oof).all()
+        np.testing.assert_array_equal(oof, again)
+        np.testing.assert_allclose(oof.sum(axis=1), 1.0, atol=1e-5)
