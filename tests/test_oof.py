@@ -14,6 +14,7 @@ import optuna
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score
 
 import tunekit as tk
 import tunekit.evaluators._base as base
@@ -25,6 +26,7 @@ from tunekit.record import (
     read_oof_predictions,
     read_oof_target,
 )
+from tunekit.strategies.fixed_list import StackedSearchCV
 
 SPACE = {"C": tk.Choice([0.01, 1.0])}
 
@@ -260,3 +262,15 @@ def test_optuna_batches_on_the_stacked_engine_store_the_members_predictions(tmp_
         assert oof.shape == (len(y), 2) and np.isfinite(oof).all()
         np.testing.assert_array_equal(oof, again)
         np.testing.assert_allclose(oof.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_fixed_list_oof_predictions_give_the_engines_own_fold_scores():
+    X, y = _keras_data()
+    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=16,
+                             random_state=0, verbose=0)  # fmt: skip
+    search = StackedSearchCV(est, {"model__l2": [0.0, 0.1]}, cv=3, refit=False).fit(X, y)
+    assert search.engine_ == "stacked" and len(search.oof_predictions_) == 2
+    for i, oof in enumerate(search.oof_predictions_):
+        for s, (_, test) in enumerate(search._checked_cv_orig.split(X, y)):
+            accuracy = accuracy_score(y[test], np.argmax(oof[test], axis=1))
+            assert accuracy == pytest.approx(search.cv_results_[f"split{s}_test_score"][i])

@@ -83,6 +83,10 @@ class StackedSearchCV(EvaluatorSearchCV):
         Seeds the members when the estimator has no integer
         ``random_state``. An estimator's own integer seed always wins: every
         member then starts from it, as every standard fit would.
+    oof_predictions : bool, default=True
+        Keep every (candidate, fold)'s predictions on the fold's test rows as
+        ``oof_predictions_`` (one float32 array per candidate over the rows of
+        ``X``, NaN where a fold failed).
 
     Attributes
     ----------
@@ -132,6 +136,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         },
         "candidates": [dict, list, tuple, Iterable],
         "random_state": ["random_state"],
+        "oof_predictions": ["boolean"],
     }
 
     def __init__(
@@ -146,7 +151,9 @@ class StackedSearchCV(EvaluatorSearchCV):
         error_score: float | str = np.nan,
         verbose: int = 0,
         random_state: int | np.random.RandomState | None = None,
+        oof_predictions: bool = True,
     ):
+        self.oof_predictions = oof_predictions
         self.estimator = estimator
         self.candidates = candidates
         self.scoring = scoring
@@ -165,6 +172,7 @@ class StackedSearchCV(EvaluatorSearchCV):
             error_score=self.error_score,
             return_train_score=self.return_train_score,
             verbose=self.verbose,
+            oof_predictions=self.oof_predictions,
         )
         return self._stacked
 
