@@ -264,6 +264,7 @@ def test_optuna_batches_on_the_stacked_engine_store_the_members_predictions(tmp_
         np.testing.assert_allclose(oof.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # a third stacked-engine run; the rebuilt-weights test covers the engine
 def test_fixed_list_oof_predictions_give_the_engines_own_fold_scores():
     X, y = _keras_data()
     est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=16,
