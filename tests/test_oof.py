@@ -159,26 +159,30 @@ def test_keras_standard_path_equals_the_fold_models_own_predictions(monkeypatch)
 def test_stacked_engine_equals_a_keras_model_rebuilt_from_the_member_weights(monkeypatch):
     X, y = _keras_data()
     seen = _spy(monkeypatch)
-    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=16,
-                             random_state=0, verbose=0)  # fmt: skip
-    space = {"model__l2": tk.Choice([0.0, 0.01]), "model__dropout": tk.Choice([0.0, 0.2])}
+    est = tk.KerasClassifier(tk.builders.mlp, epochs=2, batch_size=16, random_state=0, verbose=0)
+    # widths tell the members apart: only its own candidate's network takes its weights
+    space = {"model__hidden": tk.Choice([(3,), (5,)]), "model__l2": tk.Choice([0.0, 0.01])}
     result = tk.search(est, X, y, space=space, cv=2, engine="stacked", verbose=0,
                        baselines=False, test_size=None, refit_top=0)  # fmt: skip
     assert result.engine_ == "stacked"
     members = [(m, X_test) for m, X_test, _ in seen if hasattr(m, "weights_")]
     assert len(members) == 8
+    checked = set()
     for member, X_test in members:
         rows = _rows_of(X, X_test)
-        matches = []
+        width = member.weights_[0].shape[1]
         for i, params in enumerate(result.cv_results_["params"]):
+            if params["model__hidden"] != (width,):
+                continue
             keras_model = tk.builders.mlp(
-                input_shape=(5,), hidden=(4,), l2=params["model__l2"],
-                dropout=params["model__dropout"], output_units=1, output_activation="sigmoid",
+                input_shape=(5,), hidden=(width,), l2=params["model__l2"],
+                output_units=1, output_activation="sigmoid",
             )  # fmt: skip
             keras_model.set_weights(member.weights_)
             p = keras_model.predict(X_test, verbose=0)[:, 0]
-            matches.append(np.allclose(result.oof_predictions_[i][rows, 1], p, atol=1e-5))
-        assert any(matches)
+            if np.allclose(result.oof_predictions_[i][rows, 1], p, atol=1e-5):
+                checked.add((i, tuple(rows)))
+    assert len(checked) == 8  # every (candidate, fold) matched its own member's network
     for oof in result.oof_predictions_:
         assert np.isfinite(oof).all()
         np.testing.assert_allclose(oof.sum(axis=1), 1.0, atol=1e-5)
