@@ -12,10 +12,16 @@ SQLite file's size, the bytes of ``oof_predictions_`` in memory, the bytes the
 ``oof_predictions`` attributes take in the study (JSON text), and the time to read
 them back with :func:`tunekit.record.oof_predictions_of`.
 
+``--stored-only`` measures the storage alone, without training: ``--trials``
+complete trials written into a fresh SQLite study, each with random out-of-fold
+predictions through :class:`tunekit.record.TrialRecord` (one ``set_user_attrs``
+write per trial), against the same trials without them.
+
 Run::
 
     python benchmarks/oof_memory.py                     # 1,000 trials, 1,000 rows
     python benchmarks/oof_memory.py --trials 100 --rows 500
+    python benchmarks/oof_memory.py --stored-only
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import optuna
 from sklearn.linear_model import LogisticRegression
 
 import tunekit as tk
-from tunekit.record import OOF_PREDICTIONS, oof_predictions_of
+from tunekit.record import OOF_PREDICTIONS, TrialRecord, oof_predictions_of
+from tunekit.storage import set_user_attrs
 
 
 def _arm(X, y, trials: int, oof: bool, folder: str) -> dict:
@@ -65,12 +72,45 @@ def _arm(X, y, trials: int, oof: bool, folder: str) -> dict:
     }
 
 
+def _stored_only(trials: int, rows: int, folder: str) -> None:
+    """Write ``trials`` complete trials with and without predictions; sizes and read time."""
+    rng = np.random.default_rng(0)
+    dist = {"C": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)}
+    for oof in (False, True):
+        url = f"sqlite:///{folder}/stored-{oof}.db"
+        study = optuna.create_study(storage=url, study_name="oof", direction="maximize")
+        tick = time.perf_counter()
+        for _ in range(trials):
+            trial = study.ask(dist)
+            record = TrialRecord()
+            for _fold in range(3):
+                record.add_fold(test_score=0.8, fit_time=0.01, score_time=0.001)
+            if oof:
+                p = rng.random((rows, 1)).astype(np.float32)
+                record.set_predictions(np.hstack([1 - p, p]))
+            set_user_attrs(trial, record.attrs())
+            study.tell(trial, 0.8)
+        write_s = time.perf_counter() - tick
+        tick = time.perf_counter()
+        read = oof_predictions_of(optuna.load_study(study_name="oof", storage=url).trials)
+        read_s = time.perf_counter() - tick
+        size = os.path.getsize(url.removeprefix("sqlite:///"))
+        n = 0 if read is None else len(read)
+        print(f"stored-only oof={oof!s:5}  {trials} trials written in {write_s:6.1f} s  "
+              f"db {size / 1e6:7.2f} MB  read back {read_s:5.2f} s ({n} arrays)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=1000, help="rows of the search set")
+    parser.add_argument("--stored-only", action="store_true", help="storage only, no training")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.stored_only:
+        with tempfile.TemporaryDirectory() as folder:
+            _stored_only(args.trials, args.rows, folder)
+        return
     rng = np.random.default_rng(0)
     n = int(args.rows / 0.8)  # test_size=0.2 holds out the rest
     X = rng.normal(size=(n, 10))
