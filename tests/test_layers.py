@@ -46,6 +46,8 @@ NEVER = {
     "results": {"strategies", "evaluators", "engine", "cli", "launch", "workflow", "api"},
     "backends": {"cli", "launch", "workflow", "report"},
     "launch": {"report", "strategies", "evaluators", "engine", "api", "workflow"},
+    # api calls it after a search; it reads results by their attributes and shows nothing
+    "ensembles": {"report", "results", "api", "cli", "launch", "workflow", "strategies"},
 }  # fmt: skip
 
 # leaves: import nothing of tunekit but other leaves

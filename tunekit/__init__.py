@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "builders",
     "datasets",
+    "ensemble",
     "report",
     "search",
     "spaces",
@@ -36,6 +37,7 @@ _LAZY = {
     "Choice": "tunekit.space",
     "Space": "tunekit.space",
     "search": "tunekit.api",
+    "ensemble": "tunekit.ensembles",
     "SearchResult": "tunekit.results",
     "TunekitError": "tunekit.exceptions",
 }

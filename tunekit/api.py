@@ -22,10 +22,11 @@ from tunekit._quiet import FitProgress, restoring_global_state
 from tunekit.backends import check_backend, parallel_backend
 from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
 from tunekit.engine.memory import check_memory_budget
+from tunekit.ensembles import ensemble as make_ensemble
 from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
 from tunekit.exceptions import SearchFailedError
 from tunekit.record import BASELINES_ATTR, FAIL
-from tunekit.results import SearchResult
+from tunekit.results import SearchData, SearchResult
 from tunekit.space import Space
 from tunekit.storage import default_storage_url
 from tunekit.strategies.optuna_batch import check_trial_batch
@@ -171,6 +172,26 @@ def _validate_options(options: dict) -> None:
         )
     if not isinstance(verbose, bool) and (not _is_int(verbose) or verbose < 0):
         raise ValueError(f"verbose must be an integer >= 0, got {verbose!r}")
+    _validate_ensemble(options)
+
+
+def _validate_ensemble(options: dict) -> None:
+    """``outer_cv``, ``oof_predictions`` and ``ensemble``, refused with their rules."""
+    outer_cv, oof, ensemble = options["outer_cv"], options["oof_predictions"], options["ensemble"]
+    if (_is_int(outer_cv) and outer_cv < 2) or isinstance(outer_cv, (bool, float, str)):
+        raise ValueError(
+            f"outer_cv needs at least 2 folds: give a number of outer folds >= 2, a splitter, "
+            f"or None for no nested cross-validation; got outer_cv={outer_cv!r}"
+        )
+    if not isinstance(oof, bool):
+        raise ValueError(f"oof_predictions must be True or False, got {oof!r}")
+    if not isinstance(ensemble, bool) and not (_is_int(ensemble) and ensemble >= 1):
+        raise ValueError(f"ensemble must be True, False or a size >= 1, got {ensemble!r}")
+    if ensemble is not False and not oof:
+        raise ValueError(
+            "ensemble selection blends the candidates' out-of-fold predictions, but "
+            "oof_predictions=False turns them off: pass oof_predictions=True (the default)"
+        )
 
 
 @contextmanager
@@ -271,6 +292,8 @@ def search(
     baselines: bool | list = True,
     mlflow: bool | str = False,
     tracking_uri: str | None = None,
+    oof_predictions: bool = True,
+    ensemble: bool | int = False,
 ) -> SearchResult:
     """Tune ``estimator`` over ``space`` with cross-validation and a held-out test set.
 
@@ -392,6 +415,15 @@ def search(
         scikit-learn estimators (or ``(name, estimator)`` pairs) those;
         ``False`` none. Inputs that are not 2-D are flattened; non-numeric
         inputs skip them with a log line.
+    oof_predictions : bool, default=True
+        Keep every (candidate, fold)'s predictions on the fold's test rows
+        (``oof_predictions_``, one float32 array of ``n_rows x n_outputs`` per
+        candidate; an Optuna study stores them with its trials).
+    ensemble : bool or int, default=False
+        Select an ensemble over the out-of-fold predictions (``ensemble_``,
+        Caruana et al.'s greedy selection; an int is its size, ``True`` 20),
+        compared with the best candidate and baseline on the held-out set
+        (see :func:`tunekit.ensembles.ensemble`). Needs ``oof_predictions``.
 
     Returns
     -------
@@ -429,7 +461,14 @@ def search(
     folds = list(check_cv(cv, y_search, classifier=classifier).split(X_search, y_search))
     refits = _heldout_refits(run, options, X_search, y_search, X_test, y_test, fit_params)
     baseline_scores = _baselines(run, options, X_search, y_search, folds, X_test, y_test)
-    return _tracked(_result(run, options, folds, refits, baseline_scores, start), tracked)
+    result = _result(run, options, folds, refits, baseline_scores, start)
+    result.oof_target_ = None if y_search is None else np.asarray(y_search)
+    result.data_ = SearchData(X_search, y_search, X_test, y_test, folds, estimator, scoring,
+                              baselines)  # fmt: skip
+    if ensemble is not False and not run.interrupted:
+        make_ensemble(result, 20 if ensemble is True else ensemble, random_state=random_state)
+        result.wall_time_ = time.perf_counter() - start
+    return _tracked(result, tracked)
 
 
 def _tracked(result: SearchResult, tracking_uri: str | None) -> SearchResult:
@@ -511,6 +550,7 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
             n_jobs=options["n_jobs"], return_train_score=options["return_train_score"],
             engine=options["engine"], trial_batch=options["trial_batch"],
             memory_budget=options["memory_budget"],
+            oof_predictions=options["oof_predictions"],
         )  # fmt: skip
         searcher.fit(X, y, **fit_params)
         return _Run(
@@ -531,6 +571,7 @@ def _run_strategy(options: dict, space, X, y, fit_params) -> _Run:
         return_train_score=options["return_train_score"],
         engine="sklearn" if forced else options["engine"], progress=progress,
         memory_budget=options["memory_budget"],
+        oof_predictions=options["oof_predictions"],
     )  # fmt: skip
     try:
         with parallel_backend(backend, options["scheduler"]):
@@ -631,6 +672,7 @@ def _result(run: _Run, options: dict, folds, refits: _Refits, baselines, start) 
         engine_=getattr(searcher, "engine_", "sklearn"),
         epoch_curves_=getattr(searcher, "epoch_curves_", None),
         baselines_=baselines,
+        oof_predictions_=getattr(searcher, "oof_predictions_", None),
     )
 
 
@@ -665,14 +707,14 @@ def _progress(verbose: int, n_jobs: int, total: int | None = None):
     return FitProgress(total)
 
 
-def _sklearn_searcher(
-    strategy, estimator, space, *, scoring, engine, progress, memory_budget=None, **kwargs
-):
+def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, oof_predictions,
+                      memory_budget=None, **kwargs):  # fmt: skip
     """A grid, random or halving search whose batches the chosen evaluator trains."""
     evaluator = make_evaluator(
         engine,
         estimator,
         memory_budget=memory_budget,
+        oof_predictions=oof_predictions,
         n_jobs=kwargs["n_jobs"],
         progress=progress,
         verbose=kwargs["verbose"],
@@ -686,7 +728,7 @@ def _sklearn_searcher(
 
 def make_evaluator(
     engine: str, estimator, *, n_jobs=1, progress=None, verbose=0, error_score=np.nan,
-    return_train_score=True, memory_budget=None,
+    return_train_score=True, memory_budget=None, oof_predictions=False,
 ):
     """The evaluator for ``engine``: the stacked one (with the standard path behind it),
     or the standard one for ``engine="sklearn"`` and for estimators that are not
@@ -696,6 +738,7 @@ def make_evaluator(
         return_train_score=return_train_score,
         progress=progress,
         verbose=max(0, verbose - 1),
+        oof_predictions=oof_predictions,
     )
     standard = StandardEvaluator(n_jobs=n_jobs, **settings)
     if engine == "sklearn" or (engine == "auto" and not is_keras_estimator(estimator)):

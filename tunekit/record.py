@@ -28,6 +28,13 @@ Trial user attributes
     ``"stacked"`` or ``"sklearn"``: what trained the trial.
 ``heldout_test_score``
     The score on the held-out test set, when one was computed.
+``oof_predictions``
+    The trial's out-of-fold predictions over the rows of the searched data:
+    ``{"dtype": "float32", "shape": [n_rows, ...], "data": BASE64}``, the
+    array's little-endian float32 bytes in base64 (NaN where no fold
+    predicted), read back with :func:`read_oof_predictions` (never pickle);
+    complete trials only. Older readers ignore it (layout 1 still reads); the
+    study attribute ``tunekit_oof_target`` holds the targets the same way.
 
 The study's stored layout
 -------------------------
@@ -65,6 +72,7 @@ tunekit search may add arrays of length ``n_candidates``:
 
 from __future__ import annotations
 
+import base64
 import math
 import numbers
 import warnings
@@ -99,6 +107,7 @@ __all__ = [
     "MIN_READER",
     "N_EPOCHS",
     "N_SPLITS_ATTR",
+    "OOF_PREDICTIONS",
     "PARAMS",
     "PRUNED",
     "RUNNING",
@@ -118,10 +127,13 @@ __all__ = [
     "fold_columns",
     "jsonable",
     "last_line",
+    "oof_predictions_of",
     "param_arrays",
     "param_value",
     "params_attr",
     "rank_like_sklearn",
+    "read_oof_predictions",
+    "read_oof_target",
     "read_trial",
     "stamp_layout",
     "stored_layout",
@@ -152,6 +164,8 @@ FAILURE_REASON = "failure_reason"
 FAILURE_TRACEBACK = "failure_traceback"
 ENGINE = "engine"
 HELDOUT_TEST_SCORE = "heldout_test_score"
+OOF_PREDICTIONS = "oof_predictions"
+OOF_TARGET_ATTR = "tunekit_oof_target"
 #: The per-fold lists of a trial, in the order they are stored.
 FOLD_KEYS = (CV_TEST_SCORES, CV_TRAIN_SCORES, FIT_TIMES, SCORE_TIMES, BEST_EPOCHS, N_EPOCHS)
 #: A stored traceback keeps its last this many characters.
@@ -337,6 +351,11 @@ class TrialRecord:
         if unknown:
             raise ValueError(f"keys must be among {FOLD_KEYS}, got {sorted(unknown)}")
         self.folds: dict[str, list] = {key: [] for key in keys}
+        self.predictions: np.ndarray | None = None
+
+    def set_predictions(self, values: np.ndarray | None) -> None:
+        """Keep the trial's out-of-fold predictions; :meth:`attrs` stores them encoded."""
+        self.predictions = values
 
     def add_fold(
         self,
@@ -403,8 +422,64 @@ class TrialRecord:
             out[FAILURE_REASON] = reason if reason is not None else last_line(traceback_text)
         if traceback_text is not None:
             out[FAILURE_TRACEBACK] = traceback_text[-TRACEBACK_CHARS:]
+        if self.predictions is not None:
+            out[OOF_PREDICTIONS] = encode_oof_predictions(self.predictions)
         out.update(extra)
         return out
+
+
+def encode_oof_predictions(values: np.ndarray) -> dict[str, Any]:
+    """The ``oof_predictions`` user attribute of an array (float32 bytes in base64)."""
+    array = np.ascontiguousarray(values, dtype="<f4")
+    return {"dtype": "float32", "shape": list(array.shape),
+            "data": base64.b64encode(array.tobytes()).decode("ascii")}  # fmt: skip
+
+
+def read_oof_predictions(trial: Any) -> np.ndarray | None:
+    """A trial's (or its ``user_attrs``') ``oof_predictions`` as float32 (``None``: none);
+    ``ReportError`` if the value is not an array :func:`encode_oof_predictions` wrote."""
+    attrs = trial if isinstance(trial, Mapping) else trial.user_attrs
+    stored = attrs.get(OOF_PREDICTIONS)
+    if stored is None:
+        return None
+    try:
+        data = base64.b64decode(stored["data"], validate=True)
+        return np.frombuffer(data, "<f4").reshape([int(n) for n in stored["shape"]]).copy()
+    except (KeyError, TypeError, ValueError) as err:
+        raise ReportError(
+            f"the trial's {OOF_PREDICTIONS!r} attribute is not a base64 float32 array with a "
+            f"shape ({type(err).__name__}: {err})"
+        ) from None
+
+
+def oof_target_attr(y: Any, classifier: bool) -> dict[str, Any]:
+    """The study attribute ``tunekit_oof_target``: targets (class codes and ``classes``)."""
+    if not classifier:
+        return {"classes": None, **encode_oof_predictions(np.asarray(y, dtype=float))}
+    classes, codes = np.unique(np.asarray(y), return_inverse=True)
+    return {"classes": jsonable(list(classes)), **encode_oof_predictions(codes)}
+
+
+def read_oof_target(study: Any) -> np.ndarray | None:
+    """The searched rows' targets a study stored (``None`` when it stored none)."""
+    stored = dict(getattr(study, "user_attrs", {}) or {}).get(OOF_TARGET_ATTR)
+    values = read_oof_predictions({OOF_PREDICTIONS: stored}) if stored else None
+    if values is None or stored.get("classes") is None:
+        return values
+    return np.asarray(stored["classes"])[values.astype(np.intp)]
+
+
+def oof_predictions_of(trials: Sequence[Any], n_rows: int | None = None) -> list | None:
+    """Every trial's out-of-fold predictions (``None``: none stored), NaN for a trial that
+    is not COMPLETE or stored them over other than ``n_rows`` rows (``None``: the first's).
+    """
+    stored = [read_oof_predictions(t) if t.state.name == COMPLETE else None for t in trials]
+    known = [a for a in stored if a is not None and (n_rows is None or len(a) == n_rows)]
+    if not known:
+        return None
+    shape = known[0].shape
+    return [a if a is not None and a.shape == shape else np.full(shape, np.nan, "f4")
+            for a in stored]  # fmt: skip
 
 
 def failed_in_the_model(trial: Any) -> bool:

@@ -8,7 +8,24 @@ from typing import Any
 from tunekit.record import BASELINES_ATTR
 from tunekit.report import leaderboard, result_html, result_text
 
-__all__ = ["BASELINES_ATTR", "SearchResult"]
+__all__ = ["BASELINES_ATTR", "SearchData", "SearchResult"]
+
+
+@dataclass
+class SearchData:
+    """What a search was given, kept for what comes after it (:func:`tunekit.ensemble`).
+
+    References to the arrays the search used, not copies.
+    """
+
+    X_search: Any
+    y_search: Any
+    X_test: Any
+    y_test: Any
+    folds: list
+    estimator: Any
+    scoring: Any
+    baselines: Any
 
 
 @dataclass
@@ -82,6 +99,24 @@ class SearchResult:
         in ``cv_results_``'s per-fold schema plus ``baseline`` (their names)
         and ``seconds`` (what they cost); ``None`` when skipped. They are never
         ranked among the candidates.
+    oof_predictions_ : list of ndarray or None
+        Per ``cv_results_`` row, its out-of-fold predictions over the rows of
+        the search set (not the held-out set), in their original order:
+        class probabilities ``(n_rows, n_classes)`` for classifiers, values
+        ``(n_rows,)`` (or ``(n_rows, n_targets)``) for regressors, float32,
+        NaN where a fold failed or the trial was pruned. ``None`` with
+        ``oof_predictions=False``.
+    oof_target_ : ndarray or None
+        The search set's targets, in the same row order.
+    ensemble_ : EnsembleClassifier, EnsembleRegressor or None
+        The ensemble selected over the out-of-fold predictions
+        (``ensemble=True`` or :func:`tunekit.ensemble`), members refit on the
+        whole search set.
+    ensemble_weights_, ensemble_scores_ : pandas.DataFrame or None
+        Its members' weights, and its scores beside the best candidate's and
+        the best baseline's (see :func:`tunekit.ensembles.ensemble`).
+    data_ : SearchData or None
+        References to the data the search used (for :func:`tunekit.ensemble`).
     """
 
     cv_results_: dict
@@ -107,6 +142,12 @@ class SearchResult:
     engine_: str = "sklearn"
     epoch_curves_: Any = None
     greater_is_better: bool = True
+    oof_predictions_: list | None = None
+    oof_target_: Any = None
+    ensemble_: Any = None
+    ensemble_weights_: Any = None
+    ensemble_scores_: Any = None
+    data_: SearchData | None = None
 
     @property
     def leaderboard(self):

@@ -17,7 +17,7 @@ What strategies share with the evaluators is exported here too:
 :func:`main_score` (the number a curve row records), :func:`final_estimator`,
 :func:`is_keras_estimator`, :func:`candidate_list` (a grid or a list of
 candidate dicts) and :func:`carve_validation` (the early-stopping split of a
-training fold).
+training fold), and the out-of-fold predictions' helpers (:mod:`tunekit.evaluators.oof`).
 """
 
 from tunekit.evaluators._base import (
@@ -28,6 +28,7 @@ from tunekit.evaluators._base import (
     final_estimator,
     main_score,
 )
+from tunekit.evaluators.oof import assemble, common_shape, pop_predictions, predictions_of
 from tunekit.evaluators.stacked import (
     StackedEvaluator,
     can_stack,
@@ -43,12 +44,16 @@ __all__ = [
     "Evaluator",
     "StackedEvaluator",
     "StandardEvaluator",
+    "assemble",
     "can_stack",
     "candidate_list",
     "carve_validation",
+    "common_shape",
     "epoch_families",
     "final_estimator",
     "is_keras_estimator",
     "main_score",
+    "pop_predictions",
+    "predictions_of",
     "stack_plan",
 ]

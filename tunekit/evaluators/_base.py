@@ -22,6 +22,7 @@ from sklearn.utils import _safe_indexing
 
 from tunekit.evaluators._steps import final_estimator
 from tunekit.evaluators.diagnosis import non_finite_reason
+from tunekit.evaluators.oof import PREDICTIONS, predictions_of
 from tunekit.exceptions import DivergedError
 
 __all__ = [
@@ -96,11 +97,15 @@ class Scoring:
         Score of a failed fit or scoring.
     train_score : bool, default=True
         Score the training part of every fold too.
+    predictions : bool, default=False
+        Keep each fold model's predictions on its test rows in the entry
+        (``"predictions"``, see :mod:`tunekit.evaluators.oof`).
     """
 
     scorers: Any
     error_score: Any = np.nan
     train_score: bool = True
+    predictions: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,9 @@ class Evaluator:
         pairs finish.
     verbose : int, default=0
         Print what is trained when > 0.
+    oof_predictions : bool, default=False
+        Keep every (candidate, fold)'s predictions on the fold's test rows in
+        its entry (``"predictions"``): the out-of-fold predictions.
     """
 
     name = "base"
@@ -160,7 +168,9 @@ class Evaluator:
         epoch_curves: bool = True,
         progress: Any = None,
         verbose: int = 0,
+        oof_predictions: bool = False,
     ):
+        self.oof_predictions = oof_predictions
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.epoch_curves = epoch_curves
@@ -194,7 +204,9 @@ class Evaluator:
 
     def scoring(self, scorers) -> Scoring:
         """How this evaluator scores with ``scorers``: its ``error_score`` and train scores."""
-        return Scoring(scorers, self.error_score, self.return_train_score)
+        return Scoring(
+            scorers, self.error_score, self.return_train_score, self.oof_predictions
+        )
 
     def _tick(self, n: int = 1) -> None:
         if self.progress is not None:
@@ -304,6 +316,8 @@ def score_entry(
         "n_epochs": _as_float(n_epochs),
     }
     entry["score_time"] = time.perf_counter() - start
+    if scoring.predictions and reason is None:
+        entry[PREDICTIONS] = predictions_of(est, X_test)
     if scoring.train_score:
         entry["train_scores"] = _score(
             scorers, est, _safe_indexing(X, train), _safe_indexing(y, train), error_score

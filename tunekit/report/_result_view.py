@@ -11,6 +11,7 @@ import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import BASELINE
+from tunekit.report._diagnostics import ensemble_lines
 from tunekit.report._format import table_cell
 from tunekit.report._leaderboard import leaderboard
 from tunekit.report._plots import figure, figure_png, plot_learning_curves
@@ -47,6 +48,7 @@ def _header_lines(result: Any, lb: pd.DataFrame) -> list[str]:
         lines.append(attrs["nested_summary"])
     if attrs.get("baseline_summary"):
         lines.append(f"baselines: {attrs['baseline_summary']}")
+    lines += ensemble_lines(result)
     return lines
 
 

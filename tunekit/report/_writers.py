@@ -15,6 +15,7 @@ import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import COMPLETE, jsonable
+from tunekit.report._diagnostics import diagnostic_figures, ensemble_lines
 from tunekit.report._format import display_names, fmt_value, param_columns, table_cell
 from tunekit.report._io import atomic_write_bytes, atomic_write_text
 from tunekit.report._leaderboard import (
@@ -617,6 +618,8 @@ def write_report(
     lb = leaderboard(obj if src is None else src, **leaderboard_kwargs)
     written: dict[str, Path] = {}
     figures = collect_figures(obj if src is None else src, lb) if plots else []
+    figures += diagnostic_figures(obj if src is None or hasattr(obj, "oof_predictions_")
+                                  else src) if plots else []  # out-of-fold predictions
     for fig in figures:
         if fig.get("png"):
             written[fig["name"]] = atomic_write_bytes(out / f"{fig['name']}.png", fig["png"])
@@ -640,6 +643,9 @@ def write_report(
     if "cv_results" in written:
         listing.append("- [cv_results.json](cv_results.json) (reload with tunekit.report.load)")
     notes = [f"- {f['title']}: {f['note']}" for f in figures if f.get("note")]
+    if ensemble_lines(obj):
+        index += "\n## Ensemble\n\n" + "\n".join(f"- {line}" for line in ensemble_lines(obj))
+        index += "\n"
     index += "\n## Files\n\n" + "\n".join(listing) + "\n"
     if notes:
         index += "\n## Plots not drawn\n\n" + "\n".join(notes) + "\n"

@@ -27,9 +27,15 @@ from sklearn.model_selection._validation import (
     _warn_or_raise_about_fit_failures,
 )
 from sklearn.utils import indexable
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import _check_method_params, _num_samples
 
-from tunekit.evaluators import CURVE_COLUMNS, StandardEvaluator
+from tunekit.evaluators import (
+    CURVE_COLUMNS,
+    StandardEvaluator,
+    assemble,
+    common_shape,
+    pop_predictions,
+)
 from tunekit.record import COMPLETE, FAIL, fold_columns, last_line
 from tunekit.strategies.refit import record_refit, refit_best
 
@@ -44,6 +50,14 @@ def engine_of(engines) -> str:
     return "mixed" if kinds else "sklearn"
 
 
+def _oof(per_candidate: list, n_rows: int, kept: bool = True) -> list | None:
+    """Every candidate's out-of-fold predictions over the ``n_rows`` searched rows."""
+    shape = common_shape(per_candidate) if kept else None
+    if shape is None:
+        return None
+    return [assemble(folds, n_rows, shape) for folds in per_candidate]
+
+
 class _Collected:
     """What the batches of one ``fit`` add up to."""
 
@@ -55,6 +69,17 @@ class _Collected:
         self.curves: list = []
         self.n_trained = 0
         self.n_epochs = 0
+        self.oof: list = []  # per candidate: [(test rows, predictions)] of its folds
+
+    def add(self, candidate_params: list, out: list, done) -> None:
+        """Add a batch: its candidates, their entries and the evaluation's extras."""
+        offset = len(self.params)
+        self.params.extend(candidate_params)
+        self.out.extend(out)
+        self.engines.extend(done.engines)
+        self.curves.extend({**r, "candidate": r["candidate"] + offset} for r in done.curves)
+        self.n_trained += done.n_trained
+        self.n_epochs += done.n_epochs
 
 
 class EvaluatorSearchCV(BaseSearchCV):
@@ -75,6 +100,10 @@ class EvaluatorSearchCV(BaseSearchCV):
         early-stopping split's loss, NaN without early stopping).
     n_trained_, n_epochs_trained_ : int
         Models (or engine members) and epochs actually trained.
+    oof_predictions_ : list of ndarray or None
+        Per ``cv_results_`` row, its folds' predictions on their test rows laid
+        over the rows of ``X`` (float32, NaN where a fold failed or did not
+        predict), when the evaluator keeps them (``oof_predictions=True``).
     """
 
     def _evaluator(self):
@@ -163,17 +192,12 @@ class EvaluatorSearchCV(BaseSearchCV):
             done = evaluator.evaluate(
                 base, candidate_params, splits, X, y, scorers=scorers, fit_params=fit_params
             )
+            seen.oof.extend(pop_predictions(row, [te for _, te in splits]) for row in done.entries)
             out = [entry for row in done.entries for entry in row]
             _warn_or_raise_about_fit_failures(out, self.error_score)
             if callable(self.scoring):
                 _insert_error_scores(out, self.error_score)
-            offset = len(seen.params)
-            seen.params.extend(candidate_params)
-            seen.out.extend(out)
-            seen.engines.extend(done.engines)
-            seen.curves.extend({**r, "candidate": r["candidate"] + offset} for r in done.curves)
-            seen.n_trained += done.n_trained
-            seen.n_epochs += done.n_epochs
+            seen.add(candidate_params, out, done)
             for key, value in (more_results or {}).items():
                 seen.more[key].extend(value)
             results = self._format_results(seen.params, self.n_splits_, seen.out, seen.more)
@@ -198,6 +222,7 @@ class EvaluatorSearchCV(BaseSearchCV):
         self.epoch_curves_ = pd.DataFrame(seen.curves, columns=list(CURVE_COLUMNS))
         self.n_trained_ = seen.n_trained
         self.n_epochs_trained_ = seen.n_epochs
+        self.oof_predictions_ = _oof(seen.oof, _num_samples(X), evaluator.oof_predictions)
         return self
 
     def _search(self, evaluate_candidates, X, y) -> None:

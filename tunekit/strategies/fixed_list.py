@@ -88,6 +88,10 @@ class StackedSearchCV(EvaluatorSearchCV):
         The most memory one stack may take; bigger groups train as several
         stacks, with the same scores (see ``docs/performance.md``, "Memory
         budget"). ``None`` is half of the available memory.
+    oof_predictions : bool, default=True
+        Keep every (candidate, fold)'s predictions on the fold's test rows as
+        ``oof_predictions_`` (one float32 array per candidate over the rows of
+        ``X``, NaN where a fold failed).
 
     Attributes
     ----------
@@ -138,6 +142,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         "candidates": [dict, list, tuple, Iterable],
         "random_state": ["random_state"],
         "memory_budget": [None, numbers.Real, str],
+        "oof_predictions": ["boolean"],
     }
 
     def __init__(
@@ -153,6 +158,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         verbose: int = 0,
         random_state: int | np.random.RandomState | None = None,
         memory_budget: float | int | str | None = None,
+        oof_predictions: bool = True,
     ):
         self.estimator = estimator
         self.candidates = candidates
@@ -164,6 +170,7 @@ class StackedSearchCV(EvaluatorSearchCV):
         self.verbose = verbose
         self.random_state = random_state
         self.memory_budget = memory_budget
+        self.oof_predictions = oof_predictions
 
     n_jobs = 1
 
@@ -174,6 +181,7 @@ class StackedSearchCV(EvaluatorSearchCV):
             return_train_score=self.return_train_score,
             verbose=self.verbose,
             memory_budget=self.memory_budget,
+            oof_predictions=self.oof_predictions,
         )
         return self._stacked
 

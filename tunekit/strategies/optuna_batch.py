@@ -39,9 +39,16 @@ import warnings
 
 import numpy as np
 import optuna
+from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import WORKER_ATTR, check_stop, stop_requested, worker_id
-from tunekit.evaluators import StackedEvaluator, is_keras_estimator, main_score
+from tunekit.evaluators import (
+    StackedEvaluator,
+    assemble,
+    is_keras_estimator,
+    main_score,
+    pop_predictions,
+)
 from tunekit.record import (
     CV_TEST_SCORES,
     ENGINE,
@@ -94,9 +101,18 @@ def wants_batches(estimator, *, engine: str, n_jobs: int, fit_params) -> bool:
     )
 
 
-def _record(entries, return_train_score: bool, **extra) -> dict:
-    """A trial's user attributes from its per-fold entries (one storage write)."""
+def _record(entries, return_train_score: bool, oof=None, **extra) -> dict:
+    """A trial's user attributes from its per-fold entries (one storage write).
+
+    ``oof`` is ``(test rows of each fold, n_rows)`` when the search keeps
+    out-of-fold predictions: a trial whose every fold predicted stores them.
+    """
     record = TrialRecord()
+    if oof is not None:
+        tests, n_rows = oof
+        folds = pop_predictions(entries, tests)
+        if len(folds) == len(tests):
+            record.set_predictions(assemble(folds, n_rows))
     for e in entries:
         record.add_fold(
             test_score=main_score(e["test_scores"]),
@@ -112,6 +128,13 @@ def _record(entries, return_train_score: bool, **extra) -> dict:
         traceback_text=errors[0] if errors else None,
         **extra,
     )
+
+
+def _oof_rows(search, objective):
+    """``_record``'s ``oof``: every fold's test rows and the rows searched, or ``None``."""
+    if not search.oof_predictions:
+        return None
+    return [te for _, te in objective.splits], _num_samples(objective.X)
 
 
 def run_batches(search, objective, *, remaining: int, timeout=None, progress=None) -> int:
@@ -286,6 +309,7 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
 
     evaluator = StackedEvaluator(
         memory_budget=getattr(search, "memory_budget", None),
+        oof_predictions=search.oof_predictions,
         return_train_score=search.return_train_score,
         random_state=search.random_state,
         on_epoch=on_epoch,
@@ -303,6 +327,7 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
         record = _record(
             done.entries[c],
             search.return_train_score,
+            _oof_rows(search, objective) if c not in done.pruned else None,
             **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
         )
         set_user_attrs(trial, record)

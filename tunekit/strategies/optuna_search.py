@@ -40,7 +40,7 @@ from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
-from tunekit.evaluators import is_keras_estimator
+from tunekit.evaluators import assemble, is_keras_estimator, predictions_of
 from tunekit.evaluators.diagnosis import divergence_reason, non_finite_reason
 from tunekit.exceptions import DivergedError, SearchFailedError
 from tunekit.record import (
@@ -48,6 +48,7 @@ from tunekit.record import (
     ENGINE,
     FAILURE_TRACEBACK,
     N_SPLITS_ATTR,
+    OOF_TARGET_ATTR,
     PARAMS,
     SCORING_ATTR,
     SPACE_ATTR,
@@ -55,6 +56,8 @@ from tunekit.record import (
     TrialRecord,
     check_resumable,
     cv_results_from_study,
+    oof_predictions_of,
+    oof_target_attr,
     params_attr,
     stamp_layout,
 )
@@ -227,11 +230,22 @@ class _Objective:
             key = f"{estimator.steps[-1][0]}__callbacks"
         return {key: callbacks}, callback
 
+    def _predict(self, record, predicted: list, estimator, X_test, test, fold: int) -> None:
+        """Keep the fold model's predictions on its test rows when the search keeps them;
+        after the last fold, hand them all to the trial's record."""
+        if not self.search.oof_predictions:
+            return
+        values = predictions_of(estimator, X_test)
+        if values is not None:
+            predicted.append((np.asarray(test), values))
+        if fold == len(self.splits) - 1 and len(predicted) == len(self.splits):
+            record.set_predictions(assemble(predicted, _num_samples(self.X)))
+
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
         params = search.space.suggest(trial)
         trial.set_user_attr(PARAMS, params_attr(params))
-        record = TrialRecord()
+        record, predicted = TrialRecord(), []  # predicted: (test rows, values) per fold
 
         def save(partial=0, **failure):  # one storage write per fold
             spent = record.epochs_spent() + partial
@@ -281,6 +295,7 @@ class _Objective:
                 save(reason=f"non-finite score in fold {fold}: {reason}")
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason)
                 return float("nan")
+            self._predict(record, predicted, estimator, X_test, test, fold)
             save()
             running = float(np.mean(record.test_scores))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
@@ -408,6 +423,10 @@ class OptunaSearchCV:
     memory_budget : float, int, str or None, default=None
         The stacked engine's memory per stack
         (:class:`~tunekit.evaluators.StackedEvaluator`).
+    oof_predictions : bool, default=False
+        Store every complete trial's out-of-fold predictions in the study
+        (``oof_predictions``, see :mod:`tunekit.record`) and read them back
+        as ``oof_predictions_``.
 
     Attributes
     ----------
@@ -419,6 +438,10 @@ class OptunaSearchCV:
     interrupted_ : bool
         True when the search was stopped by Ctrl-C; results hold every
         finished trial.
+    oof_predictions_ : list of ndarray or None
+        Per ``cv_results_`` row, the trial's stored out-of-fold predictions
+        over the rows of ``X``; all NaN for a trial that did not complete or
+        stored none. ``None`` with ``oof_predictions=False``.
     """
 
     def __init__(
@@ -443,6 +466,7 @@ class OptunaSearchCV:
         engine: str = "auto",
         trial_batch: int | None = None,
         memory_budget: float | int | str | None = None,
+        oof_predictions: bool = False,
     ):
         self.estimator = estimator
         self.space = space
@@ -463,6 +487,7 @@ class OptunaSearchCV:
         self.engine = engine
         self.trial_batch = trial_batch
         self.memory_budget = memory_budget
+        self.oof_predictions = oof_predictions
 
     # ---------------------------------------------------------------- study
     def _create_study(self, scoring_name: str, n_splits: int, ratio: float):
@@ -517,6 +542,9 @@ class OptunaSearchCV:
             self.study_ = self._create_study(scoring_name, self.n_splits_, ratio)
         finally:
             optuna.logging.set_verbosity(verbosity)
+        if self.oof_predictions and y is not None:  # what tunekit report's diagnostics read
+            target = oof_target_attr(y, is_classifier(self.estimator))
+            self.study_.set_user_attr(OOF_TARGET_ATTR, target)
         objective = _Objective(
             self, X, y, splits, fit_params, _max_epochs(self.estimator, self.space)
         )
@@ -603,6 +631,10 @@ class OptunaSearchCV:
         results = cv_results_from_study(self.study_)
         self.cv_results_ = results
         trials = {t.number: t for t in self.study_.get_trials(deepcopy=False)}
+        self.oof_predictions_ = None
+        if self.oof_predictions:
+            rows = [trials[n] for n in results.get("trial_number", [])]
+            self.oof_predictions_ = oof_predictions_of(rows, _num_samples(X))
         self._candidate_params = [
             self.space.decode(trials[n].params) for n in results.get("trial_number", [])
         ]

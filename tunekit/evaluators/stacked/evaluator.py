@@ -152,6 +152,7 @@ class StackedEvaluator(Evaluator):
             epoch_curves=self.epoch_curves,
             progress=self.progress,
             verbose=self.verbose,
+            oof_predictions=self.oof_predictions,
         )
 
     # ------------------------------------------------------------------ evaluate
