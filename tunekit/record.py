@@ -28,6 +28,14 @@ Trial user attributes
     ``"stacked"`` or ``"sklearn"``: what trained the trial.
 ``heldout_test_score``
     The score on the held-out test set, when one was computed.
+``epoch_curves`` (layout 2)
+    Per-epoch curves of every fold, written once with the trial's last
+    record: ``{"train_loss": [[...], ...], "test_score": [[...], ...],
+    "val_loss": [[...], ...]}``, one list per fold, epoch ``e`` at position
+    ``e - 1``, numbers rounded to 6 significant digits, ``None`` where a value
+    was not finite or not recorded; a curve recorded in no fold is left out.
+    A pruned trial's folds end at the epoch it stopped after. Read back by
+    :func:`curves_from_study`; layout-1 readers ignore the key.
 
 The study's stored layout
 -------------------------
@@ -84,6 +92,8 @@ __all__ = [
     "BASELINES_ATTR",
     "BEST_EPOCHS",
     "COMPLETE",
+    "CURVES",
+    "CURVE_COLUMNS",
     "CV_TEST_SCORES",
     "CV_TRAIN_SCORES",
     "ENGINE",
@@ -113,6 +123,8 @@ __all__ = [
     "TrialRow",
     "check_readable",
     "check_resumable",
+    "curves_from_study",
+    "curves_rows",
     "cv_results_from_study",
     "finite_or_none",
     "fold_columns",
@@ -152,6 +164,12 @@ FAILURE_REASON = "failure_reason"
 FAILURE_TRACEBACK = "failure_traceback"
 ENGINE = "engine"
 HELDOUT_TEST_SCORE = "heldout_test_score"
+#: Per-epoch curves of every fold (layout 2; see the module docstring).
+CURVES = "epoch_curves"
+#: Columns of the per-epoch curves as a DataFrame, as every search has them in
+#: ``epoch_curves_``; the curves stored per fold are the last three.
+CURVE_COLUMNS = ("candidate", "fold", "epoch", "train_loss", "test_score", "val_loss")
+_CURVE_VALUES = CURVE_COLUMNS[3:]
 #: The per-fold lists of a trial, in the order they are stored.
 FOLD_KEYS = (CV_TEST_SCORES, CV_TRAIN_SCORES, FIT_TIMES, SCORE_TIMES, BEST_EPOCHS, N_EPOCHS)
 #: A stored traceback keeps its last this many characters.
@@ -169,7 +187,7 @@ BASELINES_ATTR = "tunekit_baselines"
 #: Study user attribute: ``{"version", "min_reader", "written_by"}`` (see above).
 LAYOUT_ATTR = "tunekit_layout"
 #: The layout this tunekit writes, and the newest it reads.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: The oldest layout version whose reader reads what this tunekit writes.
 MIN_READER = 1
 
@@ -307,6 +325,12 @@ def finite_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _compact(value: Any) -> float | None:
+    """A curve value for storage: 6 significant digits, None when not a finite number."""
+    value = finite_or_none(value)
+    return None if value is None else float(f"{value:.6g}")
+
+
 def last_line(traceback_text: str) -> str:
     """The exception line of a formatted traceback."""
     lines = [line for line in str(traceback_text).strip().splitlines() if line.strip()]
@@ -337,6 +361,7 @@ class TrialRecord:
         if unknown:
             raise ValueError(f"keys must be among {FOLD_KEYS}, got {sorted(unknown)}")
         self.folds: dict[str, list] = {key: [] for key in keys}
+        self.curves: dict[int, list] = {}
 
     def add_fold(
         self,
@@ -360,6 +385,32 @@ class TrialRecord:
         for key, folds in self.folds.items():
             folds.append(values[key])
 
+    def add_curves(self, fold: int, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add fold ``fold``'s per-epoch rows (``epoch`` and any of the curve columns).
+
+        Rows of the fold added before are replaced; epochs start at 1.
+        """
+        self.curves[int(fold)] = [dict(row) for row in rows]
+
+    def curves_attr(self) -> dict[str, list] | None:
+        """The ``epoch_curves`` attribute of the curves added so far (None: none added)."""
+        if not self.curves:
+            return None
+        n_folds = max(self.curves) + 1
+        out: dict[str, list] = {}
+        for name in _CURVE_VALUES:
+            folds = []
+            for fold in range(n_folds):
+                rows = self.curves.get(fold, [])
+                length = max((int(r["epoch"]) for r in rows), default=0)
+                values: list = [None] * length
+                for r in rows:
+                    values[int(r["epoch"]) - 1] = _compact(r.get(name))
+                folds.append(values)
+            if any(v is not None for fold in folds for v in fold):
+                out[name] = folds
+        return out or None
+
     @property
     def test_scores(self) -> list:
         """The per-fold test scores so far (None where one was not finite)."""
@@ -375,6 +426,7 @@ class TrialRecord:
         epochs_spent: float | None = None,
         traceback_text: str | None = None,
         reason: str | None = None,
+        curves: bool = True,
         **extra: Any,
     ) -> dict[str, Any]:
         """The user attributes to store on the trial, in one write.
@@ -389,6 +441,9 @@ class TrialRecord:
             line unless ``reason`` is given.
         reason : str, default=None
             ``failure_reason``.
+        curves : bool, default=True
+            Store the per-epoch curves added (``epoch_curves``); a trial
+            written fold by fold stores them with its last write only.
         **extra
             Further attributes, stored as given.
 
@@ -403,6 +458,9 @@ class TrialRecord:
             out[FAILURE_REASON] = reason if reason is not None else last_line(traceback_text)
         if traceback_text is not None:
             out[FAILURE_TRACEBACK] = traceback_text[-TRACEBACK_CHARS:]
+        stored = self.curves_attr() if curves else None
+        if stored is not None:
+            out[CURVES] = stored
         out.update(extra)
         return out
 
@@ -721,3 +779,48 @@ def cv_results_from_study(study: Any) -> dict[str, Any]:
     n_splits = _count_splits(study, trials)
     rows = [read_trial(trial, n_splits, sign) for trial in trials]
     return _rows_to_cv_results(rows, n_splits)
+
+
+# ------------------------------------------------------------ per-epoch curves
+def curves_rows(attrs: Mapping[str, Any], candidate: int) -> list[tuple]:
+    """One trial's stored curves as rows ``(candidate, fold, epoch, train_loss, ...)``.
+
+    A trial without ``epoch_curves`` (layout 1, or no epochs) has no rows; a
+    value that cannot be read is NaN.
+    """
+    raw = attrs.get(CURVES)
+    if not isinstance(raw, Mapping):
+        return []
+    columns = [raw.get(name) if isinstance(raw.get(name), list) else [] for name in _CURVE_VALUES]
+    n_folds = max(len(c) for c in columns)
+    rows = []
+    for fold in range(n_folds):
+        per = [c[fold] if fold < len(c) and isinstance(c[fold], list) else [] for c in columns]
+        for k in range(max(len(p) for p in per)):
+            values = [_float_list(p[k : k + 1], 1)[0] for p in per]
+            rows.append((candidate, fold, k + 1, *values))
+    return rows
+
+
+def curves_from_study(study: Any) -> pd.DataFrame:
+    """The per-epoch curves stored on a study's trials, as a search's ``epoch_curves_``.
+
+    ``candidate`` is the trial's row in :func:`cv_results_from_study` (its
+    finished trials in number order); trials written without curves (stored
+    layout 1, estimators without epochs) add no rows.
+
+    Parameters
+    ----------
+    study : optuna.study.Study
+
+    Returns
+    -------
+    curves : pandas.DataFrame
+        Columns :data:`CURVE_COLUMNS`; empty when no trial stored curves.
+    """
+    check_readable(study)
+    rows = []
+    for candidate, trial in enumerate(_finished_trials(study)):
+        rows.extend(curves_rows(trial.user_attrs, candidate))
+    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+    return frame.astype({"candidate": np.int64, "fold": np.int64, "epoch": np.int64})

@@ -16,7 +16,8 @@ load, write, render, write_report
     Read results back (storage URLs, result directories; never pickles) and
     write Markdown, self-contained HTML, CSV and JSON, atomically.
 plot_*
-    Learning curves, score by hyperparameter, the overfitting gap, Optuna's
+    Per-epoch training and validation curves of the CV folds and of the
+    refit candidates, score by hyperparameter, the overfitting gap, Optuna's
     history and parameter importances.
 result_text, result_html
     What a search result shows in a terminal and in a notebook.
@@ -27,6 +28,7 @@ resolve, atomic_write_text
 
 from tunekit.exceptions import ReportError
 from tunekit.record import cv_results_from_study
+from tunekit.report._curves import plot_epoch_curves
 from tunekit.report._io import atomic_write_text as atomic_write_text
 from tunekit.report._leaderboard import STAT_COLUMNS, baseline_summary, compare, leaderboard
 from tunekit.report._load import load
@@ -64,6 +66,7 @@ __all__ = [
     "cv_results_from_study",
     "leaderboard",
     "load",
+    "plot_epoch_curves",
     "plot_learning_curves",
     "plot_optuna_history",
     "plot_overfitting_gap",

@@ -120,12 +120,14 @@ def plot_learning_curves(
     histories: Mapping[int, Mapping[str, list[float]]] | None = None,
     path: str | os.PathLike | None = None,
 ) -> Any:
-    """Per-epoch training and validation curves of the best candidates.
+    """Per-epoch training and validation curves of the best refit candidates.
 
-    The lecture's overfitting picture: the training loss keeps falling while
-    the validation loss turns up; the gap between solid (training) and dashed
-    (validation) lines is the overfitting. A dot marks each candidate's best
-    validation epoch.
+    Drawn from the Keras histories of the candidates refit on all the search
+    data: solid lines are training, dashed lines validation (only when the
+    histories hold ``val_*`` keys, i.e. the refit had validation data), a dot
+    each candidate's best validation epoch. The legend lists only the kinds of
+    line drawn. The curves of the cross-validation folds are
+    :func:`tunekit.report.plot_epoch_curves`.
 
     Parameters
     ----------
@@ -177,26 +179,32 @@ def plot_learning_curves(
     if not panels:
         raise ReportError(f"the histories record no loss or metric to plot; recorded: {keys}")
 
+    from matplotlib.lines import Line2D  # optional dependency: imported when a plot is drawn
+
     fig = figure(5.4 * len(panels), 4.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     labels = candidate_labels(lb.loc[chosen] if len(chosen) > 1 else lb)
     colors = [f"C{k % 10}" for k in range(len(chosen))]
-    handles = []
+    handles, drawn = [], set()
     for ax, key in zip(axes, panels, strict=True):
         for color, i in zip(colors, chosen, strict=True):
             history = histories[int(i)]
             train = np.asarray(history.get(key, []), dtype=np.float64)
             val = np.asarray(history.get(f"val_{key}", []), dtype=np.float64)
-            (line,) = ax.plot(np.arange(1, train.size + 1), train, color=color, lw=1.8)
+            if train.size:
+                ax.plot(np.arange(1, train.size + 1), train, color=color, lw=1.8,
+                        gid=f"train:{key}:{i}")  # fmt: skip
+                drawn.add("training")
             if key == panels[0]:
-                line.set_label(labels[i])
-                handles.append(line)
+                handles.append(Line2D([], [], color=color, lw=1.8, label=labels[i]))
             if val.size:
                 epochs = np.arange(1, val.size + 1)
-                ax.plot(epochs, val, color=color, lw=1.8, ls="--")
+                ax.plot(epochs, val, color=color, lw=1.8, ls="--", gid=f"validation:{key}:{i}")
+                drawn.add("validation")
                 if np.isfinite(val).any():
                     best = int(np.nanargmin(val) if key == "loss" else np.nanargmax(val))
                     ax.plot(epochs[best], val[best], "o", color=color, ms=6)
+                    drawn.add("best validation epoch")
         pretty = "Loss" if key == "loss" else key.replace("_", " ").capitalize()
         ax.set_xlabel("Epoch")
         ax.set_ylabel(pretty)
@@ -204,12 +212,15 @@ def plot_learning_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
 
-    from matplotlib.lines import Line2D
-
+    # a legend entry only for a kind of line that is drawn
     styles = [
-        Line2D([], [], color=_GREY, lw=1.8, label="training"),
-        Line2D([], [], color=_GREY, lw=1.8, ls="--", label="validation"),
-        Line2D([], [], color=_GREY, marker="o", ls="", label="best validation epoch"),
+        Line2D([], [], color=_GREY, lw=1.8, **style, label=name)
+        for name, style in (
+            ("training", {}),
+            ("validation", {"ls": "--"}),
+            ("best validation epoch", {"marker": "o", "ls": ""}),
+        )
+        if name in drawn
     ]
     fig.legend(
         handles=handles + styles,
@@ -218,7 +229,8 @@ def plot_learning_curves(
         fontsize="small",
         frameon=False,
     )
-    fig.suptitle(f"Training vs validation curves of the top {len(chosen)} candidate(s)")
+    what = "Training vs validation" if "validation" in drawn else "Training (no validation data)"
+    fig.suptitle(f"{what} curves of the top {len(chosen)} refit candidate(s)")
     return _finish(fig, path)
 
 

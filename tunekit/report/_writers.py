@@ -15,6 +15,7 @@ import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import COMPLETE, jsonable
+from tunekit.report._curves import plot_epoch_curves
 from tunekit.report._format import display_names, fmt_value, param_columns, table_cell
 from tunekit.report._io import atomic_write_bytes, atomic_write_text
 from tunekit.report._leaderboard import (
@@ -381,11 +382,19 @@ def _to_json(lb: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------- figures
 _CAPTIONS = {
+    "epoch_curves": (
+        "Training and validation curves per epoch (CV folds)",
+        "Per-epoch training loss (solid) and validation score on each fold's held-out part "
+        "(dashed; validation loss too when early stopping carved a validation split), mean "
+        "over the CV folds with a ±1 standard error band, for the best candidates and the "
+        "least regularized one; dots: best validation epoch. Training that keeps improving "
+        "while validation stalls or turns is overfitting; regularization delays the split.",
+    ),
     "learning_curves": (
-        "Training vs validation curves",
-        "Per-epoch loss and metric of the best candidates that were refit. Solid lines: "
-        "training; dashed: validation; dots: best validation epoch. A validation curve that "
-        "turns up while training keeps improving is overfitting.",
+        "Training and validation curves of the refit candidates",
+        "Per-epoch loss and metric of the best candidates refit on all the search data "
+        "(Keras histories). Solid lines: training; dashed: validation, when the refit had "
+        "validation data; dots: best validation epoch.",
     ),
     "param_scores": (
         "Validation score by hyperparameter",
@@ -412,6 +421,8 @@ def collect_figures(obj: Any, lb: pd.DataFrame) -> list[dict[str, Any]]:
     """Draw every plot that applies to ``obj``; a note replaces those that cannot be drawn."""
     src = None if is_leaderboard(obj) else resolve(obj)
     plans: list[tuple[str, Callable[[], Any]]] = []
+    if src is not None and src.epoch_curves_ is not None:
+        plans.append(("epoch_curves", lambda: plot_epoch_curves(src)))
     if src is not None and src.histories_:
         plans.append(("learning_curves", lambda: plot_learning_curves(src)))
     plans.append(("param_scores", lambda: plot_param_scores(lb)))
@@ -564,8 +575,16 @@ def _cv_results_payload(src: LoadedResult, lb: pd.DataFrame) -> str:
         "histories": jsonable({str(k): v for k, v in src.histories_.items()}),
         "baselines": jsonable(src.baselines_),
         "nested": src.nested_,
+        "epoch_curves": _curves_payload(src.epoch_curves_),
     }
     return json.dumps(payload, allow_nan=False) + "\n"
+
+
+def _curves_payload(curves: pd.DataFrame | None) -> dict | None:
+    """Per-epoch curves as JSON columns (None where a value is not finite)."""
+    if curves is None or not len(curves):
+        return None
+    return {str(c): jsonable(curves[c].to_numpy()) for c in curves.columns}
 
 
 def write_report(

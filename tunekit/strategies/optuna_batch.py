@@ -93,9 +93,11 @@ def wants_batches(estimator, *, engine: str, n_jobs: int, fit_params) -> bool:
     )
 
 
-def _record(entries, return_train_score: bool, **extra) -> dict:
-    """A trial's user attributes from its per-fold entries (one storage write)."""
+def _record(entries, return_train_score: bool, curves=(), **extra) -> dict:
+    """A trial's user attributes from its per-fold entries and curve rows (one storage write)."""
     record = TrialRecord()
+    for fold in range(len(entries)):
+        record.add_curves(fold, [row for row in curves if row["fold"] == fold])
     for e in entries:
         record.add_fold(
             test_score=main_score(e["test_scores"]),
@@ -278,10 +280,14 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
             set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {halted[0]}"})
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         check_stop()
+    curves: dict[int, list] = {}
+    for row in done.curves:
+        curves.setdefault(row["candidate"], []).append(row)
     for c, trial in enumerate(trials):
         record = _record(
             done.entries[c],
             search.return_train_score,
+            curves.get(c, ()),
             **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
         )
         set_user_attrs(trial, record)

@@ -54,6 +54,7 @@ from tunekit.record import (
     TEST_TRAIN_RATIO_ATTR,
     TrialRecord,
     check_resumable,
+    curves_from_study,
     cv_results_from_study,
     params_attr,
     stamp_layout,
@@ -140,33 +141,55 @@ def _epoch_reporter_class():
     import keras
 
     class EpochReporter(keras.callbacks.Callback):
-        """Reports the fold's running score to the trial every ``every`` epochs."""
+        """Records the fold's per-epoch curve rows; reports the running score every ``every``.
+
+        ``every=None`` reports nothing to the trial (no pruning): the rows are
+        still recorded. A score taken for the curve alone that fails is NaN.
+        """
 
         def __init__(self, trial, estimator, scorer, X_test, y_test, done, base, every):
             super().__init__()
             self.trial, self.estimator, self.scorer = trial, estimator, scorer
             self.X_test, self.y_test = X_test, y_test
-            self.done, self.base, self.every = list(done), base, max(1, int(every))
+            self.done, self.base = list(done), base
+            self.every = None if every is None else max(1, int(every))
+            self.rows: list[dict] = []
+            self.epochs_done = 0
 
         def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
             self.epochs_done = epoch + 1
-            if (epoch + 1) % self.every:
-                return
-            try:
-                score = self.scorer(self.estimator, self.X_test, self.y_test)
-            except ValueError as err:  # NaN or infinite predictions: say how training diverged
-                diverged = divergence_reason(
-                    self.estimator, self.X_test, scored=False, epoch=epoch + 1,
-                    loss=(logs or {}).get("loss"),
-                )  # fmt: skip
-                if diverged is None:
-                    raise
-                raise DivergedError(diverged) from err
-            if not math.isfinite(score):
+            due = self.every is not None and (epoch + 1) % self.every == 0
+            score = self._score(epoch, logs) if due else self._curve_score()
+            self.rows.append({
+                "epoch": epoch + 1,
+                "train_loss": float(logs.get("loss", math.nan)),
+                "test_score": score,
+                "val_loss": float(logs.get("val_loss", math.nan)),
+            })  # fmt: skip
+            if not due or not math.isfinite(score):
                 return
             self.trial.report(float(np.mean([*self.done, score])), self.base + epoch)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}")
+
+        def _curve_score(self) -> float:
+            try:
+                return float(self.scorer(self.estimator, self.X_test, self.y_test))
+            except (ValueError, TypeError):  # NaN predictions: the fold's own score says why
+                return math.nan
+
+        def _score(self, epoch, logs) -> float:
+            try:
+                return float(self.scorer(self.estimator, self.X_test, self.y_test))
+            except ValueError as err:  # NaN or infinite predictions: say how training diverged
+                diverged = divergence_reason(
+                    self.estimator, self.X_test, scored=False, epoch=epoch + 1,
+                    loss=logs.get("loss"),
+                )  # fmt: skip
+                if diverged is None:
+                    raise
+                raise DivergedError(diverged) from err
 
     return EpochReporter
 
@@ -202,14 +225,15 @@ class _Objective:
         """``fit`` arguments that add the Keras callbacks, and the epoch reporter (or None).
 
         A Keras estimator always gets a callback that stops it at an epoch's
-        end after a signal; the reporter is added when pruning needs it.
+        end after a signal, and the reporter, which records the fold's
+        per-epoch curves and reports to the trial when pruning needs it.
         """
         search = self.search
         final = final_estimator(estimator)
         if not is_keras_estimator(final):  # found without importing TensorFlow
             return {}, None
         callbacks = [_stop_callback_class()()]
-        callback = None
+        every = None
         reports = search.reports_per_fold
         study = getattr(search, "study_", None)
         if study is not None and isinstance(study.pruner, optuna.pruners.NopPruner):
@@ -217,11 +241,10 @@ class _Objective:
         if reports and self.max_epochs is not None:
             epochs = int(final.get_params().get("epochs", self.max_epochs))
             every = max(1, math.ceil(epochs / reports))
-            callback = _epoch_reporter_class()(
-                trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride,
-                every,
-            )  # fmt: skip
-            callbacks.append(callback)
+        callback = _epoch_reporter_class()(
+            trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride, every
+        )
+        callbacks.append(callback)
         key = "callbacks"
         if estimator is not final:
             key = f"{estimator.steps[-1][0]}__callbacks"
@@ -233,9 +256,10 @@ class _Objective:
         trial.set_user_attr(PARAMS, params_attr(params))
         record = TrialRecord()
 
-        def save(partial=0, **failure):  # one storage write per fold
+        def save(partial=0, last=True, **failure):  # one storage write per fold
             spent = record.epochs_spent() + partial
-            set_user_attrs(trial, record.attrs(epochs_spent=spent, **failure))
+            # the curves go with the trial's last write only
+            set_user_attrs(trial, record.attrs(epochs_spent=spent, curves=last, **failure))
 
         for fold, (train, test) in enumerate(self.splits):
             check_stop()  # a safe point: between folds, outside any storage transaction
@@ -261,9 +285,11 @@ class _Objective:
                     self.score(estimator, X_train, y_train) if search.return_train_score else None
                 )
             except optuna.TrialPruned:
+                record.add_curves(fold, getattr(reporter, "rows", ()))
                 save(partial=getattr(reporter, "epochs_done", 0))
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
+                record.add_curves(fold, getattr(reporter, "rows", ()))
                 reason = _fold_failure(err, estimator, X_test)
                 save(traceback_text=traceback.format_exc(), reason=reason)
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason or err)
@@ -276,15 +302,19 @@ class _Objective:
                 best_epoch=scored["best_epoch"],
                 n_epochs=scored["n_epochs"],
             )
+            if reporter is not None:
+                record.add_curves(fold, reporter.rows)
             if record.test_scores[-1] is None:
                 reason = non_finite_reason(estimator, X_test, scored["score"], None)
                 save(reason=f"non-finite score in fold {fold}: {reason}")
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason)
                 return float("nan")
-            save()
             running = float(np.mean(record.test_scores))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
-            if fold < len(self.splits) - 1 and trial.should_prune():
+            last = fold == len(self.splits) - 1
+            prune = not last and trial.should_prune()
+            save(last=last or prune)
+            if prune:
                 raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
         return float(np.mean(record.test_scores))
 
@@ -414,6 +444,10 @@ class OptunaSearchCV:
     interrupted_ : bool
         True when the search was stopped by Ctrl-C; results hold every
         finished trial.
+    epoch_curves_ : pandas.DataFrame
+        Per-epoch curves of every fold of every candidate (columns
+        :data:`tunekit.record.CURVE_COLUMNS`), read from the trials' records;
+        a pruned trial's end at the epoch it stopped after.
     """
 
     def __init__(
@@ -595,6 +629,7 @@ class OptunaSearchCV:
     def _collect(self, X, y, fit_params) -> None:
         results = cv_results_from_study(self.study_)
         self.cv_results_ = results
+        self.epoch_curves_ = curves_from_study(self.study_)
         trials = {t.number: t for t in self.study_.get_trials(deepcopy=False)}
         self._candidate_params = [
             self.space.decode(trials[n].params) for n in results.get("trial_number", [])
