@@ -32,11 +32,11 @@ from tunekit.report._curves import plot_epoch_curves
 from tunekit.report._io import atomic_write_text as atomic_write_text
 from tunekit.report._leaderboard import STAT_COLUMNS, baseline_summary, compare, leaderboard
 from tunekit.report._load import load
+from tunekit.report._optuna_plots import plot_param_importances
 from tunekit.report._plots import (
     plot_learning_curves,
     plot_optuna_history,
     plot_overfitting_gap,
-    plot_param_importances,
     plot_param_scores,
 )
 from tunekit.report._result_view import result_html as result_html

@@ -8,7 +8,6 @@ given ``path``, also writes it as a PNG atomically.
 import io
 import math
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +28,6 @@ __all__ = [
     "plot_learning_curves",
     "plot_optuna_history",
     "plot_overfitting_gap",
-    "plot_param_importances",
     "plot_param_scores",
 ]
 
@@ -538,84 +536,4 @@ def plot_optuna_history(obj: Any, *, path: str | os.PathLike | None = None) -> A
     ax.set_title(
         f"Optimization history of study {study.study_name!r} ({len(trials)} trials{extra})"
     )
-    return _finish(fig, path)
-
-
-def plot_param_importances(
-    obj: Any,
-    *,
-    evaluator: Any = None,
-    path: str | os.PathLike | None = None,
-) -> Any:
-    """Hyperparameter importances of an Optuna study as a bar chart.
-
-    Parameters
-    ----------
-    obj : optuna.study.Study or object
-        A study, or a result holding one in ``study_``.
-    evaluator : optuna.importance.BaseImportanceEvaluator, default=None
-        By default ``FanovaImportanceEvaluator(seed=0)``, so that reports
-        are reproducible.
-    path : str or path-like, default=None
-        Also write the figure there as a PNG.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-
-    Raises
-    ------
-    ReportError
-        If the importances cannot be computed (fewer than two complete
-        trials, or no parameter that varies across them).
-    """
-    study = _study_of(obj)
-    import optuna
-
-    n_complete = sum(
-        t.state.name == COMPLETE and t.value is not None and math.isfinite(t.value)
-        for t in study.get_trials(deepcopy=False)
-    )
-    if n_complete < 2:
-        raise ReportError(
-            f"parameter importances cannot be computed for study {study.study_name!r}: it has "
-            f"{n_complete} COMPLETE trial(s) with a finite value and needs at least 2; run more "
-            "trials"
-        )
-    if evaluator is None:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    except Exception as exc:
-        raise ReportError(
-            f"parameter importances cannot be computed for study {study.study_name!r}: {exc} "
-            "They need at least two COMPLETE trials and a parameter that varies across them; "
-            "run more trials"
-        ) from exc
-    if not importances:
-        raise ReportError(
-            f"parameter importances cannot be computed for study {study.study_name!r}: no "
-            "parameter is shared by the COMPLETE trials; run more trials"
-        )
-    names = list(importances)[::-1]
-    values = np.array([importances[n] for n in names], dtype=np.float64)
-    fig = figure(6.4, 1.2 + 0.45 * len(names))
-    ax = fig.subplots()
-    ax.barh(range(len(names)), values, color=_BLUE)
-    short = display_names([f"param_{n}" for n in names])
-    ax.set_yticks(range(len(names)), [short[f"param_{n}"] for n in names])
-    for k, value in enumerate(values):
-        ax.text(value, k, f" {value:.2f}", va="center", fontsize="small")
-    ax.set_xlim(0, max(float(values.max()) * 1.2, 0.05))
-    kind = {
-        "FanovaImportanceEvaluator": "fANOVA",
-        "MeanDecreaseImpurityImportanceEvaluator": "mean decrease in impurity",
-        "PedAnovaImportanceEvaluator": "PED-ANOVA",
-    }.get(type(evaluator).__name__, type(evaluator).__name__)
-    ax.set_xlabel(f"Importance ({kind}; fractions summing to 1)")
-    ax.set_ylabel("Hyperparameter")
-    ax.set_title(f"Hyperparameter importances, study {study.study_name!r}")
-    ax.grid(axis="x", alpha=0.3)
     return _finish(fig, path)

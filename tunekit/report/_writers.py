@@ -25,12 +25,12 @@ from tunekit.report._leaderboard import (
     is_leaderboard,
     leaderboard,
 )
+from tunekit.report._optuna_plots import optuna_plans, release
 from tunekit.report._plots import (
     figure_png,
     plot_learning_curves,
     plot_optuna_history,
     plot_overfitting_gap,
-    plot_param_importances,
     plot_param_scores,
 )
 from tunekit.report._source import LoadedResult, resolve
@@ -408,11 +408,31 @@ _CAPTIONS = {
     ),
     "optuna_history": (
         "Optimization history",
-        "Each Optuna trial's value and the best value so far; pruned trials at their partial mean.",
+        "Each Optuna trial's value and the best value so far; pruned trials at their partial "
+        "mean (tunekit's plot: Optuna's own leaves pruned trials out).",
     ),
     "param_importances": (
-        "Hyperparameter importances",
-        "Share of the objective's variance explained by each hyperparameter (Optuna, fANOVA).",
+        "Hyperparameter importances (Optuna)",
+        "Share of the objective's variance explained by each hyperparameter (fANOVA, seed 0).",
+    ),
+    "optuna_slice": (
+        "Objective by hyperparameter, trial by trial (Optuna slice plot)",
+        "Every complete trial's value against each hyperparameter; the colour is the trial "
+        "number, so it shows where the sampler concentrated over time.",
+    ),
+    "optuna_parallel_coordinate": (
+        "Parallel coordinates (Optuna)",
+        "Each complete trial as a line through its hyperparameters to its objective value.",
+    ),
+    "optuna_contour": (
+        "Contour of the objective (Optuna)",
+        "The objective interpolated over pairs of the most important hyperparameters; dots "
+        "are trials.",
+    ),
+    "optuna_intermediate_values": (
+        "Intermediate values (Optuna)",
+        "The values each trial reported while it trained, which the pruner compared; lines "
+        "that stop early are pruned trials.",
     ),
 }
 
@@ -430,12 +450,14 @@ def collect_figures(obj: Any, lb: pd.DataFrame) -> list[dict[str, Any]]:
     study = None if src is None else src.study_
     if study is not None:
         plans.append(("optuna_history", lambda: plot_optuna_history(study)))
-        plans.append(("param_importances", lambda: plot_param_importances(study)))
+        plans.extend(optuna_plans(study))
     figures = []
     for name, draw in plans:
         title, caption = _CAPTIONS[name]
         try:
-            png = figure_png(draw())
+            fig = draw()
+            png = figure_png(fig)
+            release(fig)
         except ReportError as exc:
             logger.info("report: %s not drawn: %s", name, exc)
             figures.append({"name": name, "title": title, "caption": caption, "note": str(exc)})
