@@ -28,14 +28,11 @@ Trial user attributes
     ``"stacked"`` or ``"sklearn"``: what trained the trial.
 ``heldout_test_score``
     The score on the held-out test set, when one was computed.
-``epoch_curves`` (layout 2)
-    Per-epoch curves of every fold, written once with the trial's last
-    record: ``{"train_loss": [[...], ...], "test_score": [[...], ...],
-    "val_loss": [[...], ...]}``, one list per fold, epoch ``e`` at position
-    ``e - 1``, numbers rounded to 6 significant digits, ``None`` where a value
-    was not finite or not recorded; a curve recorded in no fold is left out.
-    A pruned trial's folds end at the epoch it stopped after. Read back by
-    :func:`curves_from_study`; layout-1 readers ignore the key.
+``epoch_curves`` (layout 2; layout-1 readers ignore it)
+    Written once, with the trial's last record: ``{"train_loss": [fold, ...],
+    "test_score": [...], "val_loss": [...]}``, each fold a list with epoch ``e``
+    at ``e - 1`` (6 significant digits, ``None`` where not finite); a curve no
+    fold recorded is left out, a pruned trial's folds end where it stopped.
 
 The study's stored layout
 -------------------------
@@ -325,10 +322,13 @@ def finite_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _compact(value: Any) -> float | None:
-    """A curve value for storage: 6 significant digits, None when not a finite number."""
-    value = finite_or_none(value)
-    return None if value is None else float(f"{value:.6g}")
+def _epoch_list(rows: Sequence[Mapping[str, Any]], name: str) -> list:
+    """One fold's ``name`` by epoch: 6 significant digits, None when not a finite number."""
+    values: list = [None] * max((int(r["epoch"]) for r in rows), default=0)
+    for row in rows:
+        value = finite_or_none(row.get(name))
+        values[int(row["epoch"]) - 1] = None if value is None else float(f"{value:.6g}")
+    return values
 
 
 def last_line(traceback_text: str) -> str:
@@ -385,31 +385,17 @@ class TrialRecord:
         for key, folds in self.folds.items():
             folds.append(values[key])
 
-    def add_curves(self, fold: int, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Add fold ``fold``'s per-epoch rows (``epoch`` and any of the curve columns).
-
-        Rows of the fold added before are replaced; epochs start at 1.
-        """
-        self.curves[int(fold)] = [dict(row) for row in rows]
+    def add_curves(self, fold: int, rows: Iterable[Mapping[str, Any]]) -> list:
+        """Set fold ``fold``'s per-epoch rows (``epoch`` from 1, curve columns); the
+        stored list is returned, for the caller to go on filling."""
+        self.curves[int(fold)] = list(rows)
+        return self.curves[int(fold)]
 
     def curves_attr(self) -> dict[str, list] | None:
         """The ``epoch_curves`` attribute of the curves added so far (None: none added)."""
-        if not self.curves:
-            return None
-        n_folds = max(self.curves) + 1
-        out: dict[str, list] = {}
-        for name in _CURVE_VALUES:
-            folds = []
-            for fold in range(n_folds):
-                rows = self.curves.get(fold, [])
-                length = max((int(r["epoch"]) for r in rows), default=0)
-                values: list = [None] * length
-                for r in rows:
-                    values[int(r["epoch"]) - 1] = _compact(r.get(name))
-                folds.append(values)
-            if any(v is not None for fold in folds for v in fold):
-                out[name] = folds
-        return out or None
+        folds = [self.curves.get(f, []) for f in range(max(self.curves, default=-1) + 1)]
+        out = {name: [_epoch_list(rows, name) for rows in folds] for name in _CURVE_VALUES}
+        return {k: v for k, v in out.items() if any(x is not None for f in v for x in f)} or None
 
     @property
     def test_scores(self) -> list:
@@ -783,40 +769,25 @@ def cv_results_from_study(study: Any) -> dict[str, Any]:
 
 # ------------------------------------------------------------ per-epoch curves
 def curves_rows(attrs: Mapping[str, Any], candidate: int) -> list[tuple]:
-    """One trial's stored curves as rows ``(candidate, fold, epoch, train_loss, ...)``.
-
-    A trial without ``epoch_curves`` (layout 1, or no epochs) has no rows; a
-    value that cannot be read is NaN.
-    """
+    """A trial's stored curves as ``(candidate, fold, epoch, *curves)`` rows, NaN where
+    unreadable; none without ``epoch_curves`` (layout 1, no epochs)."""
     raw = attrs.get(CURVES)
-    if not isinstance(raw, Mapping):
-        return []
+    raw = raw if isinstance(raw, Mapping) else {}
     columns = [raw.get(name) if isinstance(raw.get(name), list) else [] for name in _CURVE_VALUES]
-    n_folds = max(len(c) for c in columns)
     rows = []
-    for fold in range(n_folds):
+    for fold in range(max(len(c) for c in columns)):
         per = [c[fold] if fold < len(c) and isinstance(c[fold], list) else [] for c in columns]
         for k in range(max(len(p) for p in per)):
-            values = [_float_list(p[k : k + 1], 1)[0] for p in per]
-            rows.append((candidate, fold, k + 1, *values))
+            rows.append((candidate, fold, k + 1, *(_float_list(p[k : k + 1], 1)[0] for p in per)))
     return rows
 
 
 def curves_from_study(study: Any) -> pd.DataFrame:
-    """The per-epoch curves stored on a study's trials, as a search's ``epoch_curves_``.
+    """A study's stored per-epoch curves as a DataFrame of :data:`CURVE_COLUMNS`.
 
-    ``candidate`` is the trial's row in :func:`cv_results_from_study` (its
-    finished trials in number order); trials written without curves (stored
-    layout 1, estimators without epochs) add no rows.
-
-    Parameters
-    ----------
-    study : optuna.study.Study
-
-    Returns
-    -------
-    curves : pandas.DataFrame
-        Columns :data:`CURVE_COLUMNS`; empty when no trial stored curves.
+    The same frame as a search's ``epoch_curves_``: ``candidate`` is the trial's
+    row in :func:`cv_results_from_study`; trials without curves (layout 1,
+    estimators without epochs) add no rows, so the frame may be empty.
     """
     check_readable(study)
     rows = []

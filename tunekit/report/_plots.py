@@ -189,10 +189,9 @@ def plot_learning_curves(
             history = histories[int(i)]
             train = np.asarray(history.get(key, []), dtype=np.float64)
             val = np.asarray(history.get(f"val_{key}", []), dtype=np.float64)
-            if train.size:
-                ax.plot(np.arange(1, train.size + 1), train, color=color, lw=1.8,
-                        gid=f"train:{key}:{i}")  # fmt: skip
-                drawn.add("training")
+            epochs = np.arange(1, train.size + 1)
+            ax.plot(epochs, train, color=color, lw=1.8, gid=f"train:{key}:{i}")
+            drawn.add("training")
             if key == panels[0]:
                 handles.append(Line2D([], [], color=color, lw=1.8, label=labels[i]))
             if val.size:
@@ -210,16 +209,7 @@ def plot_learning_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
 
-    # a legend entry only for a kind of line that is drawn
-    styles = [
-        Line2D([], [], color=_GREY, lw=1.8, **style, label=name)
-        for name, style in (
-            ("training", {}),
-            ("validation", {"ls": "--"}),
-            ("best validation epoch", {"marker": "o", "ls": ""}),
-        )
-        if name in drawn
-    ]
+    styles = _style_handles(Line2D, drawn)
     fig.legend(
         handles=handles + styles,
         loc="outside lower center",
@@ -230,6 +220,14 @@ def plot_learning_curves(
     what = "Training vs validation" if "validation" in drawn else "Training (no validation data)"
     fig.suptitle(f"{what} curves of the top {len(chosen)} refit candidate(s)")
     return _finish(fig, path)
+
+
+def _style_handles(line: Any, drawn: set) -> list:
+    """Legend entries for the kinds of line drawn (none for a kind that is not there)."""
+    kinds = (("training", {}), ("validation", {"ls": "--"}),
+             ("best validation epoch", {"marker": "o", "ls": ""}))  # fmt: skip
+    return [line([], [], color=_GREY, lw=1.8, **style, label=name)
+            for name, style in kinds if name in drawn]  # fmt: skip
 
 
 def plot_param_scores(

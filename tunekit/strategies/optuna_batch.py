@@ -280,14 +280,11 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
             set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {halted[0]}"})
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         check_stop()
-    curves: dict[int, list] = {}
-    for row in done.curves:
-        curves.setdefault(row["candidate"], []).append(row)
     for c, trial in enumerate(trials):
         record = _record(
             done.entries[c],
             search.return_train_score,
-            curves.get(c, ()),
+            [row for row in done.curves if row["candidate"] == c],
             **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
         )
         set_user_attrs(trial, record)

@@ -141,19 +141,19 @@ def _epoch_reporter_class():
     import keras
 
     class EpochReporter(keras.callbacks.Callback):
-        """Records the fold's per-epoch curve rows; reports the running score every ``every``.
+        """Records the fold's per-epoch curve rows in ``rows``; reports the score every ``every``.
 
         ``every=None`` reports nothing to the trial (no pruning): the rows are
         still recorded. A score taken for the curve alone that fails is NaN.
         """
 
-        def __init__(self, trial, estimator, scorer, X_test, y_test, done, base, every):
+        def __init__(self, trial, estimator, scorer, test, done, base, every, rows):
             super().__init__()
             self.trial, self.estimator, self.scorer = trial, estimator, scorer
-            self.X_test, self.y_test = X_test, y_test
+            self.X_test, self.y_test = test
             self.done, self.base = list(done), base
             self.every = None if every is None else max(1, int(every))
-            self.rows: list[dict] = []
+            self.rows = rows  # the fold's rows in the trial's record, filled epoch by epoch
             self.epochs_done = 0
 
         def on_epoch_end(self, epoch, logs=None):
@@ -221,7 +221,7 @@ class _Objective:
         self.stride = (max_epochs or 0) + 1
         self.score = EpochAwareScorer(search.estimator, search.scoring)
 
-    def _fit_kwargs(self, estimator, trial, X_test, y_test, done, fold):
+    def _fit_kwargs(self, estimator, trial, X_test, y_test, record, fold):
         """``fit`` arguments that add the Keras callbacks, and the epoch reporter (or None).
 
         A Keras estimator always gets a callback that stops it at an epoch's
@@ -242,8 +242,9 @@ class _Objective:
             epochs = int(final.get_params().get("epochs", self.max_epochs))
             every = max(1, math.ceil(epochs / reports))
         callback = _epoch_reporter_class()(
-            trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride, every
-        )
+            trial, estimator, self.score.scorer, (X_test, y_test), record.test_scores,
+            fold * self.stride, every, record.add_curves(fold, []),
+        )  # fmt: skip
         callbacks.append(callback)
         key = "callbacks"
         if estimator is not final:
@@ -255,11 +256,7 @@ class _Objective:
         params = search.space.suggest(trial)
         trial.set_user_attr(PARAMS, params_attr(params))
         record = TrialRecord()
-
-        def save(partial=0, last=True, **failure):  # one storage write per fold
-            spent = record.epochs_spent() + partial
-            # the curves go with the trial's last write only
-            set_user_attrs(trial, record.attrs(epochs_spent=spent, curves=last, **failure))
+        save = functools.partial(_save, trial, record)
 
         for fold, (train, test) in enumerate(self.splits):
             check_stop()  # a safe point: between folds, outside any storage transaction
@@ -270,9 +267,7 @@ class _Objective:
                 k: (_index(v, train) if _num_samples(v) == _num_samples(self.X) else v)
                 for k, v in self.fit_params.items()
             }
-            extra, reporter = self._fit_kwargs(
-                estimator, trial, X_test, y_test, record.test_scores, fold
-            )
+            extra, reporter = self._fit_kwargs(estimator, trial, X_test, y_test, record, fold)
             fit_kwargs.update(extra)
             start = time.perf_counter()
             try:
@@ -285,11 +280,9 @@ class _Objective:
                     self.score(estimator, X_train, y_train) if search.return_train_score else None
                 )
             except optuna.TrialPruned:
-                record.add_curves(fold, getattr(reporter, "rows", ()))
                 save(partial=getattr(reporter, "epochs_done", 0))
                 raise
             except Exception as err:  # the candidate failed: keep why, go on with the search
-                record.add_curves(fold, getattr(reporter, "rows", ()))
                 reason = _fold_failure(err, estimator, X_test)
                 save(traceback_text=traceback.format_exc(), reason=reason)
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason or err)
@@ -302,8 +295,6 @@ class _Objective:
                 best_epoch=scored["best_epoch"],
                 n_epochs=scored["n_epochs"],
             )
-            if reporter is not None:
-                record.add_curves(fold, reporter.rows)
             if record.test_scores[-1] is None:
                 reason = non_finite_reason(estimator, X_test, scored["score"], None)
                 save(reason=f"non-finite score in fold {fold}: {reason}")
@@ -317,6 +308,12 @@ class _Objective:
             if prune:
                 raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
         return float(np.mean(record.test_scores))
+
+
+def _save(trial, record: TrialRecord, partial=0, last=True, **failure) -> None:
+    """A trial's record in one storage write (per fold); the curves with its last write only."""
+    spent = record.epochs_spent() + partial
+    set_user_attrs(trial, record.attrs(epochs_spent=spent, curves=last, **failure))
 
 
 def _name_objective(study, scoring_name: str) -> None:
