@@ -208,9 +208,7 @@ def test_the_figures_validation_lines_are_the_stored_curve_means(tmp_path):
     assert "training loss" in legend and any(t.startswith("validation score") for t in legend)
     assert not any(t.startswith("validation loss") for t in legend)  # no such line: no entry
     assert any("least regularized" in t for t in legend)
-    written = write_report(study, tmp_path / "r")
-    html = written["html"].read_text(encoding="utf-8")
-    assert 'alt="Training and validation curves per epoch (CV folds)"' in html
+    write_report(study, tmp_path / "r", plots=False)
     reloaded = load(tmp_path / "r")  # the report folder keeps the curves too
     pd.testing.assert_frame_equal(reloaded.epoch_curves_, curves)
 
@@ -256,3 +254,20 @@ def test_refit_curves_promise_no_line_they_do_not_draw(with_validation):
     assert ("validation" in legend) == bool(dashed) == with_validation
     assert ("best validation epoch" in legend) == with_validation
     assert "training" in legend and sum(g.startswith("train:") for g in gids) == 4
+
+
+def test_the_report_command_draws_a_stored_studys_curves(tmp_path, capsys):
+    from tunekit import cli
+
+    url = f"sqlite:///{tmp_path / 'curves.db'}"
+    stored = optuna.create_study(direction="maximize", study_name="curves", storage=url)
+    for trial in _study_with_curves().trials:
+        stored.add_trial(trial)
+    out = tmp_path / "report"
+    assert cli.main(["report", url, "--out", str(out)]) == 0
+    assert (out / "epoch_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert "![Training and validation curves per epoch (CV folds)](epoch_curves.png)" in (
+        out / "index.md"
+    ).read_text(encoding="utf-8")
+    page = (out / "leaderboard.html").read_text(encoding="utf-8")
+    assert 'alt="Training and validation curves per epoch (CV folds)"' in page
