@@ -20,12 +20,14 @@ import numpy as np
 
 from tunekit.exceptions import ReportError
 from tunekit.record import COMPLETE
+from tunekit.report._format import display_names
 from tunekit.report._plots import _finish, _study_of
 
 __all__ = ["optuna_plans", "plot_param_importances", "release"]
 
-#: Most parameters a contour plot shows (it draws one panel per pair).
+#: Most parameters a contour plot shows (it draws one panel per pair), and a slice plot.
 CONTOUR_PARAMS = 3
+SLICE_PARAMS = 4
 
 
 def _complete(study: Any) -> list:
@@ -50,7 +52,30 @@ def _draw(name: str, study: Any, **kwargs: Any) -> Any:
     if grid.size > 1:  # a panel per parameter (pair): room enough for its labels
         rows, cols = grid.shape
         fig.set_size_inches(max(6.4, 3.3 * cols + 1.6), max(4.8, 3.0 * rows + 0.8))
+    _short_labels(fig, study)
     return fig
+
+
+def _short_labels(fig: Any, study: Any) -> None:
+    """Parameters named as the leaderboard names them (``l2``, not ``model__l2``); a log
+    axis's minor tick labels, which Optuna's narrow panels overlap, left out."""
+    # optional dependency: matplotlib, loaded with the figure
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    names = {name for t in _complete(study) for name in t.params}
+    short = display_names(sorted(names))
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            label = axis.get_label().get_text()
+            if label in short:
+                axis.set_label_text(short[label])
+            if axis.get_scale() != "log":
+                continue
+            axis.set_minor_formatter(NullFormatter())
+            low, high = sorted(axis.get_view_interval())
+            if low > 0 and high / low < 10:  # within a decade: its two ends labelled
+                axis.set_major_locator(FixedLocator([low, high]))
+                axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
 
 
 def release(fig: Any) -> None:
@@ -130,14 +155,15 @@ def _needs(study: Any, n_params: int) -> list[str]:
     return names
 
 
-def _contour(study: Any) -> Any:
-    names = _needs(study, 2)
-    if len(names) > CONTOUR_PARAMS:  # the most important ones: a panel per pair
+def _most_important(study: Any, n_least: int, n_most: int) -> list[str]:
+    """At most ``n_most`` varying parameters, the most important first (at least ``n_least``)."""
+    names = _needs(study, n_least)
+    if len(names) > n_most:
         try:
             names = [n for n in _importances(study) if n in names]
         except (ValueError, RuntimeError):
             pass
-    return _draw("plot_contour", study, params=names[:CONTOUR_PARAMS])
+    return names[:n_most]
 
 
 def _intermediate(study: Any) -> Any:
@@ -152,9 +178,11 @@ def optuna_plans(study: Any) -> list[tuple[str, Callable[[], Any]]]:
     """Optuna's plots that a study's report shows: ``(name, draw)`` pairs, in order."""
     return [
         ("param_importances", lambda: plot_param_importances(study)),
-        ("optuna_slice", lambda: _draw("plot_slice", study, params=_needs(study, 1))),
+        ("optuna_slice",
+         lambda: _draw("plot_slice", study, params=_most_important(study, 1, SLICE_PARAMS))),
         ("optuna_parallel_coordinate",
          lambda: _draw("plot_parallel_coordinate", study, params=_needs(study, 2))),
-        ("optuna_contour", lambda: _contour(study)),
+        ("optuna_contour",
+         lambda: _draw("plot_contour", study, params=_most_important(study, 2, CONTOUR_PARAMS))),
         ("optuna_intermediate_values", lambda: _intermediate(study)),
     ]  # fmt: skip
