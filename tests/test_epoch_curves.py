@@ -271,3 +271,13 @@ def test_the_report_command_draws_a_stored_studys_curves(tmp_path, capsys):
     ).read_text(encoding="utf-8")
     page = (out / "leaderboard.html").read_text(encoding="utf-8")
     assert 'alt="Training and validation curves per epoch (CV folds)"' in page
+
+
+def test_optunas_plots_leave_the_matplotlib_style_as_it_was(tmp_path):
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    written = write_report(_study_with_curves(), tmp_path / "r", formats=("md",))
+    assert {"optuna_slice", "param_importances"} <= set(written)
+    changed = {k for k, v in matplotlib.rcParams.items() if before.get(k) != v}
+    assert not changed, changed

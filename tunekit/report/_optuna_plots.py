@@ -38,10 +38,12 @@ def _complete(study: Any) -> list:
 def _draw(name: str, study: Any, **kwargs: Any) -> Any:
     """Optuna's matplotlib ``name`` plot of ``study`` as a figure (its warning silenced)."""
     # optional dependencies: Optuna's plots need Optuna and matplotlib, loaded when drawn
+    import matplotlib
     import optuna
     import optuna.visualization.matplotlib as optuna_mpl
 
-    with warnings.catch_warnings():
+    # Optuna's plots switch the global matplotlib style to ggplot: kept to this figure
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             axes = getattr(optuna_mpl, name)(study, **kwargs)
