@@ -103,9 +103,10 @@ def test_a_newer_layout_that_this_tunekit_cannot_read_is_refused_naming_both(stu
 
 
 def test_a_newer_layout_that_older_readers_can_read_is_reported_but_not_resumed(study_url):
-    _set_layout(study_url, "sklearn", {"version": 2, "min_reader": 1, "written_by": "9.0.0"})
+    newer = LAYOUT_VERSION + 1
+    _set_layout(study_url, "sklearn", {"version": newer, "min_reader": 1, "written_by": "9.0.0"})
     assert len(leaderboard(load(study_url))) == 2  # read: the new keys are ignored
-    message = r"layout version 2; .* writes layout 1, so it may report"
+    message = rf"layout version {newer}; .* writes layout {LAYOUT_VERSION}, so it may report"
     with pytest.raises(LayoutError, match=message):
         _search(study_url, n_trials=4)
     assert _n_trials(study_url) == 2
@@ -119,12 +120,14 @@ def test_a_broken_layout_attribute_is_a_clear_error(study_url):
 
 def test_the_report_command_names_both_versions(study_url, tmp_path):
     _set_layout(study_url, "sklearn", {"version": 3, "min_reader": 3})
+    assert LAYOUT_VERSION < 3
     done = subprocess.run(
         [sys.executable, "-m", "tunekit", "report", study_url],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
-    assert "layout version 3" in done.stderr and "reads layouts 1 to 1" in done.stderr
+    assert "layout version 3" in done.stderr
+    assert f"reads layouts 1 to {LAYOUT_VERSION}" in done.stderr
     assert "Traceback" not in done.stderr
 
 

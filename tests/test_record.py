@@ -162,6 +162,9 @@ def test_new_batched_trials_keep_the_stored_layout(old_study, tmp_path):
     for attrs in new.values():
         attrs.pop("tunekit_worker")  # written since the heartbeats on the batched path
         attrs.pop("oof_predictions", None)  # a new key that older readers ignore
+        curves = attrs.pop("epoch_curves")  # stored layout 2: a key layout-1 readers ignore
+        assert set(curves) == {"train_loss", "test_score"}
+        assert all(isinstance(v, float) for fold in curves["train_loss"] for v in fold)
     assert {n: _layout(a) for n, a in new.items()} == {n: _layout(a) for n, a in old.items()}
 
 

@@ -35,6 +35,11 @@ Trial user attributes
     predicted), read back with :func:`read_oof_predictions` (never pickle);
     complete trials only. Older readers ignore it (layout 1 still reads); the
     study attribute ``tunekit_oof_target`` holds the targets the same way.
+``epoch_curves`` (layout 2; layout-1 readers ignore it)
+    Written once, with the trial's last record: ``{"train_loss": [fold, ...],
+    "test_score": [...], "val_loss": [...]}``, each fold a list with epoch ``e``
+    at ``e - 1`` (6 significant digits, ``None`` where not finite); a curve no
+    fold recorded is left out, a pruned trial's folds end where it stopped.
 
 The study's stored layout
 -------------------------
@@ -92,6 +97,8 @@ __all__ = [
     "BASELINES_ATTR",
     "BEST_EPOCHS",
     "COMPLETE",
+    "CURVES",
+    "CURVE_COLUMNS",
     "CV_TEST_SCORES",
     "CV_TRAIN_SCORES",
     "ENGINE",
@@ -122,6 +129,8 @@ __all__ = [
     "TrialRow",
     "check_readable",
     "check_resumable",
+    "curves_from_study",
+    "curves_rows",
     "cv_results_from_study",
     "finite_or_none",
     "fold_columns",
@@ -166,6 +175,12 @@ ENGINE = "engine"
 HELDOUT_TEST_SCORE = "heldout_test_score"
 OOF_PREDICTIONS = "oof_predictions"
 OOF_TARGET_ATTR = "tunekit_oof_target"
+#: Per-epoch curves of every fold (layout 2; see the module docstring).
+CURVES = "epoch_curves"
+#: Columns of the per-epoch curves as a DataFrame, as every search has them in
+#: ``epoch_curves_``; the curves stored per fold are the last three.
+CURVE_COLUMNS = ("candidate", "fold", "epoch", "train_loss", "test_score", "val_loss")
+_CURVE_VALUES = CURVE_COLUMNS[3:]
 #: The per-fold lists of a trial, in the order they are stored.
 FOLD_KEYS = (CV_TEST_SCORES, CV_TRAIN_SCORES, FIT_TIMES, SCORE_TIMES, BEST_EPOCHS, N_EPOCHS)
 #: A stored traceback keeps its last this many characters.
@@ -183,7 +198,7 @@ BASELINES_ATTR = "tunekit_baselines"
 #: Study user attribute: ``{"version", "min_reader", "written_by"}`` (see above).
 LAYOUT_ATTR = "tunekit_layout"
 #: The layout this tunekit writes, and the newest it reads.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: The oldest layout version whose reader reads what this tunekit writes.
 MIN_READER = 1
 
@@ -321,6 +336,15 @@ def finite_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _epoch_list(rows: Sequence[Mapping[str, Any]], name: str) -> list:
+    """One fold's ``name`` by epoch: 6 significant digits, None when not a finite number."""
+    values: list = [None] * max((int(r["epoch"]) for r in rows), default=0)
+    for row in rows:
+        value = finite_or_none(row.get(name))
+        values[int(row["epoch"]) - 1] = None if value is None else float(f"{value:.6g}")
+    return values
+
+
 def last_line(traceback_text: str) -> str:
     """The exception line of a formatted traceback."""
     lines = [line for line in str(traceback_text).strip().splitlines() if line.strip()]
@@ -356,6 +380,7 @@ class TrialRecord:
     def set_predictions(self, values: np.ndarray | None) -> None:
         """Keep the trial's out-of-fold predictions; :meth:`attrs` stores them encoded."""
         self.predictions = values
+        self.curves: dict[int, list] = {}
 
     def add_fold(
         self,
@@ -379,6 +404,18 @@ class TrialRecord:
         for key, folds in self.folds.items():
             folds.append(values[key])
 
+    def add_curves(self, fold: int, rows: Iterable[Mapping[str, Any]]) -> list:
+        """Set fold ``fold``'s per-epoch rows (``epoch`` from 1, curve columns); the
+        stored list is returned, for the caller to go on filling."""
+        self.curves[int(fold)] = list(rows)
+        return self.curves[int(fold)]
+
+    def curves_attr(self) -> dict[str, list] | None:
+        """The ``epoch_curves`` attribute of the curves added so far (None: none added)."""
+        folds = [self.curves.get(f, []) for f in range(max(self.curves, default=-1) + 1)]
+        out = {name: [_epoch_list(rows, name) for rows in folds] for name in _CURVE_VALUES}
+        return {k: v for k, v in out.items() if any(x is not None for f in v for x in f)} or None
+
     @property
     def test_scores(self) -> list:
         """The per-fold test scores so far (None where one was not finite)."""
@@ -394,6 +431,7 @@ class TrialRecord:
         epochs_spent: float | None = None,
         traceback_text: str | None = None,
         reason: str | None = None,
+        curves: bool = True,
         **extra: Any,
     ) -> dict[str, Any]:
         """The user attributes to store on the trial, in one write.
@@ -408,6 +446,9 @@ class TrialRecord:
             line unless ``reason`` is given.
         reason : str, default=None
             ``failure_reason``.
+        curves : bool, default=True
+            Store the per-epoch curves added (``epoch_curves``); a trial
+            written fold by fold stores them with its last write only.
         **extra
             Further attributes, stored as given.
 
@@ -424,6 +465,9 @@ class TrialRecord:
             out[FAILURE_TRACEBACK] = traceback_text[-TRACEBACK_CHARS:]
         if self.predictions is not None:
             out[OOF_PREDICTIONS] = encode_oof_predictions(self.predictions)
+        stored = self.curves_attr() if curves else None
+        if stored is not None:
+            out[CURVES] = stored
         out.update(extra)
         return out
 
@@ -796,3 +840,33 @@ def cv_results_from_study(study: Any) -> dict[str, Any]:
     n_splits = _count_splits(study, trials)
     rows = [read_trial(trial, n_splits, sign) for trial in trials]
     return _rows_to_cv_results(rows, n_splits)
+
+
+# ------------------------------------------------------------ per-epoch curves
+def curves_rows(attrs: Mapping[str, Any], candidate: int) -> list[tuple]:
+    """A trial's stored curves as ``(candidate, fold, epoch, *curves)`` rows, NaN where
+    unreadable; none without ``epoch_curves`` (layout 1, no epochs)."""
+    raw = attrs.get(CURVES)
+    raw = raw if isinstance(raw, Mapping) else {}
+    columns = [raw.get(name) if isinstance(raw.get(name), list) else [] for name in _CURVE_VALUES]
+    rows = []
+    for fold in range(max(len(c) for c in columns)):
+        per = [c[fold] if fold < len(c) and isinstance(c[fold], list) else [] for c in columns]
+        for k in range(max(len(p) for p in per)):
+            rows.append((candidate, fold, k + 1, *(_float_list(p[k : k + 1], 1)[0] for p in per)))
+    return rows
+
+
+def curves_from_study(study: Any) -> pd.DataFrame:
+    """A study's stored per-epoch curves as a DataFrame of :data:`CURVE_COLUMNS`.
+
+    The same frame as a search's ``epoch_curves_``: ``candidate`` is the trial's
+    row in :func:`cv_results_from_study`; trials without curves (layout 1,
+    estimators without epochs) add no rows, so the frame may be empty.
+    """
+    check_readable(study)
+    rows = []
+    for candidate, trial in enumerate(_finished_trials(study)):
+        rows.extend(curves_rows(trial.user_attrs, candidate))
+    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+    return frame.astype({"candidate": np.int64, "fold": np.int64, "epoch": np.int64})

@@ -69,7 +69,8 @@ def test_notebook_view_shows_summary_leaderboard_and_curves(result, curves, kera
     result = _with_baselines(result)
     if curves == "frame":
         rows = [
-            {"candidate": c, "fold": f, "epoch": e, "loss": 1 / e + c, "test_score": 0.5 + e / 20}
+            {"candidate": c, "fold": f, "epoch": e, "train_loss": 1 / e + c,
+             "test_score": 0.5 + e / 20, "val_loss": np.nan}
             for c in (0, 1) for f in (0, 1) for e in range(1, 6)
         ]  # fmt: skip
         result.epoch_curves_ = pd.DataFrame(rows)
@@ -78,7 +79,8 @@ def test_notebook_view_shows_summary_leaderboard_and_curves(result, curves, kera
     html = result_html(result)
     assert "baselines: the chosen model" in html
     assert "<table>" in html and "baseline: logistic" in html
-    assert '<img alt="per-epoch curves" src="data:image/png;base64,' in html
+    assert '<img alt="per-epoch training and validation curves' in html
+    assert 'src="data:image/png;base64,' in html
 
 
 def test_notebook_view_without_any_curves(result):

@@ -191,7 +191,7 @@ def test_write_report_directory_and_reload(result, tmp_path):
         "learning_curves", "param_scores", "overfitting_gap",
     }  # fmt: skip
     index = written["index"].read_text()
-    assert "![Training vs validation curves](learning_curves.png)" in index
+    assert "![Training and validation curves of the refit candidates](learning_curves.png)" in index
     assert "[leaderboard.html](leaderboard.html)" in index
     _strict_json(written["cv_results"].read_text())
 
@@ -216,7 +216,7 @@ def test_write_report_for_a_study_and_notes(study, add_cv_trial, tmp_path):
     assert "param_importances" not in written
     index = written["index"].read_text()
     assert "## Plots not drawn" in index
-    assert "Hyperparameter importances: parameter importances cannot be computed" in index
+    assert "Hyperparameter importances (Optuna): parameter importances cannot be" in index
 
 
 def test_write_report_of_a_leaderboard(result, tmp_path):

@@ -16,7 +16,8 @@ load, write, render, write_report
     Read results back (storage URLs, result directories; never pickles) and
     write Markdown, self-contained HTML, CSV and JSON, atomically.
 plot_*
-    Learning curves, score by hyperparameter, the overfitting gap, Optuna's
+    Per-epoch training and validation curves of the CV folds and of the
+    refit candidates, score by hyperparameter, the overfitting gap, Optuna's
     history and parameter importances, the best candidate's out-of-fold
     diagnostics.
 result_text, result_html
@@ -28,15 +29,16 @@ resolve, atomic_write_text
 
 from tunekit.exceptions import ReportError
 from tunekit.record import cv_results_from_study
+from tunekit.report._curves import plot_epoch_curves
 from tunekit.report._diagnostics import plot_diagnostics
 from tunekit.report._io import atomic_write_text as atomic_write_text
 from tunekit.report._leaderboard import STAT_COLUMNS, baseline_summary, compare, leaderboard
 from tunekit.report._load import load
+from tunekit.report._optuna_plots import plot_param_importances
 from tunekit.report._plots import (
     plot_learning_curves,
     plot_optuna_history,
     plot_overfitting_gap,
-    plot_param_importances,
     plot_param_scores,
 )
 from tunekit.report._result_view import result_html as result_html
@@ -67,6 +69,7 @@ __all__ = [
     "leaderboard",
     "load",
     "plot_diagnostics",
+    "plot_epoch_curves",
     "plot_learning_curves",
     "plot_optuna_history",
     "plot_overfitting_gap",

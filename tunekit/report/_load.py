@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tunekit.exceptions import ReportError
-from tunekit.record import BASELINE, check_readable, param_value
+from tunekit.record import BASELINE, CURVE_COLUMNS, check_readable, param_value
 from tunekit.report._nested import nested_rows
 from tunekit.report._source import LoadedResult, baseline_scores
 from tunekit.storage.urls import SQLITE_SUFFIXES, redact_url, scrub, sqlite_url
@@ -111,6 +111,7 @@ def _read_json(path: Path) -> Any:
             source=str(path),
             baselines_=baseline_scores(payload.get("baselines")),
             nested_=nested_rows(payload.get("nested")),
+            epoch_curves_=_read_curves(payload.get("epoch_curves")),
         )
     if kind == "tunekit.leaderboard":
         frame = pd.DataFrame(payload["rows"], columns=payload["columns"]).set_index("candidate")
@@ -130,6 +131,19 @@ def _read_json(path: Path) -> Any:
         f"{str(path)!r} is not a tunekit JSON file (format 'tunekit.cv_results' or "
         f"'tunekit.leaderboard'); got format={kind!r}"
     )
+
+
+def _read_curves(raw: Any) -> pd.DataFrame | None:
+    """The ``epoch_curves`` of a ``cv_results.json`` (columns of numbers, None as NaN)."""
+    if not isinstance(raw, dict) or not set(CURVE_COLUMNS) <= set(raw):
+        return None
+    frame = pd.DataFrame(
+        {c: np.array([np.nan if v is None else v for v in raw[c]], dtype=np.float64)
+         for c in CURVE_COLUMNS}
+    )
+    if not len(frame):
+        return None
+    return frame.astype({"candidate": np.int64, "fold": np.int64, "epoch": np.int64})
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

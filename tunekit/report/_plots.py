@@ -8,7 +8,6 @@ given ``path``, also writes it as a PNG atomically.
 import io
 import math
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +28,6 @@ __all__ = [
     "plot_learning_curves",
     "plot_optuna_history",
     "plot_overfitting_gap",
-    "plot_param_importances",
     "plot_param_scores",
 ]
 
@@ -120,12 +118,14 @@ def plot_learning_curves(
     histories: Mapping[int, Mapping[str, list[float]]] | None = None,
     path: str | os.PathLike | None = None,
 ) -> Any:
-    """Per-epoch training and validation curves of the best candidates.
+    """Per-epoch training and validation curves of the best refit candidates.
 
-    The lecture's overfitting picture: the training loss keeps falling while
-    the validation loss turns up; the gap between solid (training) and dashed
-    (validation) lines is the overfitting. A dot marks each candidate's best
-    validation epoch.
+    Drawn from the Keras histories of the candidates refit on all the search
+    data: solid lines are training, dashed lines validation (only when the
+    histories hold ``val_*`` keys, i.e. the refit had validation data), a dot
+    each candidate's best validation epoch. The legend lists only the kinds of
+    line drawn. The curves of the cross-validation folds are
+    :func:`tunekit.report.plot_epoch_curves`.
 
     Parameters
     ----------
@@ -177,26 +177,31 @@ def plot_learning_curves(
     if not panels:
         raise ReportError(f"the histories record no loss or metric to plot; recorded: {keys}")
 
+    from matplotlib.lines import Line2D  # optional dependency: imported when a plot is drawn
+
     fig = figure(5.4 * len(panels), 4.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     labels = candidate_labels(lb.loc[chosen] if len(chosen) > 1 else lb)
     colors = [f"C{k % 10}" for k in range(len(chosen))]
-    handles = []
+    handles, drawn = [], set()
     for ax, key in zip(axes, panels, strict=True):
         for color, i in zip(colors, chosen, strict=True):
             history = histories[int(i)]
             train = np.asarray(history.get(key, []), dtype=np.float64)
             val = np.asarray(history.get(f"val_{key}", []), dtype=np.float64)
-            (line,) = ax.plot(np.arange(1, train.size + 1), train, color=color, lw=1.8)
+            epochs = np.arange(1, train.size + 1)
+            ax.plot(epochs, train, color=color, lw=1.8, gid=f"train:{key}:{i}")
+            drawn.add("training")
             if key == panels[0]:
-                line.set_label(labels[i])
-                handles.append(line)
+                handles.append(Line2D([], [], color=color, lw=1.8, label=labels[i]))
             if val.size:
                 epochs = np.arange(1, val.size + 1)
-                ax.plot(epochs, val, color=color, lw=1.8, ls="--")
+                ax.plot(epochs, val, color=color, lw=1.8, ls="--", gid=f"validation:{key}:{i}")
+                drawn.add("validation")
                 if np.isfinite(val).any():
                     best = int(np.nanargmin(val) if key == "loss" else np.nanargmax(val))
                     ax.plot(epochs[best], val[best], "o", color=color, ms=6)
+                    drawn.add("best validation epoch")
         pretty = "Loss" if key == "loss" else key.replace("_", " ").capitalize()
         ax.set_xlabel("Epoch")
         ax.set_ylabel(pretty)
@@ -204,13 +209,7 @@ def plot_learning_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
 
-    from matplotlib.lines import Line2D
-
-    styles = [
-        Line2D([], [], color=_GREY, lw=1.8, label="training"),
-        Line2D([], [], color=_GREY, lw=1.8, ls="--", label="validation"),
-        Line2D([], [], color=_GREY, marker="o", ls="", label="best validation epoch"),
-    ]
+    styles = _style_handles(Line2D, drawn)
     fig.legend(
         handles=handles + styles,
         loc="outside lower center",
@@ -218,8 +217,17 @@ def plot_learning_curves(
         fontsize="small",
         frameon=False,
     )
-    fig.suptitle(f"Training vs validation curves of the top {len(chosen)} candidate(s)")
+    what = "Training vs validation" if "validation" in drawn else "Training (no validation data)"
+    fig.suptitle(f"{what} curves of the top {len(chosen)} refit candidate(s)")
     return _finish(fig, path)
+
+
+def _style_handles(line: Any, drawn: set) -> list:
+    """Legend entries for the kinds of line drawn (none for a kind that is not there)."""
+    kinds = (("training", {}), ("validation", {"ls": "--"}),
+             ("best validation epoch", {"marker": "o", "ls": ""}))  # fmt: skip
+    return [line([], [], color=_GREY, lw=1.8, **style, label=name)
+            for name, style in kinds if name in drawn]  # fmt: skip
 
 
 def plot_param_scores(
@@ -526,84 +534,4 @@ def plot_optuna_history(obj: Any, *, path: str | os.PathLike | None = None) -> A
     ax.set_title(
         f"Optimization history of study {study.study_name!r} ({len(trials)} trials{extra})"
     )
-    return _finish(fig, path)
-
-
-def plot_param_importances(
-    obj: Any,
-    *,
-    evaluator: Any = None,
-    path: str | os.PathLike | None = None,
-) -> Any:
-    """Hyperparameter importances of an Optuna study as a bar chart.
-
-    Parameters
-    ----------
-    obj : optuna.study.Study or object
-        A study, or a result holding one in ``study_``.
-    evaluator : optuna.importance.BaseImportanceEvaluator, default=None
-        By default ``FanovaImportanceEvaluator(seed=0)``, so that reports
-        are reproducible.
-    path : str or path-like, default=None
-        Also write the figure there as a PNG.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-
-    Raises
-    ------
-    ReportError
-        If the importances cannot be computed (fewer than two complete
-        trials, or no parameter that varies across them).
-    """
-    study = _study_of(obj)
-    import optuna
-
-    n_complete = sum(
-        t.state.name == COMPLETE and t.value is not None and math.isfinite(t.value)
-        for t in study.get_trials(deepcopy=False)
-    )
-    if n_complete < 2:
-        raise ReportError(
-            f"parameter importances cannot be computed for study {study.study_name!r}: it has "
-            f"{n_complete} COMPLETE trial(s) with a finite value and needs at least 2; run more "
-            "trials"
-        )
-    if evaluator is None:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    except Exception as exc:
-        raise ReportError(
-            f"parameter importances cannot be computed for study {study.study_name!r}: {exc} "
-            "They need at least two COMPLETE trials and a parameter that varies across them; "
-            "run more trials"
-        ) from exc
-    if not importances:
-        raise ReportError(
-            f"parameter importances cannot be computed for study {study.study_name!r}: no "
-            "parameter is shared by the COMPLETE trials; run more trials"
-        )
-    names = list(importances)[::-1]
-    values = np.array([importances[n] for n in names], dtype=np.float64)
-    fig = figure(6.4, 1.2 + 0.45 * len(names))
-    ax = fig.subplots()
-    ax.barh(range(len(names)), values, color=_BLUE)
-    short = display_names([f"param_{n}" for n in names])
-    ax.set_yticks(range(len(names)), [short[f"param_{n}"] for n in names])
-    for k, value in enumerate(values):
-        ax.text(value, k, f" {value:.2f}", va="center", fontsize="small")
-    ax.set_xlim(0, max(float(values.max()) * 1.2, 0.05))
-    kind = {
-        "FanovaImportanceEvaluator": "fANOVA",
-        "MeanDecreaseImpurityImportanceEvaluator": "mean decrease in impurity",
-        "PedAnovaImportanceEvaluator": "PED-ANOVA",
-    }.get(type(evaluator).__name__, type(evaluator).__name__)
-    ax.set_xlabel(f"Importance ({kind}; fractions summing to 1)")
-    ax.set_ylabel("Hyperparameter")
-    ax.set_title(f"Hyperparameter importances, study {study.study_name!r}")
-    ax.grid(axis="x", alpha=0.3)
     return _finish(fig, path)

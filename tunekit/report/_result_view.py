@@ -6,18 +6,20 @@ import math
 import textwrap
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import BASELINE
+from tunekit.report._curves import plot_epoch_curves
 from tunekit.report._diagnostics import ensemble_lines
 from tunekit.report._format import table_cell
 from tunekit.report._leaderboard import leaderboard
-from tunekit.report._plots import figure, figure_png, plot_learning_curves
+from tunekit.report._plots import figure_png, plot_learning_curves
 from tunekit.report._table import WIDTH, num_text, params_text, text_table
 
 __all__ = ["result_html", "result_text"]
+
+_ALT = "per-epoch training and validation curves, mean ± SE over the CV folds"
 
 
 def _header_lines(result: Any, lb: pd.DataFrame) -> list[str]:
@@ -64,51 +66,14 @@ def result_text(result: Any, width: int = WIDTH, top: int = 10) -> str:
 
 
 def _epoch_figure(result: Any) -> Any:
-    """A figure of the per-epoch curves: ``epoch_curves_`` when recorded, else the histories."""
-    curves = getattr(result, "epoch_curves_", None)
-    if isinstance(curves, pd.DataFrame) and len(curves) and "epoch" in curves.columns:
-        values = [c for c in curves.columns if c not in ("candidate", "fold", "epoch")]
-        values = [c for c in values if pd.api.types.is_numeric_dtype(curves[c])][:2]
-        if not values:
-            return None
-        fig = figure(5.0 * len(values), 3.6)
-        axes = fig.subplots(1, len(values), squeeze=False)[0]
-        group = ["candidate", "epoch"] if "candidate" in curves.columns else ["epoch"]
-        means = curves.groupby(group)[values].mean().reset_index()
-        # the standard error of the mean over the folds: the band around each curve
-        errors = curves.groupby(group)[values].sem().reset_index()
-        ranks = list(dict.fromkeys(_best_candidates(result, means)))
-        for ax, value in zip(axes, values, strict=True):
-            for k, cand in enumerate(ranks[:5]):
-                pick = (means["candidate"] == cand) if "candidate" in means else slice(None)
-                part, err = means[pick], errors[pick][value].fillna(0.0)
-                ax.plot(part["epoch"], part[value], color=f"C{k}", label=f"candidate {cand}")
-                ax.fill_between(
-                    part["epoch"], part[value] - err, part[value] + err, color=f"C{k}", alpha=0.2
-                )
-            ax.set_xlabel("Epoch")
-            label = value.replace("_", " ")
-            scoring = getattr(result, "scoring", None)
-            ax.set_ylabel(f"{label} ({scoring})" if value == "test_score" and scoring else label)
-            from matplotlib.ticker import MaxNLocator
-
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0].legend(fontsize=8)
-        fig.suptitle("Per-epoch curves, mean +- SE over folds", fontsize=10)
-        return fig
+    """The per-epoch curves of the CV folds when recorded, else the refit histories."""
+    try:
+        return plot_epoch_curves(result)
+    except ReportError:
+        pass
     if getattr(result, "histories_", None):
         return plot_learning_curves(result)
     return None
-
-
-def _best_candidates(result: Any, means: pd.DataFrame) -> list[Any]:
-    if "candidate" not in means.columns:
-        return [None]
-    present = set(means["candidate"])
-    order = [getattr(result, "best_index_", None)]
-    ranks = np.asarray(getattr(result, "cv_results_", {}).get("rank_test_score", []))
-    order += [int(i) for i in np.argsort(ranks, kind="stable")]
-    return [c for c in order if c in present] or sorted(present)[:5]
 
 
 def result_html(result: Any, top: int = 10) -> str:
@@ -143,7 +108,7 @@ def result_html(result: Any, top: int = 10) -> str:
     png = _figure_png(result)
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
-        out.append(f'<img alt="per-epoch curves" src="data:image/png;base64,{data}">')
+        out.append(f'<img alt="{_ALT}" src="data:image/png;base64,{data}">')
     out.append("</div>")
     return "\n".join(out)
 

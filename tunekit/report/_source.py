@@ -12,8 +12,10 @@ import pandas as pd
 from tunekit.exceptions import ReportError
 from tunekit.record import (
     BASELINES_ATTR,
+    CURVE_COLUMNS,
     SCORING_ATTR,
     TEST_TRAIN_RATIO_ATTR,
+    curves_from_study,
     cv_results_from_study,
 )
 from tunekit.report._nested import nested_rows
@@ -59,6 +61,9 @@ class LoadedResult:
     baselines_ : dict or None
         Baselines scored on the same folds and held-out set, in
         ``cv_results_``'s schema with their names under ``baseline``.
+    epoch_curves_ : pandas.DataFrame or None
+        Per-epoch curves of every fold (columns
+        :data:`tunekit.record.CURVE_COLUMNS`), when recorded.
     """
 
     cv_results_: dict
@@ -76,6 +81,7 @@ class LoadedResult:
     test_train_ratio_source: str | None = None
     baselines_: dict | None = None
     nested_: list | None = None
+    epoch_curves_: pd.DataFrame | None = None
 
 
 def is_study(obj: Any) -> bool:
@@ -222,6 +228,7 @@ def _from_study(study: Any) -> LoadedResult:
         wall_time_=wall,
         source=f"study {getattr(study, 'study_name', '?')!r}",
         baselines_=baseline_scores(attrs.get(BASELINES_ATTR)),
+        epoch_curves_=_curves(curves_from_study(study)),
     )
 
 
@@ -282,7 +289,15 @@ def _from_search(obj: Any, metric: str | None) -> LoadedResult:
         test_train_ratio_source=ratio_source if ratio is not None else None,
         baselines_=baseline_scores(getattr(obj, "baselines_", None)),
         nested_=nested_rows(getattr(obj, "nested_", None)),
+        epoch_curves_=_curves(getattr(obj, "epoch_curves_", None)),
     )
+
+
+def _curves(frame: Any) -> pd.DataFrame | None:
+    """A search's ``epoch_curves_`` when it is a non-empty frame of the curve columns."""
+    if isinstance(frame, pd.DataFrame) and len(frame) and set(CURVE_COLUMNS) <= set(frame):
+        return frame
+    return None
 
 
 def _maybe_float(value: Any) -> float | None:

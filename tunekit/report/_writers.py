@@ -15,6 +15,7 @@ import pandas as pd
 
 from tunekit.exceptions import ReportError
 from tunekit.record import COMPLETE, jsonable
+from tunekit.report._curves import plot_epoch_curves
 from tunekit.report._diagnostics import diagnostic_figures, ensemble_lines
 from tunekit.report._format import display_names, fmt_value, param_columns, table_cell
 from tunekit.report._io import atomic_write_bytes, atomic_write_text
@@ -25,12 +26,12 @@ from tunekit.report._leaderboard import (
     is_leaderboard,
     leaderboard,
 )
+from tunekit.report._optuna_plots import optuna_plans, release
 from tunekit.report._plots import (
     figure_png,
     plot_learning_curves,
     plot_optuna_history,
     plot_overfitting_gap,
-    plot_param_importances,
     plot_param_scores,
 )
 from tunekit.report._source import LoadedResult, resolve
@@ -382,11 +383,19 @@ def _to_json(lb: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------- figures
 _CAPTIONS = {
+    "epoch_curves": (
+        "Training and validation curves per epoch (CV folds)",
+        "Per-epoch training loss (solid) and validation score on each fold's held-out part "
+        "(dashed; validation loss too when early stopping carved a validation split), mean "
+        "over the CV folds with a ±1 standard error band, for the best candidates and the "
+        "least regularized one; dots: best validation epoch. Training that keeps improving "
+        "while validation stalls or turns is overfitting; regularization delays the split.",
+    ),
     "learning_curves": (
-        "Training vs validation curves",
-        "Per-epoch loss and metric of the best candidates that were refit. Solid lines: "
-        "training; dashed: validation; dots: best validation epoch. A validation curve that "
-        "turns up while training keeps improving is overfitting.",
+        "Training and validation curves of the refit candidates",
+        "Per-epoch loss and metric of the best candidates refit on all the search data "
+        "(Keras histories). Solid lines: training; dashed: validation, when the refit had "
+        "validation data; dots: best validation epoch.",
     ),
     "param_scores": (
         "Validation score by hyperparameter",
@@ -400,11 +409,31 @@ _CAPTIONS = {
     ),
     "optuna_history": (
         "Optimization history",
-        "Each Optuna trial's value and the best value so far; pruned trials at their partial mean.",
+        "Each Optuna trial's value and the best value so far; pruned trials at their partial "
+        "mean (tunekit's plot: Optuna's own leaves pruned trials out).",
     ),
     "param_importances": (
-        "Hyperparameter importances",
-        "Share of the objective's variance explained by each hyperparameter (Optuna, fANOVA).",
+        "Hyperparameter importances (Optuna)",
+        "Share of the objective's variance explained by each hyperparameter (fANOVA, seed 0).",
+    ),
+    "optuna_slice": (
+        "Objective by hyperparameter, trial by trial (Optuna slice plot)",
+        "Every complete trial's value against each hyperparameter; the colour is the trial "
+        "number, so it shows where the sampler concentrated over time.",
+    ),
+    "optuna_parallel_coordinate": (
+        "Parallel coordinates (Optuna)",
+        "Each complete trial as a line through its hyperparameters to its objective value.",
+    ),
+    "optuna_contour": (
+        "Contour of the objective (Optuna)",
+        "The objective interpolated over pairs of the most important hyperparameters; dots "
+        "are trials.",
+    ),
+    "optuna_intermediate_values": (
+        "Intermediate values (Optuna)",
+        "The values each trial reported while it trained, which the pruner compared; lines "
+        "that stop early are pruned trials.",
     ),
 }
 
@@ -413,6 +442,8 @@ def collect_figures(obj: Any, lb: pd.DataFrame) -> list[dict[str, Any]]:
     """Draw every plot that applies to ``obj``; a note replaces those that cannot be drawn."""
     src = None if is_leaderboard(obj) else resolve(obj)
     plans: list[tuple[str, Callable[[], Any]]] = []
+    if src is not None and src.epoch_curves_ is not None:
+        plans.append(("epoch_curves", lambda: plot_epoch_curves(src)))
     if src is not None and src.histories_:
         plans.append(("learning_curves", lambda: plot_learning_curves(src)))
     plans.append(("param_scores", lambda: plot_param_scores(lb)))
@@ -420,12 +451,14 @@ def collect_figures(obj: Any, lb: pd.DataFrame) -> list[dict[str, Any]]:
     study = None if src is None else src.study_
     if study is not None:
         plans.append(("optuna_history", lambda: plot_optuna_history(study)))
-        plans.append(("param_importances", lambda: plot_param_importances(study)))
+        plans.extend(optuna_plans(study))
     figures = []
     for name, draw in plans:
         title, caption = _CAPTIONS[name]
         try:
-            png = figure_png(draw())
+            fig = draw()
+            png = figure_png(fig)
+            release(fig)
         except ReportError as exc:
             logger.info("report: %s not drawn: %s", name, exc)
             figures.append({"name": name, "title": title, "caption": caption, "note": str(exc)})
@@ -565,8 +598,16 @@ def _cv_results_payload(src: LoadedResult, lb: pd.DataFrame) -> str:
         "histories": jsonable({str(k): v for k, v in src.histories_.items()}),
         "baselines": jsonable(src.baselines_),
         "nested": src.nested_,
+        "epoch_curves": _curves_payload(src.epoch_curves_),
     }
     return json.dumps(payload, allow_nan=False) + "\n"
+
+
+def _curves_payload(curves: pd.DataFrame | None) -> dict | None:
+    """Per-epoch curves as JSON columns (None where a value is not finite)."""
+    if curves is None or not len(curves):
+        return None
+    return {str(c): jsonable(curves[c].to_numpy()) for c in curves.columns}
 
 
 def write_report(

@@ -101,13 +101,15 @@ def wants_batches(estimator, *, engine: str, n_jobs: int, fit_params) -> bool:
     )
 
 
-def _record(entries, return_train_score: bool, oof=None, **extra) -> dict:
-    """A trial's user attributes from its per-fold entries (one storage write).
+def _record(entries, return_train_score: bool, oof=None, curves=(), **extra) -> dict:
+    """A trial's user attributes from its per-fold entries and curve rows (one storage write).
 
     ``oof`` is ``(test rows of each fold, n_rows)`` when the search keeps
     out-of-fold predictions: a trial whose every fold predicted stores them.
     """
     record = TrialRecord()
+    for fold in range(len(entries)):
+        record.add_curves(fold, [row for row in curves if row["fold"] == fold])
     if oof is not None:
         tests, n_rows = oof
         folds = pop_predictions(entries, tests)
@@ -328,6 +330,7 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
             done.entries[c],
             search.return_train_score,
             _oof_rows(search, objective) if c not in done.pruned else None,
+            [row for row in done.curves if row["candidate"] == c],
             **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
         )
         set_user_attrs(trial, record)

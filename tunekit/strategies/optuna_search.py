@@ -55,6 +55,7 @@ from tunekit.record import (
     TEST_TRAIN_RATIO_ATTR,
     TrialRecord,
     check_resumable,
+    curves_from_study,
     cv_results_from_study,
     oof_predictions_of,
     oof_target_attr,
@@ -143,33 +144,55 @@ def _epoch_reporter_class():
     import keras
 
     class EpochReporter(keras.callbacks.Callback):
-        """Reports the fold's running score to the trial every ``every`` epochs."""
+        """Records the fold's per-epoch curve rows in ``rows``; reports the score every ``every``.
 
-        def __init__(self, trial, estimator, scorer, X_test, y_test, done, base, every):
+        ``every=None`` reports nothing to the trial (no pruning): the rows are
+        still recorded. A score taken for the curve alone that fails is NaN.
+        """
+
+        def __init__(self, trial, estimator, scorer, test, done, base, every, rows):
             super().__init__()
             self.trial, self.estimator, self.scorer = trial, estimator, scorer
-            self.X_test, self.y_test = X_test, y_test
-            self.done, self.base, self.every = list(done), base, max(1, int(every))
+            self.X_test, self.y_test = test
+            self.done, self.base = list(done), base
+            self.every = None if every is None else max(1, int(every))
+            self.rows = rows  # the fold's rows in the trial's record, filled epoch by epoch
+            self.epochs_done = 0
 
         def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
             self.epochs_done = epoch + 1
-            if (epoch + 1) % self.every:
-                return
-            try:
-                score = self.scorer(self.estimator, self.X_test, self.y_test)
-            except ValueError as err:  # NaN or infinite predictions: say how training diverged
-                diverged = divergence_reason(
-                    self.estimator, self.X_test, scored=False, epoch=epoch + 1,
-                    loss=(logs or {}).get("loss"),
-                )  # fmt: skip
-                if diverged is None:
-                    raise
-                raise DivergedError(diverged) from err
-            if not math.isfinite(score):
+            due = self.every is not None and (epoch + 1) % self.every == 0
+            score = self._score(epoch, logs) if due else self._curve_score()
+            self.rows.append({
+                "epoch": epoch + 1,
+                "train_loss": float(logs.get("loss", math.nan)),
+                "test_score": score,
+                "val_loss": float(logs.get("val_loss", math.nan)),
+            })  # fmt: skip
+            if not due or not math.isfinite(score):
                 return
             self.trial.report(float(np.mean([*self.done, score])), self.base + epoch)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}")
+
+        def _curve_score(self) -> float:
+            try:
+                return float(self.scorer(self.estimator, self.X_test, self.y_test))
+            except (ValueError, TypeError):  # NaN predictions: the fold's own score says why
+                return math.nan
+
+        def _score(self, epoch, logs) -> float:
+            try:
+                return float(self.scorer(self.estimator, self.X_test, self.y_test))
+            except ValueError as err:  # NaN or infinite predictions: say how training diverged
+                diverged = divergence_reason(
+                    self.estimator, self.X_test, scored=False, epoch=epoch + 1,
+                    loss=logs.get("loss"),
+                )  # fmt: skip
+                if diverged is None:
+                    raise
+                raise DivergedError(diverged) from err
 
     return EpochReporter
 
@@ -201,18 +224,19 @@ class _Objective:
         self.stride = (max_epochs or 0) + 1
         self.score = EpochAwareScorer(search.estimator, search.scoring)
 
-    def _fit_kwargs(self, estimator, trial, X_test, y_test, done, fold):
+    def _fit_kwargs(self, estimator, trial, X_test, y_test, record, fold):
         """``fit`` arguments that add the Keras callbacks, and the epoch reporter (or None).
 
         A Keras estimator always gets a callback that stops it at an epoch's
-        end after a signal; the reporter is added when pruning needs it.
+        end after a signal, and the reporter, which records the fold's
+        per-epoch curves and reports to the trial when pruning needs it.
         """
         search = self.search
         final = final_estimator(estimator)
         if not is_keras_estimator(final):  # found without importing TensorFlow
             return {}, None
         callbacks = [_stop_callback_class()()]
-        callback = None
+        every = None
         reports = search.reports_per_fold
         study = getattr(search, "study_", None)
         if study is not None and isinstance(study.pruner, optuna.pruners.NopPruner):
@@ -220,11 +244,11 @@ class _Objective:
         if reports and self.max_epochs is not None:
             epochs = int(final.get_params().get("epochs", self.max_epochs))
             every = max(1, math.ceil(epochs / reports))
-            callback = _epoch_reporter_class()(
-                trial, estimator, self.score.scorer, X_test, y_test, done, fold * self.stride,
-                every,
-            )  # fmt: skip
-            callbacks.append(callback)
+        callback = _epoch_reporter_class()(
+            trial, estimator, self.score.scorer, (X_test, y_test), record.test_scores,
+            fold * self.stride, every, record.add_curves(fold, []),
+        )  # fmt: skip
+        callbacks.append(callback)
         key = "callbacks"
         if estimator is not final:
             key = f"{estimator.steps[-1][0]}__callbacks"
@@ -246,10 +270,7 @@ class _Objective:
         params = search.space.suggest(trial)
         trial.set_user_attr(PARAMS, params_attr(params))
         record, predicted = TrialRecord(), []  # predicted: (test rows, values) per fold
-
-        def save(partial=0, **failure):  # one storage write per fold
-            spent = record.epochs_spent() + partial
-            set_user_attrs(trial, record.attrs(epochs_spent=spent, **failure))
+        save = functools.partial(_save, trial, record)
 
         for fold, (train, test) in enumerate(self.splits):
             check_stop()  # a safe point: between folds, outside any storage transaction
@@ -260,9 +281,7 @@ class _Objective:
                 k: (_index(v, train) if _num_samples(v) == _num_samples(self.X) else v)
                 for k, v in self.fit_params.items()
             }
-            extra, reporter = self._fit_kwargs(
-                estimator, trial, X_test, y_test, record.test_scores, fold
-            )
+            extra, reporter = self._fit_kwargs(estimator, trial, X_test, y_test, record, fold)
             fit_kwargs.update(extra)
             start = time.perf_counter()
             try:
@@ -296,12 +315,20 @@ class _Objective:
                 logger.warning("trial %d failed in fold %d: %s", trial.number, fold, reason)
                 return float("nan")
             self._predict(record, predicted, estimator, X_test, test, fold)
-            save()
             running = float(np.mean(record.test_scores))
             trial.report(running, fold * self.stride + (self.max_epochs or 0))
-            if fold < len(self.splits) - 1 and trial.should_prune():
+            last = fold == len(self.splits) - 1
+            prune = not last and trial.should_prune()
+            save(last=last or prune)
+            if prune:
                 raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
         return float(np.mean(record.test_scores))
+
+
+def _save(trial, record: TrialRecord, partial=0, last=True, **failure) -> None:
+    """A trial's record in one storage write (per fold); the curves with its last write only."""
+    spent = record.epochs_spent() + partial
+    set_user_attrs(trial, record.attrs(epochs_spent=spent, curves=last, **failure))
 
 
 def _name_objective(study, scoring_name: str) -> None:
@@ -442,6 +469,10 @@ class OptunaSearchCV:
         Per ``cv_results_`` row, the trial's stored out-of-fold predictions
         over the rows of ``X``; all NaN for a trial that did not complete or
         stored none. ``None`` with ``oof_predictions=False``.
+    epoch_curves_ : pandas.DataFrame
+        Per-epoch curves of every fold of every candidate (columns
+        :data:`tunekit.record.CURVE_COLUMNS`), read from the trials' records;
+        a pruned trial's end at the epoch it stopped after.
     """
 
     def __init__(
@@ -630,6 +661,7 @@ class OptunaSearchCV:
     def _collect(self, X, y, fit_params) -> None:
         results = cv_results_from_study(self.study_)
         self.cv_results_ = results
+        self.epoch_curves_ = curves_from_study(self.study_)
         trials = {t.number: t for t in self.study_.get_trials(deepcopy=False)}
         self.oof_predictions_ = None
         if self.oof_predictions:
