@@ -83,6 +83,22 @@ def test_smoke_study_prints_tunekit_lines_only(tmp_path):
         assert "baselines: the chosen model" in (tmp_path / name).read_text(), name
 
 
+@pytest.mark.slow  # three to four TensorFlow start-ups: about 1 minute on 2 cores
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one", "two-workers"])
+def test_tunekit_run_is_as_quiet_as_the_script(workers, tmp_path):
+    """``tunekit run`` (its launcher, each worker, the final run) prints tunekit's lines only."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tunekit", "run", "studies/tune.py", *workers, "--smoke",
+         "--n-trials", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = [word for word in NOISE if word in done.stderr + done.stdout]
+    assert not found, (done.stderr + done.stdout)[-3000:]
+    assert "report:" in done.stdout
+    assert (tmp_path / "leaderboard.html").exists()
+
+
 def test_import_hides_start_up_lines_and_keeps_every_other_line():
     code = (
         "import builtins, os\n"

@@ -90,6 +90,8 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
         self.failed.append(trial.number)
         if not trial.params:  # it died before choosing its parameters: nothing to redo
             return
+        if _retried_already(study, trial.number):  # two processes failed it at once (SQLite)
+            return
         trial = copy.deepcopy(trial)
         trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in _INHERITED_USER_ATTRS}
         super().__call__(study, trial)
@@ -190,6 +192,19 @@ def _grace_period(storage) -> float:
 def stale_wait_seconds(storage) -> float:
     """How long a dead worker's trial may stay RUNNING before it is failed: grace + interval."""
     return _grace_period(storage) + float(heartbeat_interval(storage) or 0)
+
+
+def _retried_already(study, number: int) -> bool:
+    """Whether a retry of trial ``number`` is already queued (or ran).
+
+    On SQLite, two processes can both read a dead trial as RUNNING and both
+    fail it (SQLite has no row locks); the second then finds the first's
+    retry here instead of queueing another.
+    """
+    return any(
+        number in (t.system_attrs.get("retry_history") or ())
+        for t in study.get_trials(deepcopy=False)
+    )
 
 
 def fail_stale_trials(study) -> list[int]:
