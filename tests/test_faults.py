@@ -135,6 +135,8 @@ def _data():
 
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
 BOTH = [POSTGRES, "sqlite"]
+# the same test on PostgreSQL runs with the slow tests (CI runs them after the default suite)
+SLOW_POSTGRES = pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])
 
 
 @pytest.fixture(params=BOTH)
@@ -310,6 +312,7 @@ def report(test, counts, **setup):
 
 
 # ----------------------------------------------------------------- kill -9
+@pytest.mark.parametrize("backend", [SLOW_POSTGRES, "sqlite"], indirect=True)
 def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
     url, name = backend
     n_trials, n_workers = 10, 4
@@ -349,7 +352,8 @@ def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
     "signum, status, backend, plain",
     [
         # a plain study script, as `tunekit run --workers N` starts it
-        pytest.param(signal.SIGTERM, EXIT_SIGTERM, "postgres", True, marks=pytest.mark.postgres),
+        pytest.param(signal.SIGTERM, EXIT_SIGTERM, "postgres", True,
+                     marks=[pytest.mark.postgres, pytest.mark.slow]),
         (signal.SIGTERM, EXIT_SIGTERM, "sqlite", False),
         # the same path as SIGTERM up to the exit
         pytest.param(signal.SIGINT, EXIT_SIGINT, "postgres", False, marks=pytest.mark.postgres),
@@ -463,6 +467,7 @@ def test_no_handlers_outside_the_main_thread(tmp_path):
 
 
 # ----------------------------------------------------------------- resume
+@pytest.mark.parametrize("backend", [SLOW_POSTGRES, "sqlite"], indirect=True)
 def test_resume_after_every_worker_died(backend, script, tmp_path):
     url, name = backend
     n_trials = 8
@@ -1003,6 +1008,7 @@ def _instants(n, seed, span):
     return sorted(float(t) for t in rng.uniform(0.0, span, size=n))
 
 
+@pytest.mark.slow  # the twenty-instant test covers the same ground; CI runs both
 @pytest.mark.timeout(600)  # six TensorFlow start-ups: over 3 min at a load of 20 on 2 cores
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_signal_at_three_instants_stops_at_a_safe_point_and_resumes(
@@ -1129,6 +1135,7 @@ def test_no_signal_of_the_first_second_and_a_half_is_lost(launcher, study_script
            {"runs": rows, "in_python_start_up": outright}, target=400)  # fmt: skip
 
 
+@pytest.mark.slow  # about 20 s: two study start-ups
 def test_a_second_signal_within_two_seconds_quits_at_once(study_script, tmp_path):
     """Mid-fit (a 60 s fit): the second Ctrl-C does not wait for the safe point."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -1160,7 +1167,8 @@ def test_a_second_signal_within_two_seconds_quits_at_once(study_script, tmp_path
 
 
 @pytest.mark.parametrize(
-    "launcher", ["tunekit run", pytest.param("python -m tunekit.workers", marks=pytest.mark.slow)]
+    "launcher", [pytest.param("tunekit run", marks=pytest.mark.slow),
+                 pytest.param("python -m tunekit.workers", marks=pytest.mark.slow)]
 )
 def test_the_workers_stop_when_their_launcher_is_killed(launcher, study_script, tmp_path):
     """``kill -9`` of the launcher: no study process survives it (parent-death signal)."""

@@ -19,6 +19,7 @@ def _quick(nb):
     return nb
 
 
+@pytest.mark.slow  # about 25 s on 2 cores: the whole lecture notebook
 def test_lecture_notebook_runs_without_error(tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # the notebook's own setting
     nb = _quick(nbformat.read(NOTEBOOK, as_version=4))

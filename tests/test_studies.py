@@ -118,6 +118,7 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
+@pytest.mark.slow  # about 30 s on 2 cores: a study, a Ctrl-C, a resume
 @pytest.mark.filterwarnings("ignore:.*candidates failed and rank last")  # the interrupted trial
 def test_a_study_interrupted_with_ctrl_c_resumes_where_it_stopped(tmp_path):
     out, marker = tmp_path / "out", tmp_path / "marker"

@@ -310,6 +310,7 @@ def test_workers_share_a_plan_and_run_each_configuration_once(binary_data, tmp_p
     assert len({t.user_attrs["tunekit_token"] for t in trials}) == 2  # both took their share
 
 
+@pytest.mark.slow  # the SQLite test above runs the same plan in the default suite
 @pytest.mark.postgres
 def test_workers_share_a_plan_on_postgresql(binary_data):
     import uuid

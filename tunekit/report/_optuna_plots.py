@@ -55,6 +55,10 @@ def _draw(name: str, study: Any, **kwargs: Any) -> Any:
         rows, cols = grid.shape
         fig.set_size_inches(max(6.4, 3.3 * cols + 1.6), max(4.8, 3.0 * rows + 0.8))
     _short_labels(fig, study)
+    if grid.size == 1:  # one panel (importances, history): its tick labels kept in the figure
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
     return fig
 
 
@@ -71,6 +75,10 @@ def _short_labels(fig: Any, study: Any) -> None:
             label = axis.get_label().get_text()
             if label in short:
                 axis.set_label_text(short[label])
+            ticks = axis.get_ticklabels()  # the importances name each bar by a tick label
+            if any(t.get_text() in short for t in ticks):
+                axis.set_ticks(axis.get_ticklocs())
+                axis.set_ticklabels([short.get(t.get_text(), t.get_text()) for t in ticks])
             if axis.get_scale() != "log":
                 continue
             axis.set_minor_formatter(NullFormatter())
