@@ -32,6 +32,7 @@ __all__ = [
     "FitProgress",
     "import_keras",
     "is_noise",
+    "quiet_child_env",
     "restoring_global_state",
     "show_tf_logs",
     "user_wants_tf_logs",
@@ -71,6 +72,20 @@ def show_tf_logs() -> None:
     import show what TensorFlow prints.
     """
     _ASKED["tf_logs"] = True
+
+
+def quiet_child_env() -> dict[str, str]:
+    """The environment a launcher gives the study processes it starts.
+
+    TensorFlow's C++ logs at warnings and above hidden, marked as tunekit's
+    doing (so that each child still imports Keras through :func:`import_keras`,
+    without the start-up lines); nothing when the user set a TensorFlow
+    logging variable or asked for TensorFlow's output, which the children
+    inherit as they are.
+    """
+    if _ASKED["tf_logs"] or user_wants_tf_logs():
+        return {}
+    return {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"), _MARKER: "1"}
 
 
 def user_wants_tf_logs(verbose: int = 1) -> bool:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from tunekit import _signals, launch
+from tunekit import _quiet, _signals, launch
 from tunekit.cli._common import PROG
 from tunekit.launch import EXIT_FAILURE, EXIT_OK, EXIT_STORAGE, EXIT_USAGE
 
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if "--worker" in study_args:
         print(f"{PROG} run: error: --worker is set by tunekit run itself", file=sys.stderr)
         return EXIT_USAGE
-    base = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    base = _quiet.quiet_child_env()
     tracked = {}
     if args.mlflow is not None:
         # start-up: tunekit.tracking loads pandas, which only a run that asks for MLflow pays;
