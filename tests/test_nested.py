@@ -8,7 +8,7 @@ the inner search; a fold whose search fails is a NaN row with its reason.
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, check_scoring
 from sklearn.model_selection import StratifiedKFold
 
 import tunekit as tk
@@ -114,3 +114,65 @@ def test_every_outer_fold_failing_is_a_search_failure_and_one_fold_is_refused():
         _nested(_FailsOnRow(bad=-1).set_params(C=1.0), X[:, :1].repeat(4, axis=1) * np.nan, y)
     with pytest.raises(ValueError, match=r"outer_cv needs at least 2 folds|n_splits"):
         tk.search(_Traced(), X, y, space=SPACE, cv=3, outer_cv=1, verbose=0)
+
+
+def _keras_data(n=72):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 4)).astype("float32")
+    return X, (X[:, 0] - X[:, 1] > 0).astype(int)
+
+
+def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loop(monkeypatch):
+    from tunekit.evaluators import StackedEvaluator
+
+    X, y = _keras_data()
+    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=3, batch_size=16,
+                             verbose=0, random_state=0)  # fmt: skip
+    space = {"model__l2": tk.Choice([1e-4, 1e-1]), "model__dropout": tk.Choice([0.0, 0.3])}
+    calls = []
+    evaluate = StackedEvaluator.evaluate
+
+    def counted(self, estimator, candidates, splits, *args, **kwargs):
+        calls.append((len(candidates), len(splits)))
+        return evaluate(self, estimator, candidates, splits, *args, **kwargs)
+
+    monkeypatch.setattr(StackedEvaluator, "evaluate", counted)
+    result = tk.search(est, X, y, space=space, cv=2, outer_cv=3, baselines=False,
+                       engine="stacked", random_state=0, verbose=0)  # fmt: skip
+    # one evaluation of 4 candidates x 3 outer x 2 inner folds, then the first two outer
+    # folds' choices on their outer splits (the last one is the returned search's refit)
+    assert calls[0] == (4, 6)
+    assert len(calls) == 2 and calls[1][1] == 2
+    monkeypatch.setattr(StackedEvaluator, "evaluate", evaluate)
+    nested = result.nested_
+    for k, (train, test) in enumerate(StratifiedKFold(3).split(X, y)):
+        inner = tk.search(est, X[train], y[train], space=space, cv=2, test_size=None,
+                          baselines=False, engine="stacked", random_state=0, verbose=0)  # fmt: skip
+        assert nested.loc[k, "params"] == inner.best_params_
+        assert nested.loc[k, "inner_best_score"] == pytest.approx(inner.best_score_, abs=1e-12)
+        if k == 2:  # the returned search's own refit, as in the loop
+            expected = inner.best_estimator_.score(X[test], y[test])
+        else:  # the chosen candidate as an engine member on the outer training rows
+            alone = StackedEvaluator().evaluate(
+                est, [inner.best_params_], [(train, test)], X, y,
+                scorers=check_scoring(est, "accuracy"),
+            )  # fmt: skip
+            expected = alone.entries[0][0]["test_scores"]
+        assert nested.loc[k, "outer_score"] == pytest.approx(expected, abs=1e-12)
+    assert result.outer_scores_ == list(nested["outer_score"])
+
+
+def test_optuna_and_unseeded_random_searches_run_each_outer_fold_alone():
+    from tunekit.nested import shared_outer_folds
+
+    X, y = _data()
+    splits = list(StratifiedKFold(3).split(X, y))
+    base = {"backend": None, "fit_params": {}, "cv": 3, "random_state": 0}
+    for strategy, seed, shared in [("grid", None, True), ("random", 0, True),
+                                   ("random", None, False), ("halving", 1, True),
+                                   ("optuna", 0, False)]:  # fmt: skip
+        options = {**base, "strategy": strategy, "random_state": seed}
+        folds = shared_outer_folds(_Traced(), X, y, splits, options)
+        assert (folds is not None) == shared, strategy
+    options = {**base, "strategy": "grid", "fit_params": {"sample_weight": np.ones(len(y))}}
+    assert shared_outer_folds(_Traced(), X, y, splits, options) is None

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import indexable
@@ -22,7 +21,9 @@ from tunekit.baselines import check_baselines, evaluate_baselines, to_jsonable
 from tunekit.engine.memory import check_memory_budget
 from tunekit.ensembles import ensemble as make_ensemble
 from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
+from tunekit.evaluators.outer_folds import sharing_for
 from tunekit.exceptions import SearchFailedError
+from tunekit.nested import nested_search
 from tunekit.record import BASELINES_ATTR, FAIL
 from tunekit.results import SearchData, SearchResult
 from tunekit.search_options import STRATEGIES, validate
@@ -292,7 +293,8 @@ def search(
     space, X, y, fit_params = _check_call(options)
     tracked = resolve_tracking_uri(mlflow, tracking_uri)  # checked before any training
     if outer_cv is not None:
-        result = _nested(estimator, X, y, _nested_options(options, space, fit_params), start)
+        options = _nested_options(options, space, fit_params)
+        result = nested_search(search, estimator, X, y, options, start)
         return _tracked(result, tracked)
     if strategy == "optuna" and storage is None and study_name is not None:
         options["storage"] = default_storage_url(study_name)
@@ -571,6 +573,7 @@ def _sklearn_searcher(strategy, estimator, space, *, scoring, engine, progress, 
         error_score=kwargs["error_score"],
         return_train_score=kwargs["return_train_score"],
     )
+    evaluator = sharing_for(evaluator)  # an inner search of nested CV: outer folds together
     return make_search(
         strategy, estimator, space, SearchSettings(scoring=scoring, **kwargs), evaluator
     )
@@ -596,66 +599,3 @@ def make_evaluator(
     return StackedEvaluator(
         strict=engine == "stacked", fallback=standard, memory_budget=memory_budget, **settings
     )
-
-
-def _nested(estimator, X, y, options: dict, start: float):
-    """Nested cross-validation: a whole search per outer fold, scored on the outer test part.
-
-    Returns the last outer fold's search result, with ``outer_scores_`` and
-    ``nested_`` (one row per outer fold) covering them all.
-    """
-    kwargs = dict(options)
-    outer_cv, random_state = kwargs.pop("outer_cv"), kwargs.pop("random_state")
-    verbose, study_name = kwargs.pop("verbose"), kwargs.pop("study_name")
-    outer = check_cv(outer_cv, y, classifier=is_classifier(estimator))
-    if outer.get_n_splits(X, y) < 2:
-        raise ValueError(f"outer_cv needs at least 2 folds, got {outer_cv!r}")
-    scorer = EpochAwareScorer(estimator, kwargs["scoring"])
-    rows, results = [], []
-    for k, (train, test) in enumerate(outer.split(X, y)):
-        row = {"outer_fold": k, "n_train": len(train), "n_test": len(test), "params": None,
-               "inner_best_score": np.nan, "outer_score": np.nan, "optimism": np.nan,
-               "failure_reason": ""}  # fmt: skip
-        try:
-            inner = search(
-                estimator, _take(X, train), _take(y, train), test_size=None,
-                random_state=random_state, verbose=max(0, verbose - 1),
-                study_name=None if study_name is None else f"{study_name}-outer{k}", **kwargs,
-            )  # fmt: skip
-        except SearchFailedError as err:  # this fold's search failed: the others stand
-            row["failure_reason"] = f"SearchFailedError: {_first_and_last_line(err)}"
-            logger.warning("outer fold %d failed: %s", k, row["failure_reason"])
-            rows.append(row)
-            continue
-        outer_score = float(scorer(inner.best_estimator_, _take(X, test), _take(y, test))["score"])
-        row.update(params=dict(inner.best_params_), inner_best_score=float(inner.best_score_),
-                   outer_score=outer_score, optimism=float(inner.best_score_) - outer_score)
-        rows.append(row)  # fmt: skip
-        results.append(inner)
-        if verbose:
-            logger.info("outer fold %d: held-out score %.4f with %s", k, outer_score, row["params"])
-    if not results:
-        reasons = "; ".join(f"fold {r['outer_fold']}: {r['failure_reason']}" for r in rows)
-        raise SearchFailedError(f"every outer fold of nested cross-validation failed: {reasons}")
-    last = results[-1]
-    last.nested_ = pd.DataFrame(rows).set_index("outer_fold")
-    last.outer_scores_ = [float(r["outer_score"]) for r in rows]
-    last.wall_time_ = time.perf_counter() - start
-    last.n_fits_ = sum(r.n_fits_ for r in results) + len(results)
-    if verbose:
-        scores = last.nested_["outer_score"].dropna()
-        logger.info("nested CV: %.4f +/- %.4f over %d outer folds", scores.mean(), scores.std(),
-                    len(scores))  # fmt: skip
-    return last
-
-
-def _first_and_last_line(err: Exception) -> str:
-    """What a multi-line error says first and last: what failed, and why."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
-    return " ... ".join(dict.fromkeys([lines[0], lines[-1]]))
-
-
-def _take(data, idx):
-    if data is None:
-        return None
-    return data.iloc[idx] if hasattr(data, "iloc") else data[idx]

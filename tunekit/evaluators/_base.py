@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.utils import _safe_indexing
 
 from tunekit.evaluators._steps import final_estimator
+from tunekit.evaluators.curve_scores import curve_score
 from tunekit.evaluators.diagnosis import non_finite_reason
 from tunekit.evaluators.oof import PREDICTIONS, predictions_of
 from tunekit.exceptions import DivergedError
@@ -204,9 +205,7 @@ class Evaluator:
 
     def scoring(self, scorers) -> Scoring:
         """How this evaluator scores with ``scorers``: its ``error_score`` and train scores."""
-        return Scoring(
-            scorers, self.error_score, self.return_train_score, self.oof_predictions
-        )
+        return Scoring(scorers, self.error_score, self.return_train_score, self.oof_predictions)
 
     def _tick(self, n: int = 1) -> None:
         if self.progress is not None:
@@ -237,6 +236,11 @@ def fail_entry(scoring: Scoring, n_test: int, fit_time: float, reason: str):
 def _score(scorers, est, X, y, error_score):
     """Score like scikit-learn's ``_score``: a failure gives ``error_score`` (or raises)."""
     return _scored(scorers, est, X, y, error_score)[0]
+
+
+def _curve_point(scorers, est, X, y) -> float:
+    """A curve point: the test score after an epoch, NaN where scoring fails."""
+    return curve_score(scorers, est, X, y, lambda: main_score(_score(scorers, est, X, y, math.nan)))
 
 
 def _scored(scorers, est, X, y, error_score):

@@ -29,7 +29,7 @@ from tunekit.evaluators._base import (
     Family,
     Fold,
     Scoring,
-    _score,
+    _curve_point,
     epoch_families,
     fail_entry,
     final_estimator,
@@ -139,8 +139,7 @@ def _recorder_class():
                 self.snapshots[n] = entry
                 score = main_score(entry["test_scores"])
             elif self.curves:
-                scores = _score(self.scoring.scorers, self.est, self.X_test, self.y_test, np.nan)
-                score = main_score(scores)
+                score = _curve_point(self.scoring.scorers, self.est, self.X_test, self.y_test)
             return score
 
     return EpochRecorder

@@ -213,7 +213,7 @@ class EvaluatorSearchCV(BaseSearchCV):
             if not callable(self.refit):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
-        if self.refit:
+        if self.refit and not getattr(evaluator, "refit_elsewhere", False):
             self._refit(base, X, y, fit_params, results, refit_metric)
         self.scorer_ = getattr(scorers, "_scorers", scorers)
         self.cv_results_ = results

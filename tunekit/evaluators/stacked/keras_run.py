@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import clone
 
 import tunekit.engine as engine
-from tunekit.evaluators._base import Fold, _score, main_score, score_entry
+from tunekit.evaluators._base import Fold, _curve_point, score_entry
 from tunekit.evaluators.diagnosis import diverged_member
 from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, task_of, variant_key
@@ -175,9 +175,7 @@ class KerasStackRun(GroupRun):
                 continue  # this member did not train this epoch
             rows = self.batch.splits[s][1] + offset
             est = engine.keras_stack.member_estimator(result, m)
-            self.curve[m, epoch + 1] = main_score(
-                _score(scorers, est, X_all[rows], self.y_all[rows], np.nan)
-            )
+            self.curve[m, epoch + 1] = _curve_point(scorers, est, X_all[rows], self.y_all[rows])
         self.spent += time.perf_counter() - tick
 
     def _finish_member(self, m: int, index: int, s: int, offset: int, result, fit_time) -> None:

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 import tunekit.engine as engine
 from tunekit.engine.memory import mlp_footprint
-from tunekit.evaluators._base import Fold, _score, epoch_families, main_score, score_entry
+from tunekit.evaluators._base import Fold, _curve_point, epoch_families, main_score, score_entry
 from tunekit.evaluators.diagnosis import diverged_member
 from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, variant_key
@@ -244,8 +244,8 @@ class _Chunk:
                 )
                 self.curve[m, epoch] = main_score(self.snaps[m, epoch]["test_scores"])
             else:
-                scores = _score(run.batch.scorers, est, run.copies.X[rows], run.y_all[rows], np.nan)
-                self.curve[m, epoch] = main_score(scores)
+                self.curve[m, epoch] = _curve_point(run.batch.scorers, est, run.copies.X[rows],
+                                                    run.y_all[rows])  # fmt: skip
         halt = self.halt(epoch, active)
         self.spent += time.perf_counter() - tick
         return halt
