@@ -47,6 +47,22 @@ def test_accuracy_points_are_exactly_the_scorer(labels):
     assert curve_score(scorer, est, X, y, lambda: math.nan) == scorer(est, X, y)
 
 
+def test_scoring_none_is_the_estimators_own_accuracy_or_r2():
+    from sklearn.metrics._scorer import _PassthroughScorer
+
+    from tunekit.engine.members import StackedMemberClassifier, StackedMemberRegressor
+
+    def fails():
+        raise AssertionError("the direct formula should cover this estimator's own score")
+
+    for est, X, y in (_fitted_classifier(["a", "b", "c"]), _fitted_regression()):
+        scorer = _PassthroughScorer(est)
+        assert curve_score(scorer, est, X, y, fails) == pytest.approx(est.score(X, y), rel=1e-12)
+    assert fast_metric(_PassthroughScorer(None), StackedMemberClassifier())[2] is False
+    assert fast_metric(_PassthroughScorer(None), StackedMemberRegressor())[2] is True
+    assert fast_metric(_PassthroughScorer(None), object()) is None
+
+
 def test_anything_else_goes_through_the_scorer():
     est, X, y = _fitted_classifier([0, 1, 2])
     calls = []

@@ -139,10 +139,11 @@ def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loo
     monkeypatch.setattr(StackedEvaluator, "evaluate", counted)
     result = tk.search(est, X, y, space=space, cv=2, outer_cv=3, baselines=False,
                        engine="stacked", random_state=0, verbose=0)  # fmt: skip
-    # one evaluation of 4 candidates x 3 outer x 2 inner folds, then the first two outer
-    # folds' choices on their outer splits (the last one is the returned search's refit)
+    # one evaluation of 4 candidates x 3 outer x 2 inner folds, then every outer fold's
+    # choice on its outer split: no inner search refits on its own
     assert calls[0] == (4, 6)
-    assert len(calls) == 2 and calls[1][1] == 2
+    assert len(calls) == 2 and calls[1][1] == 3
+    assert result.best_estimator_ is None
     monkeypatch.setattr(StackedEvaluator, "evaluate", evaluate)
     nested = result.nested_
     for k, (train, test) in enumerate(StratifiedKFold(3).split(X, y)):
@@ -150,16 +151,15 @@ def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loo
                           baselines=False, engine="stacked", random_state=0, verbose=0)  # fmt: skip
         assert nested.loc[k, "params"] == inner.best_params_
         assert nested.loc[k, "inner_best_score"] == pytest.approx(inner.best_score_, abs=1e-12)
-        if k == 2:  # the returned search's own refit, as in the loop
-            expected = inner.best_estimator_.score(X[test], y[test])
-        else:  # the chosen candidate as an engine member on the outer training rows
-            alone = StackedEvaluator().evaluate(
-                est, [inner.best_params_], [(train, test)], X, y,
-                scorers=check_scoring(est, "accuracy"),
-            )  # fmt: skip
-            expected = alone.entries[0][0]["test_scores"]
+        # the chosen candidate as an engine member on the outer training rows, trained alone
+        alone = StackedEvaluator().evaluate(
+            est, [inner.best_params_], [(train, test)], X, y,
+            scorers=check_scoring(est, "accuracy"),
+        )  # fmt: skip
+        expected = alone.entries[0][0]["test_scores"]
         assert nested.loc[k, "outer_score"] == pytest.approx(expected, abs=1e-12)
     assert result.outer_scores_ == list(nested["outer_score"])
+    assert "nested CV over 3 outer folds:" in str(result)
 
 
 def test_optuna_and_unseeded_random_searches_run_each_outer_fold_alone():

@@ -5,7 +5,9 @@ of 400 members over 15 epochs makes 6,000 scorer calls, and scikit-learn's
 checks (target types, array validation, response-method dispatch) cost
 about 2 ms a call, many times the member's own prediction. For the built-in
 scorers whose metric is a one-line formula (accuracy, R², mean squared,
-root mean squared and mean absolute error, each without extra arguments),
+root mean squared and mean absolute error, each without extra arguments, and
+``scoring=None`` on an estimator whose ``score`` is scikit-learn's accuracy or
+R²: engine members, scikit-learn's own models),
 :func:`curve_score` predicts once and computes the formula with NumPy;
 anything else (other metrics, multi-output targets, several metrics, label
 types that do not compare) goes through the scorer itself.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import (
     accuracy_score,
     mean_absolute_error,
@@ -26,7 +29,7 @@ from sklearn.metrics import (
     r2_score,
     root_mean_squared_error,
 )
-from sklearn.metrics._scorer import _Scorer
+from sklearn.metrics._scorer import _PassthroughScorer, _Scorer
 
 __all__ = ["curve_score", "fast_metric"]
 
@@ -63,8 +66,18 @@ _FORMULAS = {
 }
 
 
-def fast_metric(scorer):
-    """``(formula, sign, numeric)`` for a built-in scorer with a one-line metric, else ``None``."""
+def fast_metric(scorer, est=None):
+    """``(formula, sign, numeric)`` for a built-in scorer with a one-line metric, else ``None``.
+
+    ``scoring=None`` scores with the estimator's own ``score``: scikit-learn's
+    classifier and regressor mixins (engine members among them) are accuracy
+    and R².
+    """
+    if type(scorer) is _PassthroughScorer:
+        own = getattr(type(est), "score", None)
+        if own is ClassifierMixin.score:
+            return _accuracy, 1, False
+        return (_r2, 1, True) if own is RegressorMixin.score else None
     if type(scorer) is not _Scorer or scorer._kwargs or scorer._response_method != "predict":
         return None
     found = _FORMULAS.get(scorer._score_func)
@@ -99,7 +112,7 @@ def curve_score(scorers, est, X, y, fallback) -> float:
     -------
     float
     """
-    fast = fast_metric(scorers)
+    fast = fast_metric(scorers, est)
     if fast is not None:
         formula, sign, numeric = fast
         y_true = np.asarray(y)

@@ -8,8 +8,7 @@ splitter), and :class:`LockstepEvaluator` turns the first inner search's
 request into one evaluation of every candidate on every (outer, inner) fold:
 on the stacked engine that is one stack of outer x inner x candidates
 members instead of one stack per outer fold. The later inner searches read
-their entries from it. The inner searches then skip their refits (all but the
-last outer fold's, whose result the nested search returns), and
+their entries from it. The inner searches then skip their refits, and
 :meth:`OuterFolds.outer_entries` trains every outer fold's chosen candidate on
 its outer training rows, scored on its outer test rows, as one more evaluation.
 
@@ -81,7 +80,7 @@ class OuterFolds:
 
     def refit_elsewhere(self) -> bool:
         """Whether the current inner search skips its refit (:meth:`outer_entries` trains it)."""
-        return self.shared and not self.refit and self.current < len(self.trains) - 1
+        return self.shared and not self.refit
 
     def inner_splits(self, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Outer fold ``k``'s inner splits, in the rows of the whole data."""
