@@ -122,6 +122,20 @@ def test_search_with_ensemble_compares_it_on_the_heldout_set():
     assert "beat the best candidate" in text
 
 
+def test_the_report_shows_the_ensemble_beside_the_best_candidate(tmp_path):
+    X, y = _data()
+    space = {"C": tk.Choice([0.001, 0.1, 10.0])}
+    result = tk.search(LogisticRegression(), X, y, space=space, cv=3, verbose=0, ensemble=5)
+    tk.report.write_report(result, tmp_path, formats=["md", "html"], plots=False)
+    verdict = ensemble_lines(result)[-1]
+    assert "beat the best candidate" in verdict
+    for name in ("leaderboard.md", "index.md"):
+        text = (tmp_path / name).read_text()
+        assert text.count(verdict) == 1 and "ensemble of" in text, name
+    html = (tmp_path / "leaderboard.html").read_text()
+    assert "ensemble of" in html and "beat the best candidate" in html
+
+
 def test_an_ensemble_that_does_not_help_says_so():
     table = pd.DataFrame(
         {"cv_score": [0.9, 0.88], "cv_optimistic": [True, False], "heldout_score": [0.8, 0.8],

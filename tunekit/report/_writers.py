@@ -140,6 +140,7 @@ def _summary_lines(lb: pd.DataFrame) -> list[str]:
         lines.append(f"refit: {attrs['refit_summary']}")
     if attrs.get("nested_summary"):
         lines.append(attrs["nested_summary"])
+    lines += list(attrs.get("ensemble_summary") or [])
     comparison = baseline_summary(lb)
     if comparison:
         lines.append(f"baselines: {comparison}")
@@ -657,6 +658,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     src = None if is_leaderboard(obj) else resolve(obj)
     lb = leaderboard(obj if src is None else src, **leaderboard_kwargs)
+    lb.attrs["ensemble_summary"] = ensemble_lines(obj)  # the ensemble beside the best, held out
     written: dict[str, Path] = {}
     figures = collect_figures(obj if src is None else src, lb) if plots else []
     figures += diagnostic_figures(obj if src is None or hasattr(obj, "oof_predictions_")
@@ -684,9 +686,6 @@ def write_report(
     if "cv_results" in written:
         listing.append("- [cv_results.json](cv_results.json) (reload with tunekit.report.load)")
     notes = [f"- {f['title']}: {f['note']}" for f in figures if f.get("note")]
-    if ensemble_lines(obj):
-        index += "\n## Ensemble\n\n" + "\n".join(f"- {line}" for line in ensemble_lines(obj))
-        index += "\n"
     index += "\n## Files\n\n" + "\n".join(listing) + "\n"
     if notes:
         index += "\n## Plots not drawn\n\n" + "\n".join(notes) + "\n"
