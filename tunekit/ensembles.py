@@ -34,6 +34,7 @@ from sklearn.utils import _safe_indexing
 
 from tunekit.baselines import _named
 from tunekit.evaluators import predictions_of
+from tunekit.evaluators.fast_scores import fast_score
 from tunekit.record import COMPLETE
 
 __all__ = ["EnsembleClassifier", "EnsembleRegressor", "Selection", "ensemble", "select"]
@@ -80,9 +81,8 @@ def _score_of(scorer, y, classes):
 
     def score(values, subset=None) -> float:
         model = kind(values, classes)
-        if subset is None:
-            return float(scorer(model, rows, y))
-        return float(scorer(model, subset[:, None], _safe_indexing(y, subset)))
+        X, y_part = (rows, y) if subset is None else (subset[:, None], _safe_indexing(y, subset))
+        return float(fast_score(scorer, model, X, y_part, lambda: scorer(model, X, y_part)))
 
     return score
 

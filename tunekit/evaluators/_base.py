@@ -21,8 +21,8 @@ import numpy as np
 from sklearn.utils import _safe_indexing
 
 from tunekit.evaluators._steps import final_estimator
-from tunekit.evaluators.curve_scores import curve_score
 from tunekit.evaluators.diagnosis import non_finite_reason
+from tunekit.evaluators.fast_scores import fast_score
 from tunekit.evaluators.oof import PREDICTIONS, predictions_of
 from tunekit.exceptions import DivergedError
 
@@ -240,7 +240,7 @@ def _score(scorers, est, X, y, error_score):
 
 def _curve_point(scorers, est, X, y) -> float:
     """A curve point: the test score after an epoch, NaN where scoring fails."""
-    return curve_score(scorers, est, X, y, lambda: main_score(_score(scorers, est, X, y, math.nan)))
+    return fast_score(scorers, est, X, y, lambda: main_score(_score(scorers, est, X, y, math.nan)))
 
 
 def _scored(scorers, est, X, y, error_score):

@@ -41,8 +41,8 @@ from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import check_stop, stop_requested
 from tunekit.evaluators import assemble, is_keras_estimator, predictions_of
-from tunekit.evaluators.curve_scores import curve_score
 from tunekit.evaluators.diagnosis import divergence_reason, non_finite_reason
+from tunekit.evaluators.fast_scores import fast_score
 from tunekit.exceptions import DivergedError, SearchFailedError
 from tunekit.record import (
     CV_TEST_SCORES,
@@ -178,7 +178,7 @@ def _epoch_reporter_class():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}")
 
         def _curve_score(self) -> float:
-            return curve_score(self.scorer, self.estimator, self.X_test, self.y_test,
+            return fast_score(self.scorer, self.estimator, self.X_test, self.y_test,
                                self._scored_or_nan)  # fmt: skip
 
         def _scored_or_nan(self) -> float:

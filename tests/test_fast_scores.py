@@ -8,7 +8,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import fbeta_score, get_scorer, make_scorer
 
-from tunekit.evaluators.curve_scores import curve_score, fast_metric
+from tunekit.evaluators.fast_scores import fast_metric, fast_score
 
 
 def _fitted_regression():
@@ -37,14 +37,14 @@ def test_regression_points_equal_the_scorer(name):
     def fails():
         raise AssertionError("the direct formula should cover this scorer")
 
-    assert curve_score(scorer, est, X, y, fails) == pytest.approx(scorer(est, X, y), rel=1e-12)
+    assert fast_score(scorer, est, X, y, fails) == pytest.approx(scorer(est, X, y), rel=1e-12)
 
 
 @pytest.mark.parametrize("labels", [[0, 1, 2], ["cat", "dog", "eel"], [0.0, 1.0, 2.0]])
 def test_accuracy_points_are_exactly_the_scorer(labels):
     est, X, y = _fitted_classifier(labels)
     scorer = get_scorer("accuracy")
-    assert curve_score(scorer, est, X, y, lambda: math.nan) == scorer(est, X, y)
+    assert fast_score(scorer, est, X, y, lambda: math.nan) == scorer(est, X, y)
 
 
 def test_scoring_none_is_the_estimators_own_accuracy_or_r2():
@@ -57,7 +57,7 @@ def test_scoring_none_is_the_estimators_own_accuracy_or_r2():
 
     for est, X, y in (_fitted_classifier(["a", "b", "c"]), _fitted_regression()):
         scorer = _PassthroughScorer(est)
-        assert curve_score(scorer, est, X, y, fails) == pytest.approx(est.score(X, y), rel=1e-12)
+        assert fast_score(scorer, est, X, y, fails) == pytest.approx(est.score(X, y), rel=1e-12)
     assert fast_metric(_PassthroughScorer(None), StackedMemberClassifier())[2] is False
     assert fast_metric(_PassthroughScorer(None), StackedMemberRegressor())[2] is True
     assert fast_metric(_PassthroughScorer(None), object()) is None
@@ -75,13 +75,13 @@ def test_anything_else_goes_through_the_scorer():
     for scorer in (get_scorer("balanced_accuracy"), get_scorer("neg_log_loss"), f2,
                    make_scorer(get_scorer("accuracy")._score_func, normalize=False)):  # fmt: skip
         assert fast_metric(scorer) is None
-        assert curve_score(scorer, est, X, y, through_scorer) == 0.25
+        assert fast_score(scorer, est, X, y, through_scorer) == 0.25
     # labels the model cannot compare with: strings predicted against numbers
     dummy = DummyClassifier(strategy="constant", constant="a").fit(X, np.resize(["a", "b"], len(X)))
-    assert curve_score(get_scorer("accuracy"), dummy, X, y, through_scorer) == 0.25
+    assert fast_score(get_scorer("accuracy"), dummy, X, y, through_scorer) == 0.25
     # a multi-output target and a constant target (R^2 undefined) are the scorer's to handle
     reg, Xr, yr = _fitted_regression()
     two = LinearRegression().fit(Xr, np.c_[yr, yr])
-    assert curve_score(get_scorer("r2"), two, Xr, np.c_[yr, yr], through_scorer) == 0.25
-    assert curve_score(get_scorer("r2"), reg, Xr, np.ones_like(yr), through_scorer) == 0.25
+    assert fast_score(get_scorer("r2"), two, Xr, np.c_[yr, yr], through_scorer) == 0.25
+    assert fast_score(get_scorer("r2"), reg, Xr, np.ones_like(yr), through_scorer) == 0.25
     assert len(calls) == 7

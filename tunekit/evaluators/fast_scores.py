@@ -1,4 +1,4 @@
-"""The per-epoch curve points, scored without scikit-learn's per-call checks.
+"""Scores of many small predictions, without scikit-learn's per-call checks.
 
 Every fold's test part is scored after every epoch for the curves: a search
 of 400 members over 15 epochs makes 6,000 scorer calls, and scikit-learn's
@@ -8,12 +8,13 @@ scorers whose metric is a one-line formula (accuracy, R², mean squared,
 root mean squared and mean absolute error, each without extra arguments, and
 ``scoring=None`` on an estimator whose ``score`` is scikit-learn's accuracy or
 R²: engine members, scikit-learn's own models),
-:func:`curve_score` predicts once and computes the formula with NumPy;
+:func:`fast_score` predicts once and computes the formula with NumPy;
 anything else (other metrics, multi-output targets, several metrics, label
 types that do not compare) goes through the scorer itself.
 
-Only curve points use this. The scores a search records per fold, and the
-scores a pruner is given, still come from the scorer.
+Curve points use this, and so does ensemble selection (thousands of scores of
+candidate blends and bootstrap resamples). The scores a search records per
+fold, and the scores a pruner is given, still come from the scorer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sklearn.metrics import (
 )
 from sklearn.metrics._scorer import _PassthroughScorer, _Scorer
 
-__all__ = ["curve_score", "fast_metric"]
+__all__ = ["fast_metric", "fast_score"]
 
 
 def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -93,8 +94,8 @@ def _comparable(y_true: np.ndarray, y_pred: np.ndarray, numeric: bool) -> bool:
     return kinds <= set("biu") or len(kinds) == 1
 
 
-def curve_score(scorers, est, X, y, fallback) -> float:
-    """The curve point of ``est`` on ``(X, y)``: the scorer's number, computed directly.
+def fast_score(scorers, est, X, y, fallback) -> float:
+    """``est``'s score on ``(X, y)``: the scorer's number, computed directly where it can be.
 
     Parameters
     ----------
@@ -103,7 +104,7 @@ def curve_score(scorers, est, X, y, fallback) -> float:
     est : estimator
         The fitted model (or engine member) to score.
     X, y : array-like
-        The fold's test part.
+        The rows to score (a fold's test part).
     fallback : callable
         ``fallback()`` scores through the scorer itself, for whatever the
         direct formula does not cover.
