@@ -137,16 +137,16 @@ def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loo
         return evaluate(self, estimator, candidates, splits, *args, **kwargs)
 
     monkeypatch.setattr(StackedEvaluator, "evaluate", counted)
-    result = tk.search(est, X, y, space=space, cv=2, outer_cv=3, baselines=False,
+    result = tk.search(est, X, y, space=space, cv=2, outer_cv=2, baselines=False,
                        engine="stacked", random_state=0, verbose=0)  # fmt: skip
-    # one evaluation of 4 candidates x 3 outer x 2 inner folds, then every outer fold's
+    # one evaluation of 4 candidates x 2 outer x 2 inner folds, then every outer fold's
     # choice on its outer split: no inner search refits on its own
-    assert calls[0] == (4, 6)
-    assert len(calls) == 2 and calls[1][1] == 3
+    assert calls[0] == (4, 4)
+    assert len(calls) == 2 and calls[1][1] == 2
     assert result.best_estimator_ is None
     monkeypatch.setattr(StackedEvaluator, "evaluate", evaluate)
     nested = result.nested_
-    for k, (train, test) in enumerate(StratifiedKFold(3).split(X, y)):
+    for k, (train, test) in enumerate(StratifiedKFold(2).split(X, y)):
         inner = tk.search(est, X[train], y[train], space=space, cv=2, test_size=None,
                           baselines=False, engine="stacked", random_state=0, verbose=0)  # fmt: skip
         assert nested.loc[k, "params"] == inner.best_params_
@@ -159,7 +159,7 @@ def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loo
         expected = alone.entries[0][0]["test_scores"]
         assert nested.loc[k, "outer_score"] == pytest.approx(expected, abs=1e-12)
     assert result.outer_scores_ == list(nested["outer_score"])
-    assert "nested CV over 3 outer folds:" in str(result)
+    assert "nested CV over 2 outer folds:" in str(result)
 
 
 def test_optuna_and_unseeded_random_searches_run_each_outer_fold_alone():

@@ -91,7 +91,10 @@ class OuterFolds:
 
     def foreseen(self, splits) -> bool:
         """Whether ``splits`` (in the current outer fold's rows) are its plain inner splits."""
-        expected = self.inner_splits(self.current)
+        try:
+            expected = self.inner_splits(self.current)
+        except ValueError:  # a splitter that needs more than X and y (groups): no sharing
+            return False
         train = self.trains[self.current]
         got = [(train[np.asarray(tr)], train[np.asarray(te)]) for tr, te in splits]
         if len(got) != len(expected):
@@ -120,7 +123,7 @@ class OuterFolds:
         estimator, scorers, evaluator = self.trained_by
         evaluator = copy.copy(evaluator)
         evaluator.oof_predictions = evaluator.epoch_curves = False
-        evaluator.return_train_score = False
+        evaluator.return_train_score, evaluator.progress = False, None
         folds = sorted(chosen)
         splits = {k: (self.trains[k], np.asarray(tests[k])) for k in folds}
         if getattr(evaluator, "name", "") != "stacked":
