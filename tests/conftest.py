@@ -46,14 +46,11 @@ def regression_data():
     return X, y
 
 
-
 def _uses_a_module_fixture(item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
-    return any(
-        defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs
-    )
+    return any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -65,8 +65,8 @@ def _with_slow_marks(decorator):
     """``parametrize_with_checks``'s parameters, the pairs in SLOW_CHECKS marked slow."""
     params = decorator.args[1]
     for i, param in enumerate(params):
-        values, marks = (param.values, list(param.marks)) if hasattr(param, "values") else (
-            param, []
+        values, marks = (
+            (param.values, list(param.marks)) if hasattr(param, "values") else (param, [])
         )
         estimator, check = values
         if (type(estimator).__name__, _check_name(check)) in SLOW_CHECKS:
