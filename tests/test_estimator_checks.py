@@ -36,10 +36,12 @@ def _expected_failed_checks(estimator):
 
 # Short fits: like scikeras, the estimators carry the `poor_score` tag, so the checks test
 # behaviour (shapes, classes, determinism, errors) rather than accuracy thresholds. No
-# routed model__ kwargs, so that __init__ sets only constructor parameters.
+# routed model__ kwargs, so that __init__ sets only constructor parameters. run_eagerly
+# (scikeras's parameter): on a few dozen rows, tracing Keras's training function is most
+# of a fit, and the checks fit several hundred times; every other test trains in graph mode.
 ESTIMATORS = [
-    tk.KerasClassifier(optimizer="adam", epochs=2, batch_size=16, random_state=0),
-    tk.KerasRegressor(optimizer="adam", epochs=2, batch_size=16, random_state=0),
+    tk.KerasClassifier(optimizer="adam", epochs=2, batch_size=16, random_state=0, run_eagerly=True),
+    tk.KerasRegressor(optimizer="adam", epochs=2, batch_size=16, random_state=0, run_eagerly=True),
 ]
 
 
