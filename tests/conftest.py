@@ -46,12 +46,22 @@ def regression_data():
     return X, y
 
 
+def _uses_a_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs)
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
+
+def pytest_itemcollected(item):
     """Under ``-n``, the fault tests run one at a time in one worker: each starts several
     worker processes with short heartbeat grace periods, and several such tests at once
-    on 2 cores starve each other past their timeouts."""
-    for item in items:
-        if item.path.name == "test_faults.py":
-            item.add_marker(pytest.mark.xdist_group("faults"))
+    on 2 cores starve each other past their timeouts.
+
+    The tests of a module that share a module-scoped fixture (a trained search, a fitted
+    model) run in one worker too, so that the fixture is built once, not once per worker.
+    A module already in a group of its own keeps it."""
+    if item.path.name == "test_faults.py":
+        item.add_marker(pytest.mark.xdist_group("faults"))
+    elif item.get_closest_marker("xdist_group") is None and _uses_a_module_fixture(item):
+        item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}-module-fixtures"))

@@ -263,10 +263,32 @@ class _DiesWhenWaitedFor(logging.Handler):
                 self.beats.discard(trial)
 
 
+def _keras_case():
+    est = tk.KerasClassifier(
+        tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=32, verbose=0, random_state=0
+    )
+    return est, SPACE
+
+
+def _logistic_case():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(), {"C": tk.Float(1e-2, 1e2, log=True)}
+
+
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("engine", ["auto", "sklearn"], ids=["batched", "one-at-a-time"])
+@pytest.mark.parametrize(
+    "engine, case",
+    [
+        pytest.param("auto", _keras_case, id="batched"),
+        # the one-at-a-time path is the same for every estimator: a linear model here, the
+        # Keras model (twelve fits one after the other, about 25 s) with -m slow
+        pytest.param("sklearn", _logistic_case, id="one-at-a-time"),
+        pytest.param("sklearn", _keras_case, id="one-at-a-time-keras", marks=pytest.mark.slow),
+    ],
+)
 def test_a_search_waits_for_a_live_workers_trials_and_runs_them_once_it_dies(
-    engine, binary_data, tmp_path, monkeypatch
+    engine, case, binary_data, tmp_path, monkeypatch
 ):
     """No process is killed here: another worker's trials beat in a thread of this one.
 
@@ -277,15 +299,13 @@ def test_a_search_waits_for_a_live_workers_trials_and_runs_them_once_it_dies(
     monkeypatch.setenv("TUNEKIT_GRACE_PERIOD", "2")
     X, y = binary_data
     url = f"sqlite:///{tmp_path / 'dead.db'}"
-    space = tk.Space(SPACE)
+    est, space = case()
+    space = tk.Space(space)
     other = optuna.create_study(storage=make_storage(url), study_name="dead", direction="maximize")
     trials = [other.ask() for _ in range(2)]
     for trial in trials:
         space.suggest(trial)
     dead = [t.number for t in trials]
-    est = tk.KerasClassifier(
-        tk.builders.mlp, model__hidden=(4,), epochs=2, batch_size=32, verbose=0, random_state=0
-    )
     logger = logging.getLogger("tunekit")
     with Heartbeats(other._storage) as beats:
         for trial in trials:
@@ -304,7 +324,7 @@ def test_a_search_waits_for_a_live_workers_trials_and_runs_them_once_it_dies(
             logger.removeHandler(handler)
             logger.setLevel(level)
     assert result.engine_ == ("stacked" if engine == "auto" else "sklearn")
-    counts = _check_recovered_small(other, dead, n_trials=4)
+    counts = _check_recovered_small(other, dead, n_trials=4, param=next(iter(space)))
     assert counts["failed"] == 2
     # one line says which trials it waits for, and for how long at most (interval + grace)
     assert len(handler.messages) == 1, handler.messages
@@ -312,7 +332,7 @@ def test_a_search_waits_for_a_live_workers_trials_and_runs_them_once_it_dies(
     assert "at most 3 s" in handler.messages[0], handler.messages
 
 
-def _check_recovered_small(study, killed, n_trials):
+def _check_recovered_small(study, killed, n_trials, param="model__l2"):
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     assert "RUNNING" not in states and "WAITING" not in states, states
@@ -325,10 +345,8 @@ def _check_recovered_small(study, killed, n_trials):
             if t.system_attrs.get("failed_trial") == number and t.state.name in FINISHED
         ], f"trial {number} never ran again: {states}"
         assert np.isclose(
-            next(t for t in trials if t.system_attrs.get("failed_trial") == number).params[
-                "model__l2"
-            ],
-            by_number[number].params["model__l2"],
+            next(t for t in trials if t.system_attrs.get("failed_trial") == number).params[param],
+            by_number[number].params[param],
         )
     assert sum(s in FINISHED for s in states) >= n_trials
     return {"failed": states.count("FAIL")}

@@ -1,7 +1,7 @@
 """scikit-learn's own estimator checks, run on tunekit's estimators."""
 
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks
 
 import tunekit as tk
 
@@ -36,10 +36,12 @@ def _expected_failed_checks(estimator):
 
 # Short fits: like scikeras, the estimators carry the `poor_score` tag, so the checks test
 # behaviour (shapes, classes, determinism, errors) rather than accuracy thresholds. No
-# routed model__ kwargs, so that __init__ sets only constructor parameters.
+# routed model__ kwargs, so that __init__ sets only constructor parameters. run_eagerly
+# (scikeras's parameter): on a few dozen rows, tracing Keras's training function is most
+# of a fit, and the checks fit several hundred times; every other test trains in graph mode.
 ESTIMATORS = [
-    tk.KerasClassifier(optimizer="adam", epochs=2, batch_size=16, random_state=0),
-    tk.KerasRegressor(optimizer="adam", epochs=2, batch_size=16, random_state=0),
+    tk.KerasClassifier(optimizer="adam", epochs=2, batch_size=16, random_state=0, run_eagerly=True),
+    tk.KerasRegressor(optimizer="adam", epochs=2, batch_size=16, random_state=0, run_eagerly=True),
 ]
 
 
@@ -48,9 +50,47 @@ def test_expected_failures_are_few_and_explained():
     assert all(len(reason) > 20 for reason in EXPECTED_FAILED_CHECKS.values())
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+# The sparse-input checks fit once per sparse format (about ten): 18 s each. The default
+# suite runs the classifier on sparse arrays and the regressor on sparse matrices, which
+# covers both scipy types and both estimators; the other two pairs run with -m slow.
+SLOW_CHECKS = {
+    ("KerasClassifier", "check_estimator_sparse_matrix"),
+    ("KerasRegressor", "check_estimator_sparse_array"),
+}
+
+
+def _check_name(check):
+    return getattr(check, "func", check).__name__
+
+
+def _with_slow_marks(decorator):
+    """``parametrize_with_checks``'s parameters, the pairs in SLOW_CHECKS marked slow."""
+    params = decorator.args[1]
+    for i, param in enumerate(params):
+        values, marks = (
+            (param.values, list(param.marks)) if hasattr(param, "values") else (param, [])
+        )
+        estimator, check = values
+        if (type(estimator).__name__, _check_name(check)) in SLOW_CHECKS:
+            params[i] = pytest.param(*values, marks=[*marks, pytest.mark.slow])
+    return decorator
+
+
+@_with_slow_marks(
+    parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_the_slow_pairs_are_checks_that_exist():
+    """A renamed check would otherwise leave SLOW_CHECKS marking nothing."""
+    names = set()
+    for estimator in ESTIMATORS:
+        for param in estimator_checks_generator(estimator, mark="skip"):
+            _, check = param.values if hasattr(param, "values") else param
+            names.add((type(estimator).__name__, _check_name(check)))
+    assert SLOW_CHECKS <= names
 
 
 @pytest.mark.parametrize("check_name", sorted(EXPECTED_FAILED_CHECKS))

@@ -249,7 +249,8 @@ def test_a_users_own_builder_trains_on_the_engine(signals):
     grid = {"model__filters": [2, 3], "model__dropout": [0.0, 0.2]}
     result = _search(clf, grid, X, y, "auto", cv=2)
     assert result.engine_ == "stacked"
-    standard = _search(clf, grid, X, y, "sklearn", cv=2)
+    # the same parameters, one candidate: the keys do not depend on how many there are
+    standard = _search(clf, {k: v[:1] for k, v in grid.items()}, X, y, "sklearn", cv=2)
     assert set(result.cv_results_) == set(standard.cv_results_)
     assert np.isfinite(result.cv_results_["mean_test_score"]).all()
     curves = result.epoch_curves_

@@ -194,7 +194,7 @@ def test_a_default_pipeline_search_shows_one_progress_bar_and_no_noise(engine):
         "                         random_state=0)\n"
         "space = {'kerasclassifier__model__l2': tk.Choice([1e-4, 1e-2]),\n"
         "         'kerasclassifier__batch_size': tk.Choice([8, 16])}\n"
-        f"tk.search(make_pipeline(StandardScaler(), est), X, y, space=space, cv=3,\n"
+        f"tk.search(make_pipeline(StandardScaler(), est), X, y, space=space, cv=2,\n"
         f"          baselines=False, engine={engine!r})\n"
     )
     done = _python(code)
@@ -202,7 +202,7 @@ def test_a_default_pipeline_search_shows_one_progress_bar_and_no_noise(engine):
     found = [word for word in NOISE if word in done.stderr]
     assert not found, done.stderr[-3000:]
     frames = [f for f in done.stderr.replace("\r", "\n").splitlines() if f.startswith("fits:")]
-    assert frames and all("/12 " in f for f in frames), frames  # one bar, its total from the start
+    assert frames and all("/8 " in f for f in frames), frames  # one bar, its total from the start
 
 
 def test_progress_draws_nothing_until_there_is_something_to_show():

@@ -407,6 +407,7 @@ def test_halving_on_epochs(binary_data):
         factor=3,
         n_trials=3,
         cv=2,
+        test_size=None,  # the rungs only: no held-out refits
         engine="sklearn",
         verbose=0,
     )
@@ -416,7 +417,8 @@ def test_halving_on_epochs(binary_data):
 def test_pipeline_space_with_prefix(binary_data):
     pipe = make_pipeline(StandardScaler(), keras_clf())
     space = tk.Space({"model__dropout": [0.0, 0.3]}).prefixed("kerasclassifier__")
-    result = tk.search(pipe, *binary_data, space=space, cv=2, engine="sklearn", verbose=0)
+    result = tk.search(pipe, *binary_data, space=space, cv=2, engine="sklearn", test_size=None,
+                       verbose=0)  # fmt: skip
     assert set(result.best_params_) == {"kerasclassifier__model__dropout"}
 
 

@@ -106,7 +106,9 @@ def test_sparse_classification_inside_search_on_both_engines(engine, recwarn):
         assert np.all(np.isfinite(curves["test_score"]))
     board = result.leaderboard  # the linear baseline scales the sparse X without centering
     assert "baseline:logistic" in list(board.index)
-    dense = search(small_clf(), X.toarray().astype("float32"), y, engine)
+    # the same split and folds; only the CV scores are compared: one refit, no baselines
+    dense = search(small_clf(), X.toarray().astype("float32"), y, engine, refit_top=1,
+                   baselines=False)  # fmt: skip
     np.testing.assert_allclose(scores, dense.cv_results_["mean_test_score"], atol=1e-6)
 
 
@@ -146,8 +148,8 @@ def test_above_the_memory_cap_sparse_x_takes_the_standard_path_and_says_why(
     _, X, y = one_hot_classification()
     # 2 candidates x 2 folds x 16 rows x 36 features x 4 B = 9 KiB a batch; allow 4 KiB
     monkeypatch.setattr(sparse_rows, "MAX_DENSE_BATCH_BYTES", 4096)
-    with caplog.at_level(logging.INFO, logger="tunekit"):
-        result = search(small_clf(), X, y, "auto")
+    with caplog.at_level(logging.INFO, logger="tunekit"):  # the folds only: no refits
+        result = search(small_clf(), X, y, "auto", test_size=None, baselines=False)
     assert result.engine_ == "sklearn"
     assert np.all(np.isfinite(result.cv_results_["mean_test_score"]))
     said = [r.getMessage() for r in caplog.records if "take the standard path" in r.getMessage()]
@@ -171,7 +173,8 @@ def test_a_builder_other_than_mlp_on_sparse_x_takes_the_standard_path_and_says_w
     _, X, y = one_hot_classification()
     est = tk.KerasClassifier(_any_builder, epochs=1, batch_size=16, random_state=0)
     with caplog.at_level(logging.INFO, logger="tunekit"):
-        result = search(est, X, y, "auto", space={"optimizer": ["adam", "rmsprop"]})
+        result = search(est, X, y, "auto", space={"optimizer": ["adam", "rmsprop"]},
+                        test_size=None, baselines=False)  # fmt: skip
     assert result.engine_ == "sklearn"
     assert any("scipy sparse matrix, which only the mlp() trainer" in r.getMessage()
                for r in caplog.records)
