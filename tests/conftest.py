@@ -10,6 +10,11 @@ import random
 import numpy as np
 import pytest
 
+try:  # pytest >= 9: a test's id lives in a structured form
+    from _pytest.nodeid import coerce_node_id
+except ImportError:  # pytest 8: xdist's suffix already reaches the scheduler
+    coerce_node_id = None
+
 
 @pytest.fixture(autouse=True)
 def _seed():
@@ -65,3 +70,19 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.xdist_group("faults"))
     elif item.get_closest_marker("xdist_group") is None and _uses_a_module_fixture(item):
         item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}-module-fixtures"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``--dist loadgroup`` group again on pytest >= 9.
+
+    pytest-xdist (3.8) marks a test's group by appending ``@group`` to the test's
+    ``_nodeid``; pytest 9 reads a test's id from ``_id`` instead, so the suffix never
+    reached the scheduler and every group was ignored. This copies the suffixed id
+    where pytest 9 reads it, after xdist has written it."""
+    for item in items:
+        marked = item.__dict__.get("_nodeid")
+        if coerce_node_id is None:
+            return
+        if isinstance(marked, str) and "@" in marked and item.nodeid != marked:
+            item._id = coerce_node_id(marked)
