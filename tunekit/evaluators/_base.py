@@ -203,6 +203,17 @@ class Evaluator:
         """
         raise NotImplementedError
 
+    def settings(self) -> dict:
+        """The settings every evaluator takes, to build another one alike."""
+        return {
+            "error_score": self.error_score,
+            "return_train_score": self.return_train_score,
+            "epoch_curves": self.epoch_curves,
+            "progress": self.progress,
+            "verbose": self.verbose,
+            "oof_predictions": self.oof_predictions,
+        }
+
     def scoring(self, scorers) -> Scoring:
         """How this evaluator scores with ``scorers``: its ``error_score`` and train scores."""
         return Scoring(scorers, self.error_score, self.return_train_score, self.oof_predictions)

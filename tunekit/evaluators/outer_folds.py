@@ -195,14 +195,7 @@ class LockstepEvaluator(Evaluator):
     name = "lockstep"
 
     def __init__(self, inner: Evaluator, folds: OuterFolds):
-        super().__init__(
-            error_score=inner.error_score,
-            return_train_score=inner.return_train_score,
-            epoch_curves=inner.epoch_curves,
-            progress=inner.progress,
-            verbose=inner.verbose,
-            oof_predictions=inner.oof_predictions,
-        )
+        super().__init__(**inner.settings())
         self.inner = inner
         self.folds = folds
 

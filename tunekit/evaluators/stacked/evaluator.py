@@ -146,14 +146,7 @@ class StackedEvaluator(Evaluator):
     def _fallback(self) -> StandardEvaluator:
         if self.fallback is not None:
             return self.fallback
-        return StandardEvaluator(
-            error_score=self.error_score,
-            return_train_score=self.return_train_score,
-            epoch_curves=self.epoch_curves,
-            progress=self.progress,
-            verbose=self.verbose,
-            oof_predictions=self.oof_predictions,
-        )
+        return StandardEvaluator(**self.settings())
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
