@@ -431,3 +431,47 @@ def test_server_databases_reconnect_and_sqlite_files_do_not(tmp_path):
     url = postgres_url()
     if url:
         assert isinstance(make_storage(url, heartbeat_interval=0), ReconnectingRDBStorage)
+
+
+# ----------------------------------------------------------------- the queue
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def test_a_lost_claim_takes_the_next_queued_trial_not_a_new_one(kind, tmp_path, request):
+    """The race of two workers sharing a plan: this process reads the queue ([a]), the
+    other queues b and takes a before this one claims it. Optuna alone would sample a
+    new trial, off the plan; the study reads the queue again and takes b."""
+    from tunekit.storage import claim_queued_trials
+
+    if kind == "postgres":
+        url, name = request.getfixturevalue("pg")
+    else:
+        url, name = f"sqlite:///{tmp_path / 'study.db'}", "queue"
+
+    def race(suffix, guarded):
+        storage = make_storage(url, heartbeat_interval=0)
+        study = optuna.create_study(study_name=name + suffix, storage=storage)
+        other = optuna.load_study(study_name=name + suffix, storage=make_storage(url))
+        study.enqueue_trial({"x": 1.0}, user_attrs={"label": "a"})
+        if guarded:
+            claim_queued_trials(study)
+        store = study._storage  # Optuna's cache around the storage: what ask() reads
+        read, lost = store.get_all_trials, []
+
+        def read_then_lose(study_id, deepcopy=True, states=None):
+            trials = read(study_id, deepcopy=deepcopy, states=states)
+            if states == (optuna.trial.TrialState.WAITING,) and not lost:
+                lost.append(True)  # between this read and the claim, the other one acts
+                other.enqueue_trial({"x": 2.0}, user_attrs={"label": "b"})
+                assert other.ask().user_attrs["label"] == "a"
+            return trials
+
+        store.get_all_trials = read_then_lose
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 3)})
+        assert lost  # the race happened
+        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        return trial, len(study.get_trials(deepcopy=False)), len(waiting)
+
+    trial, n, n_waiting = race("-optuna", guarded=False)
+    assert "label" not in trial.user_attrs and (n, n_waiting) == (3, 1)  # off the plan
+    trial, n, n_waiting = race("-tunekit", guarded=True)
+    assert trial.user_attrs["label"] == "b" and trial.params == {"x": 2.0}
+    assert (n, n_waiting) == (2, 0)  # a and b, each taken once; nothing sampled

@@ -12,6 +12,8 @@ module                    job
                           check that fails a dead worker's trials and queues their retries
 :mod:`.reconnect`         waiting for a database server that restarted or went away
 :mod:`.writes`            several trial attributes in one transaction
+:mod:`.queue`             queued (WAITING) trials taken without losing a race to another
+                          process
 ========================  ===============================================================
 
 Database storages get heartbeats: a running trial records a heartbeat every
@@ -55,6 +57,7 @@ _LAZY = {
         "tunekit.storage.urls",
     ),
     "set_user_attrs": "tunekit.storage.writes",
+    "claim_queued_trials": "tunekit.storage.queue",
 }  # fmt: skip
 
 
@@ -81,6 +84,7 @@ __all__ = [
     "ReconnectingRDBStorage",
     "RetryStaleTrial",
     "StorageError",
+    "claim_queued_trials",
     "connection_lost",
     "default_storage_url",
     "fail_stale_trials",
@@ -113,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover
         stale_wait_seconds,
     )
     from tunekit.storage.opening import make_storage, open_for_reading, study_lock
+    from tunekit.storage.queue import claim_queued_trials
     from tunekit.storage.reconnect import (
         DEFAULT_RECONNECT_SECONDS,
         RECONNECT_ENV,

@@ -64,7 +64,7 @@ from tunekit.record import (
     stamp_layout,
 )
 from tunekit.space import Choice, Int, Space
-from tunekit.storage import make_storage, set_user_attrs
+from tunekit.storage import claim_queued_trials, make_storage, set_user_attrs
 from tunekit.storage.urls import redact_url
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
@@ -383,6 +383,7 @@ def run_worker(search: OptunaSearchCV, objective, worker: int) -> int:
         sampler=search.sampler,
         pruner=pruner,
     )
+    claim_queued_trials(study)
     stamp_layout(study)
     if search.sampler is None:
         study.sampler = optuna.samplers.TPESampler(seed=resumed_seed(seed, study))
@@ -538,6 +539,7 @@ class OptunaSearchCV:
             direction="maximize",
             load_if_exists=True,
         )
+        claim_queued_trials(study)
         if self.sampler is None:
             seed = resumed_seed(worker_seed(self.random_state), study)
             study.sampler = optuna.samplers.TPESampler(seed=seed)

@@ -265,8 +265,8 @@ def _settle(study, guard: _Guard, callbacks) -> None:
 
     A worker runs a queued (WAITING) trial at once when it queued it itself,
     and otherwise once it has been waiting for two polls, so that two
-    settling workers rarely race for one retry (the loser would start a new
-    trial instead).
+    settling workers rarely race for one retry (a loser that finds no other
+    queued trial would start a new trial instead).
     """
     waits = heartbeat_interval(study._storage) is not None  # else dead trials never end
     poll = _poll_interval(study)

@@ -18,7 +18,7 @@ from tunekit.api import search
 from tunekit.exceptions import SearchFailedError
 from tunekit.record import check_resumable, stamp_layout
 from tunekit.space import Space
-from tunekit.storage import make_storage, study_lock
+from tunekit.storage import claim_queued_trials, make_storage, study_lock
 from tunekit.storage.urls import redact_url, sqlite_file
 from tunekit.workflow.fingerprint import check_config, study_config
 from tunekit.workflow.learning_curve import curve_objective, curve_plan, prepare_curve_study
@@ -268,6 +268,7 @@ class StudyRun:
             storage=self.store, study_name=self.study_name, direction="maximize",
             load_if_exists=True,
         )  # fmt: skip
+        claim_queued_trials(self.study)
         check_resumable(self.study)
         plan, space = self.plan, self.space
         config = study_config(
