@@ -475,3 +475,29 @@ def test_a_lost_claim_takes_the_next_queued_trial_not_a_new_one(kind, tmp_path, 
     trial, n, n_waiting = race("-tunekit", guarded=True)
     assert trial.user_attrs["label"] == "b" and trial.params == {"x": 2.0}
     assert (n, n_waiting) == (2, 0)  # a and b, each taken once; nothing sampled
+
+
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def test_a_trial_queued_by_another_live_process_is_left_to_it(kind, tmp_path, request):
+    from tunekit.storage import claim_queued_trials
+    from tunekit.storage.queue import owner_attrs
+
+    if kind == "postgres":
+        url, name = request.getfixturevalue("pg")
+    else:
+        url, name = f"sqlite:///{tmp_path / 'study.db'}", "queue"
+    study = optuna.create_study(study_name=name, storage=make_storage(url, heartbeat_interval=0))
+    claim_queued_trials(study)
+    parent = owner_attrs()
+    parent["tunekit_enqueued_by"]["pid"] = os.getppid()  # alive, and not this process
+    gone = owner_attrs()
+    gone["tunekit_enqueued_by"]["pid"] = 2**22 + 12345
+    study.enqueue_trial({"x": 1.0}, user_attrs={"label": "theirs", **parent})
+    study.enqueue_trial({"x": 2.0}, user_attrs={"label": "gone", **gone})
+    study.enqueue_trial({"x": 3.0}, user_attrs={"label": "mine", **owner_attrs()})
+    study.enqueue_trial({"x": 4.0}, user_attrs={"label": "anyone's"})
+    dist = {"x": optuna.distributions.FloatDistribution(0, 5)}
+    taken = [study.ask(dist).user_attrs.get("label") for _ in range(4)]
+    assert taken == ["gone", "mine", "anyone's", None]  # then a new trial: "theirs" is left
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["label"] for t in waiting] == ["theirs"]

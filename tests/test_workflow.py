@@ -10,17 +10,18 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 import tunekit as tk
 from tunekit import workflow
 from tunekit.exceptions import SearchFailedError
+from tunekit.storage import queue
 from tunekit.workflow import (
     Config,
     capacity_ladder,
     one_at_a_time,
-    plan_queue,
     plan_space,
     run_study,
     runner,
@@ -204,16 +205,18 @@ def test_configurations_queued_by_a_process_that_is_gone_are_taken_over(binary_d
     assert sorted(t.params["C"] for t in trials) == sorted(c.params["C"] for c in C_PLAN)
 
 
-def _queued(host, pid, age, token="t"):
+def _queued(host, pid, age):
     owner = {"host": host, "pid": pid, "time": time.time() - age}
-    attrs = {"tunekit_token": token, "tunekit_enqueued_by": owner}
-    return SimpleNamespace(user_attrs=attrs, state=SimpleNamespace(name="WAITING"))
+    return SimpleNamespace(user_attrs={"tunekit_enqueued_by": owner}, state=TrialState.WAITING)
 
 
-def _trial(state, token="t", completed=None):
-    attrs = {"tunekit_token": token}
+def _trial(state, host="elsewhere", completed=None):
+    """A trial the same process (or another one, ``host``) queued an hour ago."""
+    owner = {"host": host, "pid": 1, "time": time.time() - 3600}
     return SimpleNamespace(
-        user_attrs=attrs, state=SimpleNamespace(name=state), datetime_complete=completed
+        user_attrs={"tunekit_enqueued_by": owner},
+        state=TrialState[state],
+        datetime_complete=completed,
     )
 
 
@@ -231,11 +234,11 @@ ORPHAN_CASES = {
     ),
     "others-run": (
         lambda: _queued("elsewhere", 1, 3600),
-        lambda: [_trial("RUNNING", token="other")],
+        lambda: [_trial("RUNNING", host="third")],
         True,
     ),
     "retry": (
-        lambda: SimpleNamespace(user_attrs={}, state=SimpleNamespace(name="WAITING")),
+        lambda: SimpleNamespace(user_attrs={}, state=TrialState.WAITING),
         lambda: [],
         True,
     ),
@@ -245,7 +248,9 @@ ORPHAN_CASES = {
 @pytest.mark.parametrize("case", list(ORPHAN_CASES))
 def test_who_may_take_over_a_queued_configuration(case):
     queued, others, expected = ORPHAN_CASES[case]
-    assert plan_queue._orphaned(queued(), others()) is expected
+    assert queue.orphaned(queued(), others()) is expected
+    mine = case == "alive"  # queued by this very process: its own, never another's
+    assert queue.held_by_another(queued(), others()) is (not expected and not mine)
 
 
 def test_a_study_run_with_other_settings_is_refused(binary_data, tmp_path):

@@ -60,6 +60,7 @@ from tunekit.storage import (
     stale_wait_seconds,
     storage_label,
 )
+from tunekit.storage.queue import held_by_another
 from tunekit.storage.urls import scrub
 
 __all__ = [
@@ -266,7 +267,9 @@ def _settle(study, guard: _Guard, callbacks) -> None:
     A worker runs a queued (WAITING) trial at once when it queued it itself,
     and otherwise once it has been waiting for two polls, so that two
     settling workers rarely race for one retry (a loser that finds no other
-    queued trial would start a new trial instead).
+    queued trial would start a new trial instead). A trial that another live
+    process queued for itself (:mod:`tunekit.storage.queue`) is waited for,
+    never taken.
     """
     waits = heartbeat_interval(study._storage) is not None  # else dead trials never end
     poll = _poll_interval(study)
@@ -279,8 +282,8 @@ def _settle(study, guard: _Guard, callbacks) -> None:
         now = time.monotonic()
         ready = False
         for trial in pending:
-            if trial.state != TrialState.WAITING:
-                continue
+            if trial.state != TrialState.WAITING or held_by_another(trial, pending):
+                continue  # running, or queued by a live process that will run it itself
             first = seen.setdefault(trial._trial_id, now)
             history = trial.system_attrs.get("retry_history") or [None]
             ready = ready or history[-1] in mine or now - first >= 2 * poll

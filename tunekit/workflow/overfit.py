@@ -10,7 +10,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import train_test_split
 from sklearn.utils import indexable
 
-from tunekit.estimators import KerasClassifier, KerasRegressor
+from tunekit.evaluators.standard import is_keras_estimator
 from tunekit.strategies.scoring import final_estimator, scorer_name
 
 __all__ = ["OverfitCheck", "overfit_check", "take"]
@@ -168,7 +168,7 @@ def overfit_check(
     val = rest[:1000]
     X_tr, y_tr, X_val, y_val = take(X, train), take(y, train), take(X, val), take(y, val)
     fit_kwargs = {}
-    if isinstance(model, KerasClassifier | KerasRegressor):
+    if is_keras_estimator(model) and not hasattr(model, "steps"):  # TensorFlow not loaded
         fit_kwargs["validation_data"] = (X_val, y_val)
     model.fit(X_tr, y_tr, **fit_kwargs)
     scorer = check_scoring(model, scoring=scoring)

@@ -9,9 +9,6 @@ the plan.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
@@ -21,6 +18,7 @@ from optuna.trial import TrialState
 from tunekit.record import FAIL, RUNNING, failed_in_the_model
 from tunekit.space import Space
 from tunekit.storage import study_lock
+from tunekit.storage.queue import orphaned, owner_attrs
 from tunekit.workflow.plans import Config, encode_params
 from tunekit.workflow.summary import describe_params
 
@@ -29,8 +27,6 @@ __all__ = ["n_finished", "overfitted", "plan_labels", "plan_params", "run_plan"]
 logger = logging.getLogger("tunekit")
 
 _TOKEN, _LABEL, _PLAN = "tunekit_token", "tunekit_label", "tunekit_plan_params"
-_OWNER = "tunekit_enqueued_by"  # {"host", "pid", "time"} of the process that queued a trial
-_ORPHAN_AFTER = 120.0  # seconds after which another machine's queued trial is up for grabs
 
 
 def plan_params(trial) -> dict:
@@ -59,43 +55,6 @@ def _covered(encoded: Mapping, trials) -> bool:
         if all(params.get(k) == v for k, v in encoded.items()):
             return True
     return False
-
-
-def _owner() -> dict:
-
-    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-
-
-def _orphaned(trial, trials) -> bool:
-    """A queued trial whose process is gone: it will never run it itself.
-
-    On this machine the process is looked up. A trial queued on another
-    machine counts as orphaned once its process has shown no sign of life
-    (queueing, running or finishing one of its trials) for ``_ORPHAN_AFTER``
-    seconds.
-    """
-
-    owner = trial.user_attrs.get(_OWNER)
-    if not isinstance(owner, dict):
-        return True
-    if owner.get("host") == socket.gethostname():
-        try:
-            os.kill(int(owner.get("pid", 0)), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError, OSError):
-            return False
-        return False
-    token = trial.user_attrs.get(_TOKEN)
-    last = float(owner.get("time", 0.0))
-    for other in trials:
-        if other.user_attrs.get(_TOKEN) != token:
-            continue
-        if other.state.name == RUNNING:
-            return False
-        if other.datetime_complete is not None:
-            last = max(last, other.datetime_complete.timestamp())
-    return time.time() - last > _ORPHAN_AFTER
 
 
 def n_finished(study) -> int:
@@ -147,11 +106,11 @@ def run_plan(job, entries: Sequence[Config], run: Callable[[int, int], None]) ->
                 todo = []
             for i in todo:
                 attrs = {_TOKEN: token, _LABEL: entries[i].label, _PLAN: encoded[i]}
-                study.enqueue_trial(encoded[i], user_attrs={**attrs, _OWNER: _owner()})
+                study.enqueue_trial(encoded[i], user_attrs={**attrs, **owner_attrs()})
             # a normal run also takes over queued trials nobody will run: retries of
             # interrupted or dead trials (no token), and those of processes that are gone
             orphans = [
-                t for t in waiting if t.user_attrs.get(_TOKEN) != token and _orphaned(t, trials)
+                t for t in waiting if t.user_attrs.get(_TOKEN) != token and orphaned(t, trials)
             ]
             n_run = len(mine) + len(todo) + (0 if one_by_one else len(orphans))
         if n_run == 0:
