@@ -22,6 +22,7 @@ from tunekit.engine.memory import check_memory_budget
 from tunekit.ensembles import ensemble as make_ensemble
 from tunekit.evaluators import StackedEvaluator, StandardEvaluator, is_keras_estimator
 from tunekit.evaluators.outer_folds import sharing_for
+from tunekit.evaluators.refits import refit_together
 from tunekit.exceptions import SearchFailedError
 from tunekit.nested import nested_search
 from tunekit.record import BASELINES_ATTR, FAIL
@@ -195,7 +196,8 @@ def search(
         Grid points per numeric dimension for ``strategy="grid"``.
     refit_top : int, default=3
         How many of the best candidates are refit and scored on the held-out
-        test set.
+        test set. The chosen one is ``best_estimator_`` (a Keras fit); after
+        a search on the engine the others train together as one stack.
     outer_cv : int, splitter or None, default=None
         Nested cross-validation: the whole search is repeated inside each
         outer training fold and scored on the outer test fold, giving
@@ -471,23 +473,58 @@ def _heldout_refits(run: _Run, options: dict, X_search, y_search, X_test, y_test
     estimator = options["estimator"]
     scorer = EpochAwareScorer(estimator, options["scoring"])
     failed = cv_results.get("refit_failure")  # the refit of these diverged already
-    for i in refit_order(means, params, best_index)[: max(options["refit_top"], 1)]:
-        if failed is not None and failed[i]:
-            continue
-        if i == best_index and best_estimator is not None:
-            model = best_estimator  # already refit on the search part: not twice
-        else:
-            model = clone(estimator).set_params(**params[i])
-            try:
-                model.fit(X_search, y_search, **fit_params)
-            except Exception as err:  # the refit can fail where CV folds did not
-                logger.warning("held-out refit of candidate %d failed: %s", i, err)
-                continue
-            refits.n_fits += 1
-        cv_results["heldout_test_score"][i] = float(scorer(model, X_test, y_test)["score"])
-        _keep_history(refits.histories, i, model)
+    order = refit_order(means, params, best_index)[: max(options["refit_top"], 1)]
+    order = [i for i in order if failed is None or not failed[i]]
+    if best_estimator is not None and best_index in order:  # already refit: not twice
+        order.remove(best_index)
+        cv_results["heldout_test_score"][best_index] = float(
+            scorer(best_estimator, X_test, y_test)["score"]
+        )
+        _keep_history(refits.histories, best_index, best_estimator)
+    data = (X_search, y_search, X_test, y_test, fit_params)
+    if getattr(run.searcher, "engine_", "sklearn") != "sklearn":
+        _refit_on_engine(order, params, options, refits, cv_results, data)
+    else:
+        _refit_with_keras(order, params, options, refits, cv_results, data)
     refits.heldout = float(cv_results["heldout_test_score"][best_index])
     return refits
+
+
+def _refit_with_keras(order, params, options, refits: _Refits, cv_results, data) -> None:
+    """The held-out refits of a search on the standard path: one ``fit`` each."""
+    X_search, y_search, X_test, y_test, fit_params = data
+    scorer = EpochAwareScorer(options["estimator"], options["scoring"])
+    for i in order:
+        model = clone(options["estimator"]).set_params(**params[i])
+        try:
+            model.fit(X_search, y_search, **fit_params)
+        except Exception as err:  # the refit can fail where CV folds did not
+            logger.warning("held-out refit of candidate %d failed: %s", i, err)
+            continue
+        refits.n_fits += 1
+        cv_results["heldout_test_score"][i] = float(scorer(model, X_test, y_test)["score"])
+        _keep_history(refits.histories, i, model)
+
+
+def _refit_on_engine(order, params, options, refits: _Refits, cv_results, data) -> None:
+    """The held-out refits of a search that trained on the engine: members of one stack."""
+    if not order:
+        return
+    X_search, y_search, X_test, y_test, fit_params = data
+    done = refit_together(
+        options["estimator"], [params[i] for i in order], X_search, y_search, X_test, y_test,
+        scoring=options["scoring"], memory_budget=options["memory_budget"],
+        fit_params=fit_params,
+    )  # fmt: skip
+    for i, refit in zip(order, done, strict=True):
+        refits.n_fits += 1
+        if refit.error is not None:
+            logger.warning("held-out refit of candidate %d failed: %s", i,
+                           refit.error.strip().splitlines()[-1])  # fmt: skip
+            continue
+        cv_results["heldout_test_score"][i] = refit.score
+        if refit.history:
+            refits.histories[int(i)] = refit.history
 
 
 def _result(run: _Run, options: dict, folds, refits: _Refits, baselines, start) -> SearchResult:

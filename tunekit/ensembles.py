@@ -12,9 +12,15 @@ accuracy), the pick is the model that scores best on its own, not a random
 one, so that a selection is reproducible.
 
 The chosen members are refit on the whole search set (the chosen candidate's
-refit is reused): neither engine keeps its fold models, and a refit costs one
-fit per distinct member. The blend's CV score is optimistic, since it was
-selected on the very predictions it is scored on; its held-out score is the
+refit is reused): neither engine keeps its fold models. After a search on the
+engine the members train together, as one stack (one compilation, then all
+members at once); after a standard-path search each costs one ``fit``.
+Averaging the fold models instead would need every candidate's fold models
+kept through the search (5 models per candidate, for the few the selection
+picks at the end), and predict with five times the members.
+
+The blend's CV score is optimistic, since it was selected on the very
+predictions it is scored on; its held-out score is the
 honest one (:func:`ensemble` compares it with the best single candidate and
 the best baseline by a paired bootstrap over the held-out rows).
 """
@@ -35,6 +41,7 @@ from sklearn.utils import _safe_indexing
 from tunekit.baselines import _named
 from tunekit.evaluators import predictions_of
 from tunekit.evaluators.fast_scores import fast_score
+from tunekit.evaluators.refits import refit_together
 from tunekit.record import COMPLETE
 
 __all__ = ["EnsembleClassifier", "EnsembleRegressor", "Selection", "ensemble", "select"]
@@ -275,14 +282,40 @@ def _is_sparse(X) -> bool:
     return hasattr(X, "tocsr")
 
 
-def _fitted_member(result, data, model: _Model):
-    """The model refit on the whole search set (the chosen candidate's refit reused)."""
+def _fitted_members(result, data, models: list[_Model]) -> list:
+    """The models refit on the whole search set (the chosen candidate's refit reused).
+
+    After a search on the engine, the candidates train together as members of
+    one stack (:func:`~tunekit.evaluators.refits.refit_together`); a candidate
+    the stack gives no model for (a pipeline, a failed refit) is refit alone.
+    """
+    fitted: dict[int, object] = {}
+    params = result.cv_results_["params"]
+    rows = [m.row for m in models if m.baseline is None and m.row is not None]
+    if result.best_estimator_ is not None and result.best_index_ in rows:
+        fitted[result.best_index_] = result.best_estimator_
+    rows = [r for r in dict.fromkeys(rows) if r not in fitted]
+    if rows and getattr(result, "engine_", "sklearn") != "sklearn":
+        done = refit_together(data.estimator, [params[r] for r in rows], data.X_search,
+                              data.y_search, scoring=data.scoring)  # fmt: skip
+        fitted.update({r: d.model for r, d in zip(rows, done, strict=True) if d.model is not None})
+    out = []
+    for m in models:
+        if m.baseline is not None:
+            out.append(clone(m.baseline).fit(data.X_search, data.y_search))
+        elif m.row in fitted:
+            out.append(fitted[m.row])
+        else:
+            estimator = clone(data.estimator).set_params(**params[m.row])
+            out.append(estimator.fit(data.X_search, data.y_search))
+    return out
+
+
+def _unfitted(result, data, model: _Model):
+    """What ``fit`` of the ensemble refits for ``model``: its estimator, unfitted."""
     if model.baseline is not None:
-        return clone(model.baseline).fit(data.X_search, data.y_search)
-    if model.row == result.best_index_ and result.best_estimator_ is not None:
-        return result.best_estimator_
-    params = result.cv_results_["params"][model.row]
-    return clone(data.estimator).set_params(**params).fit(data.X_search, data.y_search)
+        return clone(model.baseline)
+    return clone(data.estimator).set_params(**result.cv_results_["params"][model.row])
 
 
 # ------------------------------------------------------------------ held-out comparison
@@ -397,9 +430,10 @@ def ensemble(result, size: int = 20, *, max_init: int = 5, n_best: int = 50,
     chosen = select([m.oof for m in pool], _score_of(scorer, data.y_search, classes), size,
                     max_init)  # fmt: skip
     picked = [k for k in np.flatnonzero(chosen.weights)]
-    members = [_fitted_member(result, data, pool[k]) for k in picked]
+    members = _fitted_members(result, data, [pool[k] for k in picked])
     kind = EnsembleClassifier if classifier else EnsembleRegressor
-    est = kind(estimators=members, weights=chosen.weights[picked].tolist())
+    est = kind(estimators=[_unfitted(result, data, pool[k]) for k in picked],
+               weights=chosen.weights[picked].tolist())  # fmt: skip
     est.estimators_, est.names_ = members, [pool[k].name for k in picked]
     if classifier:
         est.classes_ = classes

@@ -27,6 +27,7 @@ from tunekit.evaluators.oof import PREDICTIONS, predictions_of
 from tunekit.exceptions import DivergedError
 
 __all__ = [
+    "MODEL",
     "Evaluation",
     "Evaluator",
     "Family",
@@ -37,6 +38,10 @@ __all__ = [
     "final_estimator",
     "score_entry",
 ]
+
+#: The entry key of a fitted fold model, kept when the evaluator's ``keep_models`` is set: a
+#: fitted estimator on the standard path, a stacked member on the engine.
+MODEL = "model"
 
 #: Columns of an evaluation's per-epoch curve rows.
 CURVE_COLUMNS = ("candidate", "fold", "epoch", "train_loss", "test_score", "val_loss")
@@ -101,12 +106,15 @@ class Scoring:
     predictions : bool, default=False
         Keep each fold model's predictions on its test rows in the entry
         (``"predictions"``, see :mod:`tunekit.evaluators.oof`).
+    models : bool, default=False
+        Keep each fitted fold model in its entry (:data:`MODEL`).
     """
 
     scorers: Any
     error_score: Any = np.nan
     train_score: bool = True
     predictions: bool = False
+    models: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,11 @@ class Evaluator:
     oof_predictions : bool, default=False
         Keep every (candidate, fold)'s predictions on the fold's test rows in
         its entry (``"predictions"``): the out-of-fold predictions.
+    keep_models : bool, default=False
+        Keep every (candidate, fold)'s fitted model in its entry
+        (:data:`MODEL`), for refits that are used after the evaluation. A
+        candidate read from a longer run of another (a shorter ``epochs``)
+        keeps none, since its model went on training.
     """
 
     name = "base"
@@ -170,8 +183,10 @@ class Evaluator:
         progress: Any = None,
         verbose: int = 0,
         oof_predictions: bool = False,
+        keep_models: bool = False,
     ):
         self.oof_predictions = oof_predictions
+        self.keep_models = keep_models
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.epoch_curves = epoch_curves
@@ -212,11 +227,15 @@ class Evaluator:
             "progress": self.progress,
             "verbose": self.verbose,
             "oof_predictions": self.oof_predictions,
+            "keep_models": self.keep_models,
         }
 
     def scoring(self, scorers) -> Scoring:
         """How this evaluator scores with ``scorers``: its ``error_score`` and train scores."""
-        return Scoring(scorers, self.error_score, self.return_train_score, self.oof_predictions)
+        return Scoring(
+            scorers, self.error_score, self.return_train_score, self.oof_predictions,
+            self.keep_models,
+        )  # fmt: skip
 
     def _tick(self, n: int = 1) -> None:
         if self.progress is not None:
@@ -308,13 +327,16 @@ def _is_finite(value) -> bool:
 
 
 def score_entry(
-    scoring: Scoring, est, fold: Fold, fit_time: float, *, best_epoch=math.nan, n_epochs=math.nan
-):
+    scoring: Scoring, est, fold: Fold, fit_time: float, *, best_epoch=math.nan,
+    n_epochs=math.nan, snapshot: bool = False,
+):  # fmt: skip
     """The entry of a fitted (candidate, fold): its test (and train) scores.
 
-    A test score that is not finite (the scorer failed on NaN predictions, or
-    returned an infinity) makes the fold a failure whose ``fit_error`` says
-    why: how training diverged, or the scorer's error.
+    A test score that is not finite (the scorer failed on NaN predictions,
+    or returned an infinity) makes the fold a failure whose ``fit_error``
+    says why: how training diverged, or the scorer's error. ``snapshot``:
+    the model is scored on its way to a longer run, and is not kept
+    (:attr:`Scoring.models`) since it goes on training.
     """
     scorers, error_score = scoring.scorers, scoring.error_score
     X, y, train, test = fold.X, fold.y, fold.train, fold.test
@@ -333,6 +355,8 @@ def score_entry(
     entry["score_time"] = time.perf_counter() - start
     if scoring.predictions and reason is None:
         entry[PREDICTIONS] = predictions_of(est, X_test)
+    if scoring.models and reason is None and not snapshot:
+        entry[MODEL] = est
     if scoring.train_score:
         entry["train_scores"] = _score(
             scorers, est, _safe_indexing(X, train), _safe_indexing(y, train), error_score

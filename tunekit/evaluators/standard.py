@@ -134,8 +134,9 @@ def _recorder_class():
             if n in self.wanted:
                 fit_time = tick - self.start - self.scoring_time
                 entry = score_entry(
-                    self.scoring, self.est, self.fold, fit_time, best_epoch=n, n_epochs=n
-                )
+                    self.scoring, self.est, self.fold, fit_time, best_epoch=n, n_epochs=n,
+                    snapshot=True,
+                )  # fmt: skip
                 self.snapshots[n] = entry
                 score = main_score(entry["test_scores"])
             elif self.curves:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from optuna.trial import TrialState
 
-from tunekit.record import FAIL, RUNNING, failed_in_the_model
+from tunekit.record import FAIL, failed_in_the_model
 from tunekit.space import Space
 from tunekit.storage import study_lock
 from tunekit.storage.queue import orphaned, owner_attrs

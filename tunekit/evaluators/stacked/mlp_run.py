@@ -241,6 +241,7 @@ class _Chunk:
                     share,
                     best_epoch=epoch,
                     n_epochs=epoch,
+                    snapshot=True,
                 )
                 self.curve[m, epoch] = main_score(self.snaps[m, epoch]["test_scores"])
             else:
