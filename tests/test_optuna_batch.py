@@ -1,5 +1,13 @@
-"""Optuna trials in batches on the stacked engine: lockstep folds, per-epoch pruning, resume."""
+"""Optuna trials in batches on the stacked engine: lockstep folds, per-epoch pruning, resume.
 
+The pruning tests run on both trainers: ``mlp()``'s and any builder's
+(``engine.keras_stack``, here a builder of the same network written by hand).
+"""
+
+import os
+import signal
+
+import keras
 import numpy as np
 import optuna
 import pytest
@@ -19,10 +27,23 @@ def data():
     return X, y
 
 
-def _clf(**kw):
-    params = dict(model__hidden=(6,), epochs=4, batch_size=16, random_state=0, verbose=0)
+def _dense(input_shape, hidden=6, dropout=0.0, l2=0.0, output_units=1,
+           output_activation="sigmoid"):  # fmt: skip
+    """``mlp()``'s network with one hidden layer, as a user's own builder."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dense(hidden, activation="relu",
+                           kernel_regularizer=keras.regularizers.L2(l2))(inputs)  # fmt: skip
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(output_units, activation=output_activation)(x)
+    return keras.Model(inputs, outputs)
+
+
+def _clf(builder="mlp", **kw):
+    params = dict(epochs=4, batch_size=16, random_state=0, verbose=0)
+    if builder == "mlp":
+        params["model__hidden"] = (6,)
     params.update(kw)
-    return tk.KerasClassifier(tk.builders.mlp, **params)
+    return tk.KerasClassifier(tk.builders.mlp if builder == "mlp" else _dense, **params)
 
 
 def _search(estimator, X, y, **kw):
@@ -51,12 +72,13 @@ def test_trials_run_in_batches_on_the_engine(data):
     assert np.isfinite(result.cv_results_["mean_test_score"]).all()
 
 
-def test_pruning_freezes_members_mid_stack(data, tmp_path):
+@pytest.mark.parametrize("builder", ["mlp", "any"])
+def test_pruning_freezes_members_mid_stack(builder, data, tmp_path):
     X, y = data
     storage = f"sqlite:///{tmp_path / 'p.db'}"
     # prune every trial whose fold mean is below 1.1 (all) from the first epoch on
     with pytest.raises(tk.TunekitError):
-        _search(_clf(epochs=6), X, y, storage=storage, study_name="p",
+        _search(_clf(builder, epochs=6), X, y, storage=storage, study_name="p",
                 pruner=optuna.pruners.ThresholdPruner(lower=1.1), trial_batch=5)
     study = optuna.load_study(study_name="p", storage=storage)
     trials = study.get_trials()
@@ -95,10 +117,13 @@ class _PruneAllButFirst(optuna.pruners.BasePruner):
         return trial.number > 0
 
 
-def test_all_folds_report_together_at_every_epoch(data):
+@pytest.mark.parametrize("builder", ["mlp", "any"])
+def test_all_folds_report_together_at_every_epoch(builder, data):
     X, y = data
-    result = _search(_clf(epochs=4), X, y, n_trials=3, trial_batch=1, pruner=_PruneAllButFirst())
+    result = _search(_clf(builder, epochs=4), X, y, n_trials=3, trial_batch=1,
+                     pruner=_PruneAllButFirst())  # fmt: skip
     assert list(result.cv_results_["state"]) == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert all(t.user_attrs["engine"] == "stacked" for t in result.study_.trials)
     first, pruned = result.study_.trials[0], result.study_.trials[1]
     # one report per epoch: the mean of both folds' test scores at that epoch
     assert sorted(first.intermediate_values) == [1, 2, 3, 4]
@@ -106,3 +131,31 @@ def test_all_folds_report_together_at_every_epoch(data):
     assert first.intermediate_values[4] == pytest.approx(np.mean(curves))
     assert list(pruned.intermediate_values) == [1]
     assert pruned.user_attrs["n_epochs"] == [1, 1]
+
+
+class _TerminateAtFirstReport(optuna.pruners.BasePruner):
+    """Sends this process SIGTERM when the first trial reports its first epoch."""
+
+    def prune(self, study, trial):
+        if trial.number == 0 and max(trial.intermediate_values) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return False
+
+
+@pytest.mark.parametrize("builder", ["mlp", "any"])
+def test_a_stop_request_ends_the_stack_at_the_next_epoch(builder, data, tmp_path):
+    X, y = data
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as info:
+            _search(_clf(builder, epochs=8), X, y, n_trials=3, trial_batch=3, storage=storage,
+                    study_name="s", pruner=_TerminateAtFirstReport())  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert info.value.code == 143
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 3
+    for t in trials:  # stopped after epoch 2 of 8: reports of epoch 1 only
+        assert t.user_attrs["failure_reason"] == "interrupted at epoch 2"
+        assert sorted(t.intermediate_values) == [1]

@@ -39,7 +39,8 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
-from tunekit._signals import check_stop, stop_requested
+from tunekit import _signals
+from tunekit._signals import WorkerTerminated, check_stop, stop_requested
 from tunekit.evaluators import assemble, is_keras_estimator, predictions_of
 from tunekit.evaluators.diagnosis import divergence_reason, non_finite_reason
 from tunekit.evaluators.fast_scores import fast_score
@@ -634,9 +635,7 @@ class OptunaSearchCV:
         )
         try:
             if batches:
-                run_batches(
-                    self, objective, remaining=remaining, timeout=self.timeout, progress=progress
-                )
+                self._run_batches(objective, remaining, progress)
             elif self.n_jobs == 1:
                 optimize(
                     self.study_,
@@ -650,6 +649,22 @@ class OptunaSearchCV:
         finally:
             if progress is not None:
                 progress.close()
+
+    def _run_batches(self, objective, remaining: int, progress) -> None:
+        """The batched path, with the stop rules of the one-at-a-time path.
+
+        A signal stops the running stack at its next epoch boundary (its
+        trials FAIL, to run again on resume): Ctrl-C returns what finished,
+        SIGTERM ends the process with status 143, as
+        :func:`~tunekit.strategies.shared_study.optimize` does.
+        """
+        with _signals.handling():
+            try:
+                run_batches(
+                    self, objective, remaining=remaining, timeout=self.timeout, progress=progress
+                )
+            except WorkerTerminated as stop:
+                raise SystemExit(128 + stop.signum) from stop
 
     def _optimize_in_processes(self, objective) -> None:
         if not isinstance(self.storage, str):

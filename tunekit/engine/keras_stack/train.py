@@ -468,7 +468,7 @@ def train_group(
     X,
     y,
     *,
-    on_epoch_end: Callable[[int, KerasStackResult], None] | None = None,
+    on_epoch_end: Callable[[int, KerasStackResult], Sequence[int] | None] | None = None,
     jit_compile: bool = False,
     overrides: FitOverrides | None = None,
 ) -> KerasStackResult:
@@ -485,7 +485,10 @@ def train_group(
         estimator's own target encoder).
     on_epoch_end : callable or None, default=None
         Called as ``on_epoch_end(epoch, result_so_far)`` after every epoch
-        (0-based), with the members' current weights, e.g. to score them.
+        (0-based), with the members' current weights, e.g. to score them. It
+        may return members (positions) to freeze from the next epoch on, as
+        ``mlp()``'s trainer does (pruned candidates, a stop request); their
+        weights, epochs and history end where they were.
     jit_compile : bool, default=False
         TensorFlow only: compile the epoch with XLA. Off by default: for the
         convolutional builders of ``benchmarks/any_builder.py`` XLA took 7 to 17 s
@@ -540,7 +543,9 @@ def train_group(
             result.weights = [_unstack(weights, m) for m in range(len(members))]
             result.best_epoch = stopper.kept_epoch(n_epochs)
             result.history = _history(losses, val_losses)
-            on_epoch_end(epoch, result)
+            halt = on_epoch_end(epoch, result)
+            if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
+                stopper.halt(halt)
     final = best.restore(run.weights())
     result.weights = [_unstack(final, m) for m in range(len(members))]
     result.best_epoch = stopper.kept_epoch(n_epochs)

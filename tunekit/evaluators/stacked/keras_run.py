@@ -164,19 +164,37 @@ class KerasStackRun(GroupRun):
         self.record(index, s, self.failed(n_test, reason))
         self.ev._tick()
 
-    def _score_epoch(self, epoch: int, result) -> None:
-        """Every member's test score after ``epoch`` (0-based), for the curves."""
+    def _score_epoch(self, epoch: int, result) -> list[int] | None:
+        """Every member's test score after ``epoch`` (0-based), for the curves and
+        ``on_epoch``; return the members to freeze."""
         if not self.ev.epoch_curves:
-            return
+            return None
         tick = time.perf_counter()
         X_all, scorers = self.copies.X, self.batch.scorers
+        trained = []
         for m, (_, s, offset) in enumerate(self.slots):
             if result.n_epochs[m] != epoch + 1:
                 continue  # this member did not train this epoch
+            trained.append(m)
             rows = self.batch.splits[s][1] + offset
             est = engine.keras_stack.member_estimator(result, m)
             self.curve[m, epoch + 1] = _curve_point(scorers, est, X_all[rows], self.y_all[rows])
+        halt = self._halt(epoch + 1, trained)
         self.spent += time.perf_counter() - tick
+        return halt
+
+    def _halt(self, epoch: int, trained: list[int]) -> list[int] | None:
+        """Ask ``on_epoch`` which candidates stop (1-based ``epoch``); return their members."""
+        on_epoch = self.ev.on_epoch
+        if on_epoch is None:
+            return None
+        scores: dict = {}
+        for m in trained:
+            scores.setdefault(self.slots[m][0], []).append(self.curve[m, epoch])
+        stop = set(on_epoch(epoch, scores) or ())
+        for c in stop:
+            self.batch.evaluation.pruned.setdefault(c, epoch)
+        return [m for m, (index, _, _) in enumerate(self.slots) if index in stop]
 
     def _finish_member(self, m: int, index: int, s: int, offset: int, result, fit_time) -> None:
         """Record member ``m``'s entry and curve rows."""
