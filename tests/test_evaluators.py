@@ -243,6 +243,30 @@ def signals():
     return X, y
 
 
+def test_any_builder_reads_a_shorter_count_from_a_longer_run(signals):
+    """As ``mlp()``'s trainer does: one run of 4 epochs per fold, scored at epoch 2."""
+    X, y = signals
+    clf = tk.KerasClassifier(_conv1d, epochs=2, batch_size=16, random_state=0, verbose=0,
+                             model__dropout=0.2)  # fmt: skip
+    alone = _search(clf, {"epochs": [2]}, X, y, "stacked")
+    shared = _search(clf, {"epochs": [2, 4]}, X, y, "stacked")
+    assert shared.engine_ == "stacked" and shared.n_fits_ == 1 + 3  # not 1 + 6
+    for s in range(3):
+        for kind in ("test", "train"):
+            key = f"split{s}_{kind}_score"
+            assert shared.cv_results_[key][0] == pytest.approx(alone.cv_results_[key][0],
+                                                               abs=1e-6)  # fmt: skip
+        assert shared.cv_results_[f"split{s}_n_epochs"].tolist() == [2, 4]
+    curves = shared.epoch_curves_
+    for c, epochs in enumerate((2, 4)):
+        for s in range(3):
+            row = curves[(curves.candidate == c) & (curves.fold == s)]
+            assert row.epoch.tolist() == list(range(1, epochs + 1))
+            assert row.test_score.iloc[-1] == pytest.approx(
+                shared.cv_results_[f"split{s}_test_score"][c], abs=1e-6
+            )
+
+
 def test_a_users_own_builder_trains_on_the_engine(signals):
     X, y = signals
     clf = tk.KerasClassifier(_conv1d, epochs=2, batch_size=16, random_state=0, verbose=0)

@@ -10,12 +10,20 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
 
 import tunekit.engine as engine
-from tunekit.evaluators._base import Fold, _curve_point, score_entry
+from tunekit.evaluators._base import (
+    Family,
+    Fold,
+    _curve_point,
+    epoch_families,
+    main_score,
+    score_entry,
+)
 from tunekit.evaluators.diagnosis import diverged_member
 from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, task_of, variant_key
@@ -72,8 +80,28 @@ def route_any_builder(estimator, candidates, groups, X, y) -> list[CandidateGrou
     return out
 
 
+@dataclass
+class _Slot:
+    """A member in a stack: its family (positions in the group), fold and copy of X."""
+
+    family: Family
+    fold: int
+    offset: int
+
+    @property
+    def wanted(self) -> set:
+        """The epochs, other than its own last, at which the family wants a score."""
+        last = self.family.epochs[self.family.leader]
+        return {e for e in self.family.epochs.values() if e != last}
+
+
 class KerasStackRun(GroupRun):
-    """Train a group of any builder's candidates and record their entries."""
+    """Train a group of any builder's candidates and record their entries.
+
+    Candidates that differ only in ``epochs`` (no early stopping) are one
+    family, as on ``mlp()``'s trainer: only the longest run trains, and the
+    shorter counts are scored along the way from its weights at their epoch.
+    """
 
     def run(self) -> list[int]:
         """Train the group; return the candidates left to the standard path."""
@@ -100,13 +128,15 @@ class KerasStackRun(GroupRun):
         early = any(m.val_idx is not None for m in members)
         member = engine.keras_stack.footprint(self.group.keras, n_rows, early)
         shared = data_bytes(self.copies.X, self.y_all)
-        families = family_sizes([slot[0] for slot in slots])
+        families = family_sizes([id(slot.family) for slot in slots])
         return self.ev.budget_.stacks(member, shared, families, f"candidates {self.group.indices}")
 
     def _train(self, members) -> None:
         """Train one stack of the group's members (``self.slots``) and record their entries."""
         self.curve: dict = {}  # (member, epoch) -> test score
+        self.snaps: dict = {}  # (member, epoch) -> entry of a shorter candidate
         self.spent = 0.0  # wall time spent scoring along the way
+        self.start = time.perf_counter()
         self.group.stacks.append(len(members))
         result = engine.keras_stack.train_group(
             self.group.keras, members, self.copies.X, self.y_all, on_epoch_end=self._score_epoch
@@ -117,8 +147,8 @@ class KerasStackRun(GroupRun):
         evaluation.n_trained += len(members)
         evaluation.n_epochs += int(np.sum(result.n_epochs))
         fit_time = (result.fit_time - self.spent) / len(members)
-        for m, (index, s, offset) in enumerate(self.slots):
-            self._finish_member(m, index, s, offset, result, fit_time)
+        for m, slot in enumerate(self.slots):
+            self._finish_member(m, slot, result, fit_time)
 
     def _members(self):
         """The members (candidate x fold) and where each one's rows live."""
@@ -127,7 +157,8 @@ class KerasStackRun(GroupRun):
         seeds = Seeds(self.final, self.ev.random_state)
         base = self.final.get_params(deep=False)
         members, slots = [], []
-        for k, index in enumerate(self.group.indices):
+        for family in epoch_families(self.batch.estimator, self.cands):
+            k = family.leader
             c = kg.indices[k]
             key = variant_key(self.pre, self.cands[k], self.prefix)
             fraction = {**base, **split_params(self.cands[k], self.prefix)[1]}.get(
@@ -137,7 +168,7 @@ class KerasStackRun(GroupRun):
                 copy = self.copies.where[(key, s)]
                 init, _, carve_seed = seeds.draw()
                 if isinstance(copy, str):
-                    self._fail(index, s, len(test), copy)
+                    self._fail(family, s, len(test), copy)
                     continue
                 offset = copy[0]
                 fit_rows, val = train, None
@@ -147,7 +178,7 @@ class KerasStackRun(GroupRun):
                             train, data.codes, fraction, carve_seed, data.codes is not None
                         )
                     except ValueError as err:
-                        self._fail(index, s, len(test), f"ValueError: {err}")
+                        self._fail(family, s, len(test), f"ValueError: {err}")
                         continue
                 members.append(
                     engine.keras_stack.KerasMember(
@@ -157,73 +188,106 @@ class KerasStackRun(GroupRun):
                         seed=init,
                     )
                 )
-                slots.append((index, s, offset))
+                slots.append(_Slot(family, s, offset))
         return members, slots
 
-    def _fail(self, index: int, s: int, n_test: int, reason: str) -> None:
-        self.record(index, s, self.failed(n_test, reason))
-        self.ev._tick()
+    def _fail(self, family: Family, s: int, n_test: int, reason: str) -> None:
+        """Record a failed fold for every candidate of ``family``."""
+        for c in family.epochs:
+            self.record(self.group.indices[c], s, self.failed(n_test, reason))
+        self.ev._tick(len(family.epochs))
 
     def _score_epoch(self, epoch: int, result) -> list[int] | None:
-        """Every member's test score after ``epoch`` (0-based), for the curves and
-        ``on_epoch``; return the members to freeze."""
-        if not self.ev.epoch_curves:
-            return None
-        tick = time.perf_counter()
-        X_all, scorers = self.copies.X, self.batch.scorers
+        """Score the members after ``epoch`` (0-based): for the curves, for the shorter
+        candidates of their families and for ``on_epoch``; return the members to freeze."""
+        e, tick = epoch + 1, time.perf_counter()
         trained = []
-        for m, (_, s, offset) in enumerate(self.slots):
-            if result.n_epochs[m] != epoch + 1:
+        for m, slot in enumerate(self.slots):
+            if result.n_epochs[m] != e:
                 continue  # this member did not train this epoch
             trained.append(m)
-            rows = self.batch.splits[s][1] + offset
-            est = engine.keras_stack.member_estimator(result, m)
-            self.curve[m, epoch + 1] = _curve_point(scorers, est, X_all[rows], self.y_all[rows])
-        halt = self._halt(epoch + 1, trained)
+            if self.ev.epoch_curves or e in slot.wanted:
+                self._score_member(m, slot, e, result, tick)
+        halt = self._halt(e, trained)
         self.spent += time.perf_counter() - tick
         return halt
+
+    def _score_member(self, m: int, slot: _Slot, e: int, result, tick: float) -> None:
+        """Member ``m``'s test score at epoch ``e``; an entry where a shorter candidate ends."""
+        train, test = self.batch.splits[slot.fold]
+        est = engine.keras_stack.member_estimator(result, m)
+        if e in slot.wanted:
+            share = (tick - self.start - self.spent) / len(self.slots)
+            fold = Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset)
+            self.snaps[m, e] = score_entry(self.scoring, est, fold, share, best_epoch=e,
+                                           n_epochs=e, snapshot=True)  # fmt: skip
+            self.curve[m, e] = main_score(self.snaps[m, e]["test_scores"])
+        else:
+            rows = test + slot.offset
+            self.curve[m, e] = _curve_point(self.batch.scorers, est, self.copies.X[rows],
+                                            self.y_all[rows])  # fmt: skip
 
     def _halt(self, epoch: int, trained: list[int]) -> list[int] | None:
         """Ask ``on_epoch`` which candidates stop (1-based ``epoch``); return their members."""
         on_epoch = self.ev.on_epoch
         if on_epoch is None:
             return None
-        scores: dict = {}
+        indices, scores = self.group.indices, {}
         for m in trained:
-            scores.setdefault(self.slots[m][0], []).append(self.curve[m, epoch])
+            if (m, epoch) in self.curve:
+                lead = indices[self.slots[m].family.leader]
+                scores.setdefault(lead, []).append(self.curve[m, epoch])
         stop = set(on_epoch(epoch, scores) or ())
         for c in stop:
             self.batch.evaluation.pruned.setdefault(c, epoch)
-        return [m for m, (index, _, _) in enumerate(self.slots) if index in stop]
+        return [m for m, slot in enumerate(self.slots) if indices[slot.family.leader] in stop]
 
-    def _finish_member(self, m: int, index: int, s: int, offset: int, result, fit_time) -> None:
-        """Record member ``m``'s entry and curve rows."""
-        ev = self.ev
-        train, test = self.batch.splits[s]
+    def _lead_entry(self, m: int, slot: _Slot, result, fit_time) -> dict:
+        """The entry of the member's own candidate (its family's longest run)."""
+        train, test = self.batch.splits[slot.fold]
         est = engine.keras_stack.member_estimator(result, m)
         loss = result.history.get("loss")
         if loss is not None:  # what a failure's reason names: the member's own losses
             est.history_ = {"loss": [float(v) for v in loss[:, m]]}
         if result.diverged is not None and result.diverged[m]:
-            msg = diverged_member(est, self.copies.X[test + offset])
-            entry = self.failed(len(test), f"DivergedError: {msg}", fit_time)
-        else:
-            entry = score_entry(
-                self.scoring, est,
-                Fold(self.copies.X, self.y_all, train + offset, test + offset), fit_time,
-                best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
-            )  # fmt: skip
-        self.record(index, s, entry)
+            msg = diverged_member(est, self.copies.X[test + slot.offset])
+            return self.failed(len(test), f"DivergedError: {msg}", fit_time)
+        return score_entry(
+            self.scoring, est,
+            Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset), fit_time,
+            best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
+        )  # fmt: skip
+
+    def _finish_member(self, m: int, slot: _Slot, result, fit_time) -> None:
+        """Record the entries and curve rows of every candidate member ``m`` stands for."""
+        family, s = slot.family, slot.fold
+        lead = self._lead_entry(m, slot, result, fit_time)
+        lead_epochs = family.epochs[family.leader]
+        n_test = len(self.batch.splits[s][1])
+        for c, epochs in family.epochs.items():
+            index = self.group.indices[c]
+            if epochs == lead_epochs:
+                entry = lead
+            else:
+                entry = self.snaps.get((m, epochs)) or self.failed(
+                    n_test, lead["fit_error"] or "not trained that far", fit_time
+                )
+            self.record(index, s, entry)
+            last = int(result.n_epochs[m]) if epochs is None else min(epochs, result.n_epochs[m])
+            self._add_curve(m, index, s, int(last), result)
+        self.ev._tick(len(family.epochs))
+
+    def _add_curve(self, m: int, index: int, s: int, last: int, result) -> None:
+        """Candidate ``index``'s curve rows on fold ``s``, epochs 1 to ``last``."""
         loss, val_loss = result.history.get("loss"), result.history.get("val_loss")
-        if ev.epoch_curves and loss is not None:
-            self.batch.evaluation.curves.extend(
-                {
-                    "candidate": index, "fold": s, "epoch": e,
-                    "train_loss": float(loss[e - 1, m]),
-                    "test_score": self.curve.get((m, e), math.nan),
-                    "val_loss": float(val_loss[e - 1, m]) if val_loss is not None
-                    else math.nan,
-                }
-                for e in range(1, int(result.n_epochs[m]) + 1)
-            )  # fmt: skip
-        ev._tick()
+        if not self.ev.epoch_curves or loss is None:
+            return
+        self.batch.evaluation.curves.extend(
+            {
+                "candidate": index, "fold": s, "epoch": e,
+                "train_loss": float(loss[e - 1, m]),
+                "test_score": self.curve.get((m, e), math.nan),
+                "val_loss": float(val_loss[e - 1, m]) if val_loss is not None else math.nan,
+            }
+            for e in range(1, last + 1)
+        )  # fmt: skip
