@@ -260,22 +260,12 @@ class KerasStackRun(GroupRun):
 
     def _finish_member(self, m: int, slot: _Slot, result, fit_time) -> None:
         """Record the entries and curve rows of every candidate member ``m`` stands for."""
-        family, s = slot.family, slot.fold
         lead = self._lead_entry(m, slot, result, fit_time)
-        lead_epochs = family.epochs[family.leader]
-        n_test = len(self.batch.splits[s][1])
-        for c, epochs in family.epochs.items():
-            index = self.group.indices[c]
-            if epochs == lead_epochs:
-                entry = lead
-            else:
-                entry = self.snaps.get((m, epochs)) or self.failed(
-                    n_test, lead["fit_error"] or "not trained that far", fit_time
-                )
-            self.record(index, s, entry)
+        snapshot = lambda epochs: self.snaps.get((m, epochs))  # noqa: E731
+        for index, epochs in self.record_family(slot.family, slot.fold, lead, snapshot,
+                                                fit_time):  # fmt: skip
             last = int(result.n_epochs[m]) if epochs is None else min(epochs, result.n_epochs[m])
-            self._add_curve(m, index, s, int(last), result)
-        self.ev._tick(len(family.epochs))
+            self._add_curve(m, index, slot.fold, int(last), result)
 
     def _add_curve(self, m: int, index: int, s: int, last: int, result) -> None:
         """Candidate ``index``'s curve rows on fold ``s``, epochs 1 to ``last``."""

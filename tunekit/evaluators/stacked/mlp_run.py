@@ -292,22 +292,12 @@ class _Chunk:
     def finish_member(self, m: int, slot: _Slot, result, fit_time: float) -> None:
         """Record the entries (and curves) of every candidate the member stands for."""
         run = self.run
-        family, s = slot.family, slot.fold
-        n_test = len(run.batch.splits[s][1])
         lead = self.lead_entry(m, slot, result, fit_time)
-        lead_epochs = family.epochs[family.leader]
-        for c, epochs in family.epochs.items():
-            index = run.group.indices[c]
-            if epochs == lead_epochs:
-                entry = lead
-            else:
-                entry = self.snaps.get((m, epochs)) or run.failed(
-                    n_test, lead["fit_error"] or "not trained that far", fit_time
-                )
-            run.record(index, s, entry)
+        snapshot = lambda epochs: self.snaps.get((m, epochs))  # noqa: E731
+        for index, epochs in run.record_family(slot.family, slot.fold, lead, snapshot, fit_time):
             if run.ev.epoch_curves:
-                self.add_curve(m, index, s, min(int(epochs), int(result.n_epochs[m])), result)
-        run.ev._tick(len(family.epochs))
+                last = min(int(epochs), int(result.n_epochs[m]))
+                self.add_curve(m, index, slot.fold, last, result)
 
     def add_curve(self, m: int, index: int, s: int, last: int, result) -> None:
         """The candidate's curve rows on fold ``s``, epochs 1 to ``last``."""

@@ -86,6 +86,25 @@ class GroupRun:
         """The entry of a (candidate, fold) whose training failed."""
         return fail_entry(self.scoring, n_test, fit_time, reason)
 
+    def record_family(self, family, fold: int, lead: dict, snapshot, fit_time: float) -> list:
+        """Record the entry of every candidate of an epoch ``family`` on ``fold``.
+
+        The longest count gets ``lead``, a shorter one ``snapshot(epochs)`` (its
+        entry scored along the way), or a failure when the run never got that
+        far. Returns ``(batch index, epochs)`` for each candidate.
+        """
+        n_test = len(self.batch.splits[fold][1])
+        last, out = family.epochs[family.leader], []
+        for c, epochs in family.epochs.items():
+            entry = lead if epochs == last else snapshot(epochs) or self.failed(
+                n_test, lead["fit_error"] or "not trained that far", fit_time
+            )  # fmt: skip
+            index = self.group.indices[c]
+            self.record(index, fold, entry)
+            out.append((index, epochs))
+        self.ev._tick(len(family.epochs))
+        return out
+
     def record(self, index: int, fold: int, entry: dict) -> None:
         """Store the entry of candidate ``index`` (in the batch) on fold ``fold``."""
         self.batch.evaluation.entries[index][fold] = entry
