@@ -344,10 +344,12 @@ def _n_test(kwargs) -> int:
 
 
 def _too_few_to_hold_out(kwargs) -> bool:
-    """Whether a valid test_size holds out fewer samples than there are classes."""
+    """Whether a valid test_size leaves fewer samples than there are classes on either side
+    of the stratified split: held out, or left for the search (test_size=0.984375 leaves 1)."""
     test_size = kwargs.get("test_size", 0.2)
+    n_test = _n_test(kwargs)
     return SEARCH_ARGS["test_size"][1](test_size) and test_size is not None and (
-        _n_test(kwargs) < 2)
+        n_test < 2 or N_SEARCH - n_test < 2)
 
 
 def _too_few_per_fold(kwargs) -> bool:
@@ -355,6 +357,15 @@ def _too_few_per_fold(kwargs) -> bool:
     per_class = min(np.bincount(Y_SEARCH)) * (N_SEARCH - _n_test(kwargs)) / N_SEARCH
     folds = kwargs.get("cv") or 5
     return per_class < 3 * folds
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"cv": 10**6, "test_size": 0.984375},  # found by the 1,000-example run: both are refused,
+    {"test_size": 0.984375},  # and the split, checked first, names test_size
+    {"test_size": 79},
+])  # fmt: skip
+def test_a_test_size_that_leaves_the_search_one_row_is_named(kwargs):
+    _search_case(kwargs)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
