@@ -1,14 +1,18 @@
 """Nested cross-validation on the engine against the user's loop of searches.
 
     python benchmarks/nested.py [--seeds 0 1 2] [--epochs 15] [--grid 16] [--sklearn-grid 4]
+    python benchmarks/nested.py --optuna 40 [--seeds 0 1 2] [--epochs 15]
 
 Breast cancer, the lecture's MLP, a grid of ``--grid`` candidates (l2 x dropout),
-5 outer x 5 inner folds. For each seed, side by side in one run:
+or with ``--optuna N`` an Optuna study of N trials over l2 and dropout (the
+default pruner and sampler, seeded), 5 outer x 5 inner folds. For each seed,
+side by side in one run:
 
 (a) the user's loop: one ``tk.search`` per outer training part (engine
     "auto"), its chosen model scored on the outer test part;
 (b) ``tk.search(..., outer_cv=5)``: every outer fold's inner folds of the grid
-    trained together;
+    trained together; for Optuna, the five studies side by side, each round of
+    their batches trained together;
 (c) with ``--sklearn-grid N``: (b) on ``engine="sklearn"`` with an N-candidate
     grid, against (b)'s engine run of the same grid.
 
@@ -26,6 +30,8 @@ from sklearn.preprocessing import StandardScaler
 
 import tunekit as tk
 
+OPTUNA = {"model__l2": tk.Float(1e-5, 1e-2, log=True), "model__dropout": tk.Float(0.0, 0.5)}
+
 
 def grid(n: int) -> dict:
     l2 = [1e-5, 1e-4, 1e-3, 1e-2][: max(1, int(np.sqrt(n)))]
@@ -38,21 +44,26 @@ def estimator(seed: int, epochs: int):
                               batch_size=32, verbose=0, random_state=seed)  # fmt: skip
 
 
+def _strategy(space) -> dict:
+    if isinstance(space, int):  # an Optuna study of that many trials
+        return {"space": OPTUNA, "strategy": "optuna", "n_trials": space}
+    return {"space": space, "strategy": "grid"}
+
+
 def user_loop(X, y, space, seed: int, epochs: int) -> list[float]:
     outer = StratifiedKFold(5)
     scores = []
     for train, test in outer.split(X, y):
-        result = tk.search(estimator(seed, epochs), X[train], y[train], space=space,
-                           strategy="grid", cv=5, test_size=None, random_state=seed,
-                           verbose=0)  # fmt: skip
+        result = tk.search(estimator(seed, epochs), X[train], y[train], cv=5, test_size=None,
+                           random_state=seed, verbose=0, **_strategy(space))  # fmt: skip
         scores.append(result.best_estimator_.score(X[test], y[test]))
     return scores
 
 
 def nested(X, y, space, seed: int, epochs: int, engine: str = "auto") -> list[float]:
-    result = tk.search(estimator(seed, epochs), X, y, space=space, strategy="grid", cv=5,
-                       outer_cv=5, test_size=None, random_state=seed, engine=engine,
-                       verbose=0)  # fmt: skip
+    result = tk.search(estimator(seed, epochs), X, y, cv=5, outer_cv=5, test_size=None,
+                       random_state=seed, engine=engine, verbose=0,
+                       **_strategy(space))  # fmt: skip
     return list(result.nested_["outer_score"])
 
 
@@ -68,12 +79,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--grid", type=int, default=16)
     parser.add_argument("--sklearn-grid", type=int, default=0)
+    parser.add_argument("--optuna", type=int, default=0, help="an Optuna study of N trials")
     args = parser.parse_args()
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X).astype("float32")
-    space = grid(args.grid)
-    n = len(space["model__l2"]) * len(space["model__dropout"])
-    print(f"breast cancer, lecture MLP (16, 16), {args.epochs} epochs, {n}-candidate grid, 5 x 5")
+    if args.optuna:
+        space, what = args.optuna, f"Optuna study of {args.optuna} trials"
+    else:
+        space = grid(args.grid)
+        what = f"{len(space['model__l2']) * len(space['model__dropout'])}-candidate grid"
+    print(f"breast cancer, lecture MLP (16, 16), {args.epochs} epochs, {what}, 5 x 5")
     print("| seed | loop s | nested s | speed-up | outer mean, loop | nested | difference |")
     print("|---|---|---|---|---|---|---|")
     for seed in args.seeds:

@@ -304,3 +304,31 @@ def test_tunekit_keras_estimators_are_recognized_in_pipelines_and_others_are_not
     assert is_keras_estimator(make_pipeline(StandardScaler(), clf))
     assert is_keras_estimator(tk.KerasRegressor(tk.builders.mlp))
     assert not is_keras_estimator(LogisticRegression())
+
+
+def test_folds_train_each_candidate_on_its_own_splits_on_both_paths(data):
+    """``folds=``: what nested CV's outer studies share; the others' splits stay untrained."""
+    from sklearn.metrics import check_scoring
+
+    from tunekit.evaluators import StackedEvaluator
+
+    X, y = data
+    est = _clf(epochs=2)
+    splits = list(StratifiedKFold(4).split(X, y))
+    # the same parameters on two owners' splits (never one family), and one candidate that
+    # takes the standard path
+    cands = [{"optimizer": "rmsprop"}, {"optimizer": "adagrad"}, {"optimizer": "rmsprop"}]
+    folds = [frozenset({0, 1}), frozenset({2, 3}), frozenset({2, 3})]
+    scorer = check_scoring(est)
+    done = StackedEvaluator().evaluate(est, cands, splits, X, y, scorers=scorer, folds=folds)
+    assert done.engines == ["stacked", "sklearn", "stacked"]
+    for c, own in enumerate(folds):
+        where = sorted(own)
+        alone = StackedEvaluator().evaluate(est, [cands[c]], [splits[s] for s in where], X, y,
+                                            scorers=scorer)  # fmt: skip
+        for s in range(len(splits)):
+            if s not in own:
+                assert done.entries[c][s] is None
+                continue
+            expected = alone.entries[0][where.index(s)]["test_scores"]
+            assert done.entries[c][s]["test_scores"] == pytest.approx(expected, abs=1e-12)

@@ -162,7 +162,7 @@ def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loo
     assert "nested CV over 2 outer folds:" in str(result)
 
 
-def test_optuna_and_unseeded_random_searches_run_each_outer_fold_alone():
+def test_unseeded_random_searches_and_optuna_off_the_engine_run_each_outer_fold_alone():
     from tunekit.nested import shared_outer_folds
 
     X, y = _data()
@@ -176,3 +176,125 @@ def test_optuna_and_unseeded_random_searches_run_each_outer_fold_alone():
         assert (folds is not None) == shared, strategy
     options = {**base, "strategy": "grid", "fit_params": {"sample_weight": np.ones(len(y))}}
     assert shared_outer_folds(_Traced(), X, y, splits, options) is None
+    # Optuna: studies side by side on the engine only (a Keras estimator, one process)
+    keras_est = _keras_clf("mlp")
+    for engine, n_jobs, shared in [("auto", 1, True), ("sklearn", 1, False), ("auto", 2, False)]:
+        options = {**base, "strategy": "optuna", "engine": engine, "n_jobs": n_jobs}
+        folds = shared_outer_folds(keras_est, X, y, splits, options)
+        assert (folds is not None and folds.studies is not None) == shared, (engine, n_jobs)
+
+
+def _dense(input_shape, hidden=4, dropout=0.0, l2=0.0, output_units=1,
+           output_activation="sigmoid"):  # fmt: skip
+    """``mlp()``'s network as a user's own builder: the any-builder trainer."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dense(hidden, activation="relu",
+                           kernel_regularizer=keras.regularizers.L2(l2))(inputs)  # fmt: skip
+    x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(inputs, keras.layers.Dense(output_units, activation=output_activation)(x))
+
+
+def _keras_clf(builder):
+    extra = {"model__hidden": (4,)} if builder == "mlp" else {}
+    return tk.KerasClassifier(tk.builders.mlp if builder == "mlp" else _dense, epochs=3,
+                              batch_size=16, verbose=0, random_state=0, **extra)  # fmt: skip
+
+
+OPTUNA_SPACE = {"model__l2": tk.Float(1e-5, 1e-1, log=True), "model__dropout": tk.Float(0.0, 0.5)}
+
+
+@pytest.mark.parametrize("builder", ["mlp", "any"])
+def test_optuna_outer_folds_share_each_round_of_batches_and_equal_the_loop(monkeypatch, builder):
+    from tunekit.evaluators import StackedEvaluator
+
+    X, y = _keras_data(60)
+    est = _keras_clf(builder)
+    calls = []
+    evaluate = StackedEvaluator.evaluate
+
+    def counted(self, estimator, candidates, splits, *args, **kwargs):
+        calls.append((len(candidates), len(splits), kwargs.get("folds") is not None))
+        return evaluate(self, estimator, candidates, splits, *args, **kwargs)
+
+    monkeypatch.setattr(StackedEvaluator, "evaluate", counted)
+    options = dict(space=OPTUNA_SPACE, strategy="optuna", n_trials=6, cv=2, baselines=False,
+                   random_state=0, verbose=0)  # fmt: skip
+    result = tk.search(est, X, y, outer_cv=2, **options)
+    # two studies of 6 trials: a round of 4 + 4 trials, then 2 + 2, each on 2 x 2 inner splits;
+    # then both outer folds' choices (one candidate if both chose the same) on their outer
+    # splits; no inner search refits alone
+    assert calls[:2] == [(8, 4, True), (4, 4, True)]
+    assert len(calls) == 3 and calls[2][1:] == (2, False)
+    assert result.best_estimator_ is None
+    monkeypatch.setattr(StackedEvaluator, "evaluate", evaluate)
+    nested = result.nested_
+    for k, (train, test) in enumerate(StratifiedKFold(2).split(X, y)):
+        inner = tk.search(est, X[train], y[train], test_size=None, **options)  # a user's loop
+        assert nested.loc[k, "params"] == inner.best_params_
+        assert nested.loc[k, "inner_best_score"] == pytest.approx(inner.best_score_, abs=1e-12)
+        states = [t.state for t in inner.study_.get_trials()]
+        assert len(states) == 6
+        alone = StackedEvaluator().evaluate(
+            est, [inner.best_params_], [(train, test)], X, y,
+            scorers=check_scoring(est, "accuracy"),
+        )  # fmt: skip
+        expected = alone.entries[0][0]["test_scores"]
+        assert nested.loc[k, "outer_score"] == pytest.approx(expected, abs=1e-12)
+    assert "nested CV over 2 outer folds:" in str(result)
+
+
+def test_no_outer_test_row_reaches_an_optuna_inner_study_in_lockstep(monkeypatch):
+    from tunekit.evaluators import StackedEvaluator
+
+    X, y = _keras_data(60)
+    ids = np.arange(len(y), dtype="float32")[:, None]  # column 0: the row's id
+    X = np.hstack([ids / len(y), X])
+    seen = []
+    evaluate = StackedEvaluator.evaluate
+
+    def traced(self, estimator, candidates, splits, X_, *args, **kwargs):
+        for own in kwargs.get("folds") or ():  # the studies' trials, not the outer fits
+            rows = set()
+            for s in own:
+                rows |= set(np.rint(X_[np.r_[splits[s][0], splits[s][1]], 0] * len(y)).astype(int))
+            seen.append(rows)
+        return evaluate(self, estimator, candidates, splits, X_, *args, **kwargs)
+
+    monkeypatch.setattr(StackedEvaluator, "evaluate", traced)
+    tk.search(_keras_clf("mlp"), X, y, space=OPTUNA_SPACE, strategy="optuna", n_trials=4,
+              cv=2, outer_cv=3, baselines=False, random_state=0, verbose=0)  # fmt: skip
+    tests = [set(test) for _, test in StratifiedKFold(3).split(X, y)]
+    assert len(seen) == 3 * 4  # one batch of 4 trials in each of the 3 studies, together
+    for rows in seen:  # every candidate of every study: one outer fold's rows, no other's test
+        assert sum(not (rows & test) for test in tests) == 1
+
+
+def test_a_stop_request_ends_every_outer_study_in_lockstep(monkeypatch):
+    import os
+    import signal
+    import threading
+
+    from tunekit.evaluators import outer_studies
+
+    X, y = _keras_data(60)
+    dispatch = outer_studies._dispatch
+
+    def signalling(requests, starts):
+        hook = dispatch(requests, starts)
+
+        def on_epoch(epoch, scores):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # recorded by the main thread's handler
+            return hook(epoch, scores)
+
+        return on_epoch
+
+    monkeypatch.setattr(outer_studies, "_dispatch", signalling)
+    est = _keras_clf("mlp").set_params(epochs=30)
+    with pytest.raises(KeyboardInterrupt):
+        tk.search(est, X, y, space=OPTUNA_SPACE, strategy="optuna", n_trials=40, cv=2,
+                  outer_cv=2, baselines=False, random_state=0, verbose=0)  # fmt: skip
+    assert not [t for t in threading.enumerate() if t.name.startswith("tunekit-outer-fold")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -10,7 +10,10 @@ propose the same candidates in every outer fold, so every outer fold's inner
 folds train as one evaluation and the chosen candidates as one more
 (:mod:`tunekit.evaluators.outer_folds`): on the stacked engine, two stacks
 instead of one search per outer fold. Optuna studies adapt to each fold's own
-scores: each outer fold's study runs after the other.
+scores: on the engine they run side by side, one thread each, and every round
+of their batches trains as one evaluation
+(:mod:`tunekit.evaluators.outer_studies`); elsewhere each outer fold's study
+runs after the other.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from sklearn.utils import _safe_indexing
 
 from tunekit.evaluators import main_score
 from tunekit.evaluators.outer_folds import OuterFolds, lockstep
+from tunekit.evaluators.outer_studies import OuterStudies
 from tunekit.exceptions import SearchFailedError
 from tunekit.record import last_line
+from tunekit.strategies.optuna_batch import wants_batches
 from tunekit.strategies.scoring import EpochAwareScorer
 
 __all__ = ["nested_search", "shared_outer_folds"]
@@ -42,18 +47,24 @@ def shared_outer_folds(estimator, X, y, splits, options: dict) -> OuterFolds | N
     """The outer folds whose inner searches train together, or ``None``.
 
     Grid search, and random search and halving with an integer ``random_state``,
-    propose the same candidates in every outer fold. Optuna studies adapt to
-    each fold's scores, a parallel backend trains fits one by one, and
-    per-sample fit parameters follow the rows: each outer fold then runs alone.
+    propose the same candidates in every outer fold; Optuna studies that run
+    their trials in batches on the engine share each round of batches
+    (``studies``). A parallel backend trains fits one by one, and per-sample
+    fit parameters follow the rows: each outer fold then runs alone, as
+    Optuna studies off the engine and unseeded random searches do.
     """
     strategy = options["strategy"]
     seeded = isinstance(options.get("random_state"), numbers.Integral)
-    if options["backend"] is not None or options["fit_params"] or strategy == "optuna":
-        return None
-    if strategy != "grid" and not seeded:
+    if options["backend"] is not None or options["fit_params"]:
         return None
     trains = [np.asarray(train) for train, _ in splits]
-    return OuterFolds(X, y, trains, options["cv"], is_classifier(estimator))
+    folds = OuterFolds(X, y, trains, options["cv"], is_classifier(estimator))
+    if strategy == "optuna":  # one study per outer fold, their batches in shared stacks
+        batches = wants_batches(estimator, engine=options.get("engine", "auto"),
+                                n_jobs=options.get("n_jobs", 1), fit_params=None)  # fmt: skip
+        folds.studies = OuterStudies(folds) if batches else None
+        return folds if batches else None
+    return folds if strategy == "grid" or seeded else None
 
 
 def nested_search(search: Callable, estimator, X, y, options: dict, start: float) -> Any:
@@ -94,8 +105,11 @@ def nested_search(search: Callable, estimator, X, y, options: dict, start: float
         return inner
 
     rows, results = [_row(k, *split) for k, split in enumerate(splits)], {}
+    if shared is not None and shared.studies is not None:
+        results = shared.studies.run(lambda k: inner_search(k, rows[k]), len(splits))
     for k in range(len(splits)):
-        results[k] = inner_search(k, rows[k])
+        if k not in results:
+            results[k] = inner_search(k, rows[k])
     if shared is not None and shared.shared:
         pending = [k for k in results if results[k] is not None and rows[k]["params"] is not None
                    and not np.isfinite(rows[k]["outer_score"])]  # fmt: skip

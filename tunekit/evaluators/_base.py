@@ -78,14 +78,23 @@ class Evaluation:
     n_epochs: int = 0
     pruned: dict = field(default_factory=dict)
 
-    def merge(self, other: Evaluation, positions: list[int]) -> None:
-        """Put ``other`` (an evaluation of the candidates at ``positions``) into this one."""
+    def merge(self, other: Evaluation, positions: list[int], folds=None) -> None:
+        """Put ``other`` (an evaluation of the candidates at ``positions``) into this one.
+
+        ``folds``: the positions of ``other``'s folds here (``None``: the same folds).
+        """
         for k, c in enumerate(positions):
-            self.entries[c] = other.entries[k]
+            if folds is None:
+                self.entries[c] = other.entries[k]
+            else:
+                for s, entry in zip(folds, other.entries[k], strict=True):
+                    self.entries[c][s] = entry
             self.engines[c] = other.engines[k]
         self.curves.extend(
-            {**row, "candidate": positions[row["candidate"]]} for row in other.curves
-        )
+            {**row, "candidate": positions[row["candidate"]],
+             **({} if folds is None else {"fold": folds[row["fold"]]})}
+            for row in other.curves
+        )  # fmt: skip
         self.n_trained += other.n_trained
         self.n_epochs += other.n_epochs
         self.pruned.update({positions[c]: e for c, e in other.pruned.items()})
@@ -423,14 +432,15 @@ def _epoch_keys(estimator) -> tuple[str | None, str | None]:
     return found[0], stop if stop in names else None
 
 
-def epoch_families(estimator, candidates) -> list[Family]:
+def epoch_families(estimator, candidates, owners=None) -> list[Family]:
     """Group candidates that differ only in ``epochs`` (and stop on no validation loss).
 
     Without early stopping, ``epochs=10`` is the first ten epochs of an
     ``epochs=40`` run on the same seed and batch order, so only the largest
     count is trained and the smaller ones are read along the way. A candidate
     with early stopping, or with a non-integer ``epochs``, is a family of its
-    own: it keeps its own stopping rule.
+    own: it keeps its own stopping rule. ``owners`` (one hashable per
+    candidate) keeps candidates of different owners in different families.
     """
     epochs_key, stop_key = _epoch_keys(estimator)
     if epochs_key is None:
@@ -446,6 +456,7 @@ def epoch_families(estimator, candidates) -> list[Family]:
             continue
         try:
             key = _freeze({k: v for k, v in cand.items() if k != epochs_key})
+            key = key if owners is None else (owners[c], key)
             hash(key)
         except TypeError:
             singles.append(Family(c, {c: int(epochs)}))

@@ -37,7 +37,14 @@ from sklearn.utils import _safe_indexing
 
 from tunekit.evaluators._base import Evaluation, Evaluator
 
-__all__ = ["LockstepEvaluator", "OuterFolds", "lockstep", "sharing_for"]
+__all__ = [
+    "LockstepEvaluator",
+    "OuterFolds",
+    "evaluate_batch",
+    "lockstep",
+    "refit_elsewhere",
+    "sharing_for",
+]
 
 logger = logging.getLogger("tunekit")
 
@@ -77,6 +84,7 @@ class OuterFolds:
     unreported: tuple = (0, 0)  # the shared members and epochs, counted once
     trained_by: Any = None  # the estimator, scorers and evaluator of the shared evaluation
     refit: bool = False  # the current inner search refits its choice, as it would alone
+    studies: Any = None  # Optuna studies in lockstep (tunekit.evaluators.outer_studies)
 
     def refit_elsewhere(self) -> bool:
         """Whether the current inner search skips its refit (:meth:`outer_entries` trains it)."""
@@ -170,6 +178,25 @@ def lockstep(folds: OuterFolds | None, k: int, refit: bool = False):
         yield folds
     finally:
         _ACTIVE.reset(token)
+
+
+def refit_elsewhere() -> bool:
+    """Whether an Optuna inner search of nested CV leaves its refit to the nested search."""
+    folds = _ACTIVE.get()
+    return folds is not None and folds.studies is not None and folds.refit_elsewhere()
+
+
+def evaluate_batch(evaluator, estimator, candidates, splits, X, y, *, scorers) -> Evaluation:
+    """An Optuna batch: trained with the other outer folds' batches in a nested search.
+
+    Outside nested cross-validation's lockstep studies, ``evaluator`` trains
+    it alone, as :meth:`Evaluator.evaluate`.
+    """
+    folds = _ACTIVE.get()
+    studies = None if folds is None else folds.studies
+    if studies is None or not studies.running:
+        return evaluator.evaluate(estimator, candidates, splits, X, y, scorers=scorers)
+    return studies.evaluate(evaluator, estimator, candidates, splits, X, y, scorers=scorers)
 
 
 def sharing_for(evaluator: Evaluator) -> Evaluator:

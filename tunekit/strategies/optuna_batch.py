@@ -49,6 +49,7 @@ from tunekit.evaluators import (
     main_score,
     pop_predictions,
 )
+from tunekit.evaluators.outer_folds import evaluate_batch
 from tunekit.record import (
     CV_TEST_SCORES,
     ENGINE,
@@ -317,9 +318,10 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
         on_epoch=on_epoch,
         verbose=max(0, search.verbose - 2),
     )
-    done = evaluator.evaluate(
-        search.estimator, params, objective.splits, objective.X, objective.y, scorers=scorer
-    )
+    done = evaluate_batch(
+        evaluator, search.estimator, params, objective.splits, objective.X, objective.y,
+        scorers=scorer,
+    )  # alone, or with the other outer folds' batches in nested cross-validation
     if halted:  # unfinished trials are not results: FAIL them, to be run again on resume
         for trial in trials:
             set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {halted[0]}"})

@@ -44,6 +44,7 @@ from tunekit._signals import WorkerTerminated, check_stop, stop_requested
 from tunekit.evaluators import assemble, is_keras_estimator, predictions_of
 from tunekit.evaluators.diagnosis import divergence_reason, non_finite_reason
 from tunekit.evaluators.fast_scores import fast_score
+from tunekit.evaluators.outer_folds import refit_elsewhere
 from tunekit.exceptions import DivergedError, SearchFailedError
 from tunekit.record import (
     CV_TEST_SCORES,
@@ -709,7 +710,8 @@ class OptunaSearchCV:
         self.best_score_ = float(means[self.best_index_])
         self.best_params_ = self._candidate_params[self.best_index_]
         self.scorer_ = EpochAwareScorer(self.estimator, self.scoring).scorer
-        if self.refit and not self.interrupted_:
+        # in nested CV's lockstep studies, the nested search trains every fold's choice
+        if self.refit and not self.interrupted_ and not refit_elsewhere():
             refit = refit_best(
                 self.estimator, self._candidate_params, means, self.best_index_, X, y, fit_params
             )

@@ -149,7 +149,15 @@ class StackedEvaluator(Evaluator):
         return StandardEvaluator(**self.settings())
 
     # ------------------------------------------------------------------ evaluate
-    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None):
+    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None,
+                 folds=None):  # fmt: skip
+        """Train ``candidates`` on ``splits``; see :meth:`Evaluator.evaluate`.
+
+        ``folds`` (one set of split positions per candidate) trains each
+        candidate on those splits only; the other entries stay ``None``. Nested
+        cross-validation's outer folds use it to share stacks without training
+        a candidate on another outer fold's rows.
+        """
         candidates = list(candidates)
         groups = self.plan(estimator, candidates, y, fit_params)
         if sp.issparse(X):  # the any-builder path takes no sparse X
@@ -174,7 +182,7 @@ class StackedEvaluator(Evaluator):
             entries=[[None] * len(splits) for _ in candidates],
             engines=["sklearn"] * len(candidates),
         )
-        batch = Batch(estimator, candidates, splits, X, y, scorers, evaluation)
+        batch = Batch(estimator, candidates, splits, X, y, scorers, evaluation, folds)
         for g in groups:
             start = time.perf_counter()
             rest = g.indices
@@ -183,19 +191,29 @@ class StackedEvaluator(Evaluator):
             elif g.stacked:
                 rest = MlpStackRun(self, g, batch).run()
             if rest:
-                sub = self._fallback().evaluate(
-                    estimator,
-                    [candidates[i] for i in rest],
-                    splits,
-                    X,
-                    y,
-                    scorers=scorers,
-                    fit_params=fit_params,
-                )
-                evaluation.merge(sub, list(rest))
-                g.n_members += len(rest) * len(splits)
+                g.n_members += self._standard_path(batch, list(rest), fit_params)
             g.fit_time = time.perf_counter() - start
         return evaluation
+
+    def _standard_path(self, batch: Batch, rest: list[int], fit_params) -> int:
+        """Train the candidates at ``rest`` the standard way, each on its folds; the count."""
+        if batch.folds is None:
+            owners = {None: rest}
+        else:
+            owners = {}
+            for i in rest:
+                owners.setdefault(frozenset(batch.folds[i]), []).append(i)
+        n = 0
+        for folds, indices in owners.items():
+            where = range(len(batch.splits)) if folds is None else sorted(folds)
+            sub = self._fallback().evaluate(
+                batch.estimator, [batch.candidates[i] for i in indices],
+                [batch.splits[s] for s in where], batch.X, batch.y,
+                scorers=batch.scorers, fit_params=fit_params,
+            )  # fmt: skip
+            batch.evaluation.merge(sub, indices, list(where))
+            n += len(indices) * len(where)
+        return n
 
 
 def _without_label_smoothing(groups, final, candidates, prefix) -> list[CandidateGroup]:

@@ -20,7 +20,6 @@ from tunekit.evaluators._base import (
     Family,
     Fold,
     _curve_point,
-    epoch_families,
     main_score,
     score_entry,
 )
@@ -157,7 +156,7 @@ class KerasStackRun(GroupRun):
         seeds = Seeds(self.final, self.ev.random_state)
         base = self.final.get_params(deep=False)
         members, slots = [], []
-        for family in epoch_families(self.batch.estimator, self.cands):
+        for family in self.families():
             k = family.leader
             c = kg.indices[k]
             key = variant_key(self.pre, self.cands[k], self.prefix)
@@ -165,6 +164,8 @@ class KerasStackRun(GroupRun):
                 "validation_fraction"
             )
             for s, (train, test) in enumerate(b.splits):
+                if not self.wants(family, s):
+                    continue
                 copy = self.copies.where[(key, s)]
                 init, _, carve_seed = seeds.draw()
                 if isinstance(copy, str):

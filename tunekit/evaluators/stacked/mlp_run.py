@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 import tunekit.engine as engine
 from tunekit.engine.memory import mlp_footprint
-from tunekit.evaluators._base import Fold, _curve_point, epoch_families, main_score, score_entry
+from tunekit.evaluators._base import Fold, _curve_point, main_score, score_entry
 from tunekit.evaluators.diagnosis import diverged_member
 from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, variant_key
@@ -74,16 +74,12 @@ class MlpStackRun(GroupRun):
             except ValueError as err:
                 if self.ev.strict:
                     self.ev._refuse(b.candidates, [CandidateGroup(group.indices, None, str(err))])
-                rest.extend(
-                    group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
-                )
+                rest.extend(group.indices[c] for slot in slots for c in slot.family.epochs)
                 continue
             stacks = self._stacks(config, specs, slots)
             why = self._sparse_refusal(config, max(len(stack) for stack in stacks))
             if why is not None:
-                rest.extend(
-                    group.indices[c] for slot in slots for c in slot.family.epochs if slot.fold == 0
-                )
+                rest.extend(group.indices[c] for slot in slots for c in slot.family.epochs)
                 continue
             for stack in stacks:
                 group.stacks.append(len(stack))
@@ -115,11 +111,13 @@ class MlpStackRun(GroupRun):
         base = self.final.get_params(deep=False)
         seeds = Seeds(self.final, self.ev.random_state)
         by_width: dict[int, tuple[list, list]] = {}
-        for family in epoch_families(self.batch.estimator, self.cands):
+        for family in self.families():
             lead = self.cands[family.leader]
             member = engine.resolve_params({**base, **split_params(lead, self.prefix)[1]}).member
             key = variant_key(self.pre, lead, self.prefix)
             for s, (train, test) in enumerate(self.batch.splits):
+                if not self.wants(family, s):
+                    continue
                 copy = self.copies.where[(key, s)]
                 init, stream, carve_seed = seeds.draw()
                 if isinstance(copy, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tunekit.evaluators._base import Evaluation, Scoring, fail_entry
+from tunekit.evaluators._base import Evaluation, Scoring, epoch_families, fail_entry
 from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_copies
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
 
@@ -25,6 +25,7 @@ class Batch:
     y: object
     scorers: object
     evaluation: Evaluation
+    folds: list | None = None  # per candidate, the folds it trains on (None: every fold)
 
 
 class GroupRun:
@@ -45,7 +46,16 @@ class GroupRun:
         self.batch = batch
         self.pre, self.final, self.prefix = split_pipeline(batch.estimator)
         self.cands = [batch.candidates[i] for i in group.indices]
+        self.owners = None if batch.folds is None else [batch.folds[i] for i in group.indices]
         self.copies: Copies | None = None
+
+    def families(self):
+        """The group's epoch families; candidates on different folds never share one."""
+        return epoch_families(self.batch.estimator, self.cands, self.owners)
+
+    def wants(self, family, fold: int) -> bool:
+        """Whether ``family`` trains on ``fold`` (every fold, unless the batch says which)."""
+        return self.owners is None or fold in self.owners[family.leader]
 
     @property
     def scoring(self) -> Scoring:
