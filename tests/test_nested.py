@@ -298,3 +298,36 @@ def test_a_stop_request_ends_every_outer_study_in_lockstep(monkeypatch):
                   outer_cv=2, baselines=False, random_state=0, verbose=0)  # fmt: skip
     assert not [t for t in threading.enumerate() if t.name.startswith("tunekit-outer-fold")]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_outer_study_that_fails_in_lockstep_is_a_nan_row_and_the_others_stand(monkeypatch):
+    import threading
+
+    from tunekit.strategies.optuna_search import OptunaSearchCV
+
+    X, y = _keras_data(60)
+    fit, collect = OptunaSearchCV.fit, OptunaSearchCV._collect
+
+    def fold() -> str:
+        return threading.current_thread().name.rsplit("-", 1)[-1]
+
+    def failing_fit(self, X, y=None, **kwargs):  # outer fold 1: before its first batch
+        if fold() == "1":
+            raise SearchFailedError("fold 1 failed at once")
+        return fit(self, X, y, **kwargs)
+
+    def failing_collect(self, X, y, fit_params):  # outer fold 2: after all its batches
+        if fold() == "2":
+            raise SearchFailedError("fold 2 failed at the end")
+        return collect(self, X, y, fit_params)
+
+    monkeypatch.setattr(OptunaSearchCV, "fit", failing_fit)
+    monkeypatch.setattr(OptunaSearchCV, "_collect", failing_collect)
+    result = tk.search(_keras_clf("mlp"), X, y, space=OPTUNA_SPACE, strategy="optuna",
+                       n_trials=6, cv=2, outer_cv=3, baselines=False, random_state=0,
+                       verbose=0)  # fmt: skip
+    nested = result.nested_
+    assert np.isfinite(nested.loc[0, "outer_score"]) and nested.loc[0, "params"] is not None
+    for k, why in [(1, "fold 1 failed at once"), (2, "fold 2 failed at the end")]:
+        assert np.isnan(nested.loc[k, "outer_score"]) and nested.loc[k, "params"] is None
+        assert nested.loc[k, "failure_reason"] == f"SearchFailedError: {why}"
