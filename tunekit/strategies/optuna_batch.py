@@ -77,7 +77,8 @@ DEFAULT_BATCH = 8
 
 _RUNNING = optuna.trial.TrialState.RUNNING
 _WAITING = optuna.trial.TrialState.WAITING
-_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+_COMPLETE = optuna.trial.TrialState.COMPLETE
+_FINISHED = (_COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def check_trial_batch(trial_batch) -> None:
@@ -269,6 +270,60 @@ class _Waiting:
         return True
 
 
+class _Pruning:
+    """Each trial's report, and the pruner's verdict on it, with one read of the study a batch.
+
+    ``trial.should_prune()`` reads the trial and the study's trials from
+    storage, for every trial at every epoch: on SQLite that was most of a
+    pruned study's wall time. The median and percentile pruners compare with
+    COMPLETE trials only, and no trial of a batch completes before the batch
+    ends, so those trials are read once, at the batch's first report, and the
+    verdicts are the ones ``should_prune`` gives in a process of its own
+    (trials that other processes complete meanwhile count from the next batch
+    on). Every other pruner is asked through ``should_prune``, as before.
+    Every report is still written to storage as it comes (the pruners of
+    other processes, and of later batches, read them).
+    """
+
+    def __init__(self, study) -> None:
+        self.study = study
+        self.pruner = study.pruner
+        self.direct = type(self.pruner).prune is optuna.pruners.PercentilePruner.prune and (
+            len(study.directions) == 1
+        )
+        self.values: dict[int, dict] = {}
+        self.completed: list | None = None
+
+    def report(self, trial, value: float, step: int) -> bool:
+        """Report ``value`` at ``step`` for ``trial``; whether it should be pruned."""
+        trial.report(value, step)
+        if not self.direct:
+            return trial.should_prune()
+        self.values.setdefault(trial.number, {}).setdefault(step, value)  # as Optuna keeps it
+        if self.completed is None:
+            self.completed = self.study.get_trials(deepcopy=False, states=(_COMPLETE,))
+        return self.pruner.prune(self, _Reported(self.values[trial.number]))
+
+    # what a percentile pruner reads of the study
+    @property
+    def direction(self):
+        return self.study.direction
+
+    def get_trials(self, deepcopy: bool = False, states=None) -> list:
+        return [t for t in self.completed or () if states is None or t.state in states]
+
+
+class _Reported:
+    """A trial as a percentile pruner reads it: its reported values."""
+
+    def __init__(self, values: dict) -> None:
+        self.intermediate_values = values
+
+    @property
+    def last_step(self) -> int | None:
+        return max(self.intermediate_values) if self.intermediate_values else None
+
+
 def _retry_of(trial) -> int | None:
     """The number of the failed trial that ``trial`` runs again, or None."""
     history = trial.system_attrs.get("retry_history") or [None]
@@ -291,22 +346,19 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
     worker = worker_id()
     for trial in trials:  # whose trials these are (written after the parameters)
         set_user_attrs(trial, {WORKER_ATTR: worker})
-    prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)
+    pruning = None if isinstance(study.pruner, optuna.pruners.NopPruner) else _Pruning(study)
     halted = []
 
     def on_epoch(epoch, scores):
         if stop_requested() is not None:  # Ctrl-C: stop the stack at this epoch boundary
             halted.append(epoch)
             return list(scores)
-        if not prunes:
+        if pruning is None:
             return []
         stop = []
         for c, values in scores.items():
             values = [v for v in values if math.isfinite(v)]
-            if not values:
-                continue
-            trials[c].report(float(np.mean(values)), epoch)
-            if trials[c].should_prune():
+            if values and pruning.report(trials[c], float(np.mean(values)), epoch):
                 stop.append(c)
         return stop
 
