@@ -332,3 +332,41 @@ def test_folds_train_each_candidate_on_its_own_splits_on_both_paths(data):
                 continue
             expected = alone.entries[0][where.index(s)]["test_scores"]
             assert done.entries[c][s]["test_scores"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_padding_a_stack_to_a_compiled_shape_leaves_every_score_unchanged(data, monkeypatch):
+    """``pad_to``: the Optuna batches' stacks share one shape; the real members are untouched."""
+    import optuna
+    from sklearn.metrics import check_scoring
+
+    import tunekit.engine as engine
+    from tunekit.evaluators import StackedEvaluator
+
+    X, y = data
+    est = _clf(epochs=3)
+    splits = list(StratifiedKFold(3).split(X, y))
+    cands = [{"model__dropout": 0.0}, {"model__dropout": 0.3, "epochs": 2}]
+    sizes = []
+    train_stack = engine.train_stack
+
+    def counted(config, specs, *args, **kwargs):
+        sizes.append(len(specs))
+        return train_stack(config, specs, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_stack", counted)
+    scorer = check_scoring(est)
+    plain = StackedEvaluator().evaluate(est, cands, splits, X, y, scorers=scorer)
+    padded = StackedEvaluator(pad_to=16).evaluate(est, cands, splits, X, y, scorers=scorer)
+    assert sizes == [6, 16]  # two candidates x three folds, then padded to 16 members
+    for c in range(len(cands)):
+        for s in range(len(splits)):
+            got, want = padded.entries[c][s], plain.entries[c][s]
+            assert got["test_scores"] == pytest.approx(want["test_scores"], abs=1e-12)
+            assert (got["n_epochs"], got["best_epoch"]) == (want["n_epochs"], want["best_epoch"])
+    assert (padded.n_trained, padded.n_epochs) == (plain.n_trained, plain.n_epochs)
+    # an Optuna study's first batch (4 trials) and its last (2) take the full batches' shape
+    sizes.clear()
+    tk.search(est, X, y, space={"model__dropout": tk.Float(0.0, 0.5)}, strategy="optuna",
+              n_trials=14, cv=2, test_size=None, baselines=False, verbose=0, random_state=0,
+              pruner=optuna.pruners.NopPruner())  # fmt: skip
+    assert sizes == [16, 16, 16]  # batches of 4, 8 and 2 trials x 2 folds

@@ -182,7 +182,7 @@ def run_batches(search, objective, *, remaining: int, timeout=None, progress=Non
             return n_run
         if n > 0:
             n = min(first if n_run == 0 else size, n)
-            n_run += _run_batch(search, objective, study, scorer, n, progress)
+            n_run += _run_batch(search, objective, study, scorer, n, progress, full=size)
         elif not waiting.wait():
             return n_run
 
@@ -330,7 +330,7 @@ def _retry_of(trial) -> int | None:
     return history[-1]
 
 
-def _run_batch(search, objective, study, scorer, n: int, progress) -> int:
+def _run_batch(search, objective, study, scorer, n: int, progress, full: int) -> int:
     with warnings.catch_warnings():
         # Optuna's heartbeats run inside Study.optimize only: the batch keeps them itself
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
@@ -338,10 +338,11 @@ def _run_batch(search, objective, study, scorer, n: int, progress) -> int:
     with Heartbeats(study._storage) as beats:
         for trial in trials:
             beats.add(trial)
-        return _train_batch(search, objective, study, scorer, trials, progress, beats)
+        return _train_batch(search, objective, study, scorer, trials, progress, beats, full)
 
 
-def _train_batch(search, objective, study, scorer, trials, progress, beats) -> int:
+def _train_batch(search, objective, study, scorer, trials, progress, beats, full: int) -> int:
+    """Train ``trials`` (a batch of at most ``full``), report, prune, tell; the count."""
     params = [search.space.suggest(trial) for trial in trials]
     worker = worker_id()
     for trial in trials:  # whose trials these are (written after the parameters)
@@ -369,6 +370,7 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats) -> i
         random_state=search.random_state,
         on_epoch=on_epoch,
         verbose=max(0, search.verbose - 2),
+        pad_to=full * len(objective.splits),  # one compiled shape for every batch
     )
     done = evaluate_batch(
         evaluator, search.estimator, params, objective.splits, objective.X, objective.y,

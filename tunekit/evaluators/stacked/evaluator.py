@@ -55,6 +55,14 @@ class StackedEvaluator(Evaluator):
         GPU, of the smaller of that and the GPU's memory); a float in (0, 1]:
         that fraction of it; an int: bytes; a string: a size (``"4GB"``,
         ``"512MiB"``). See :mod:`tunekit.engine.memory` for the estimate.
+    pad_to : int or None, default=None
+        A dense ``mlp()`` stack of fewer members (and the only stack of its
+        structure) is padded to this many when the budget allows, so that
+        batches of different sizes share one compiled shape: a shape is
+        compiled once, and a compilation costs more than the padding. The
+        padding members copy the first member's settings, train one epoch
+        and are discarded; the others train as they would alone. The Optuna
+        batches set it to the size of a full batch.
     **kwargs
         :class:`~tunekit.evaluators.Evaluator`'s settings.
 
@@ -83,6 +91,7 @@ class StackedEvaluator(Evaluator):
         fallback=None,
         on_epoch=None,
         memory_budget=None,
+        pad_to=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +100,7 @@ class StackedEvaluator(Evaluator):
         self.fallback = fallback
         self.on_epoch = on_epoch
         self.memory_budget = memory_budget
+        self.pad_to = pad_to
 
     # ------------------------------------------------------------------ grouping
     def plan(self, estimator, candidates, y=None, fit_params=None) -> list[CandidateGroup]:

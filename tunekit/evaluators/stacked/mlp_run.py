@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -81,9 +81,11 @@ class MlpStackRun(GroupRun):
             if why is not None:
                 rest.extend(group.indices[c] for slot in slots for c in slot.family.epochs)
                 continue
+            pad = self._padding(len(stacks), len(stacks[0]))
             for stack in stacks:
                 group.stacks.append(len(stack))
-                _Chunk(self, config, [specs[i] for i in stack], [slots[i] for i in stack]).train()
+                chunk = _Chunk(self, config, [specs[i] for i in stack], [slots[i] for i in stack])
+                chunk.train(pad)
         return sorted(set(rest))
 
     def _stacks(self, config, specs: list, slots: list) -> list[list[int]]:
@@ -92,7 +94,16 @@ class MlpStackRun(GroupRun):
         member = mlp_footprint(config, n_rows, any(s.patience is not None for s in specs))
         shared = data_bytes(self.copies.X, self.Y_all)
         families = family_sizes([id(slot.family) for slot in slots])
-        return self.ev.budget_.stacks(member, shared, families, f"candidates {self.group.indices}")
+        what = f"candidates {self.group.indices}"
+        self.capacity = self.ev.budget_.capacity(member, shared, what)
+        return self.ev.budget_.stacks(member, shared, families, what)
+
+    def _padding(self, n_stacks: int, n_members: int) -> int:
+        """Members to add to a lone dense stack so that it has the evaluator's ``pad_to``."""
+        target = self.ev.pad_to
+        if target is None or n_stacks > 1 or sp.issparse(self.copies.X):
+            return 0
+        return max(0, min(target, self.capacity) - n_members)
 
     def _sparse_refusal(self, config, n_members: int) -> str | None:
         """Why a sparse copy of X does not fit the trainer's cap (logged; refused if strict)."""
@@ -198,13 +209,18 @@ class _Chunk:
             n_epochs=n_epochs,
         )  # fmt: skip
 
-    def train(self) -> None:
-        """Train the chunk's members and record their entries."""
+    def train(self, pad: int = 0) -> None:
+        """Train the chunk's members and record their entries.
+
+        ``pad`` members more (the first one's settings, one epoch) fill the
+        stack to a shape already compiled; they are discarded.
+        """
         run, ev = self.run, self.run.ev
         self.start = time.perf_counter()
+        padding = [replace(self.specs[0], epochs=1, patience=None, val_idx=None)] * pad
         result = engine.train_stack(
             self.config,
-            self.specs,
+            self.specs + padding,
             run.copies.X,
             run.Y_all,
             verbose=max(0, ev.verbose - 1),
@@ -215,7 +231,7 @@ class _Chunk:
         group.epoch_times.extend(result.epoch_times.tolist())
         group.n_members += n
         evaluation.n_trained += n
-        evaluation.n_epochs += int(np.sum(result.n_epochs))
+        evaluation.n_epochs += int(np.sum(result.n_epochs[:n]))  # not the padding's
         fit_time = (result.fit_time - self.spent) / n
         for m, slot in enumerate(self.slots):
             self.finish_member(m, slot, result, fit_time)
