@@ -334,7 +334,19 @@ def test_folds_train_each_candidate_on_its_own_splits_on_both_paths(data):
             assert done.entries[c][s]["test_scores"] == pytest.approx(expected, abs=1e-12)
 
 
-def test_padding_a_stack_to_a_compiled_shape_leaves_every_score_unchanged(data, monkeypatch):
+def _dense(input_shape, dropout=0.0, output_units=1, output_activation="sigmoid"):
+    """A user's own builder of a small network: the any-builder trainer."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dropout(dropout)(keras.layers.Dense(6, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(output_units, activation=output_activation)(x))
+
+
+@pytest.mark.parametrize("builder", ["mlp", "any"])
+def test_padding_a_stack_to_a_compiled_shape_leaves_every_score_unchanged(
+    data, monkeypatch, builder
+):
     """``pad_to``: the Optuna batches' stacks share one shape; the real members are untouched."""
     import optuna
     from sklearn.metrics import check_scoring
@@ -343,17 +355,22 @@ def test_padding_a_stack_to_a_compiled_shape_leaves_every_score_unchanged(data, 
     from tunekit.evaluators import StackedEvaluator
 
     X, y = data
-    est = _clf(epochs=3)
+    if builder == "mlp":
+        est = _clf(epochs=3)
+        module, name = engine, "train_stack"
+    else:
+        est = tk.KerasClassifier(_dense, epochs=3, batch_size=16, random_state=0, verbose=0)
+        module, name = engine.keras_stack, "train_group"
     splits = list(StratifiedKFold(3).split(X, y))
     cands = [{"model__dropout": 0.0}, {"model__dropout": 0.3, "epochs": 2}]
     sizes = []
-    train_stack = engine.train_stack
+    train = getattr(module, name)
 
-    def counted(config, specs, *args, **kwargs):
-        sizes.append(len(specs))
-        return train_stack(config, specs, *args, **kwargs)
+    def counted(config, members, *args, **kwargs):
+        sizes.append(len(members))
+        return train(config, members, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_stack", counted)
+    monkeypatch.setattr(module, name, counted)
     scorer = check_scoring(est)
     plain = StackedEvaluator().evaluate(est, cands, splits, X, y, scorers=scorer)
     padded = StackedEvaluator(pad_to=16).evaluate(est, cands, splits, X, y, scorers=scorer)

@@ -56,8 +56,8 @@ class StackedEvaluator(Evaluator):
         that fraction of it; an int: bytes; a string: a size (``"4GB"``,
         ``"512MiB"``). See :mod:`tunekit.engine.memory` for the estimate.
     pad_to : int or None, default=None
-        A dense ``mlp()`` stack of fewer members (and the only stack of its
-        structure) is padded to this many when the budget allows, so that
+        A dense stack of fewer members (the only stack of its structure, on
+        either trainer) is padded to this many when the budget allows, so that
         batches of different sizes share one compiled shape: a shape is
         compiled once, and a compilation costs more than the padding. The
         padding members copy the first member's settings, train one epoch

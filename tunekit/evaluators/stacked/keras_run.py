@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.base import clone
@@ -114,9 +114,11 @@ class KerasStackRun(GroupRun):
         members, slots = self._members()
         if not members:
             return []
-        for stack in self._stacks(members, slots):
+        stacks = self._stacks(members, slots)
+        pad = self.padding(stacks, self.capacity)
+        for stack in stacks:
             self.slots = [slots[i] for i in stack]
-            self._train([members[i] for i in stack])
+            self._train([members[i] for i in stack], pad)
         return []
 
     def _stacks(self, members, slots) -> list[list[int]]:
@@ -128,23 +130,31 @@ class KerasStackRun(GroupRun):
         member = engine.keras_stack.footprint(self.group.keras, n_rows, early)
         shared = data_bytes(self.copies.X, self.y_all)
         families = family_sizes([id(slot.family) for slot in slots])
-        return self.ev.budget_.stacks(member, shared, families, f"candidates {self.group.indices}")
+        what = f"candidates {self.group.indices}"
+        self.capacity = self.ev.budget_.capacity(member, shared, what)
+        return self.ev.budget_.stacks(member, shared, families, what)
 
-    def _train(self, members) -> None:
-        """Train one stack of the group's members (``self.slots``) and record their entries."""
+    def _train(self, members, pad: int = 0) -> None:
+        """Train one stack of the group's members (``self.slots``) and record their entries.
+
+        ``pad`` members more (the first one's candidate, one epoch) fill the
+        stack to a shape already compiled; they are discarded.
+        """
         self.curve: dict = {}  # (member, epoch) -> test score
         self.snaps: dict = {}  # (member, epoch) -> entry of a shorter candidate
         self.spent = 0.0  # wall time spent scoring along the way
         self.start = time.perf_counter()
         self.group.stacks.append(len(members))
+        padding = [replace(members[0], epochs=1, patience=None, val_idx=None)] * pad
         result = engine.keras_stack.train_group(
-            self.group.keras, members, self.copies.X, self.y_all, on_epoch_end=self._score_epoch
-        )
+            self.group.keras, members + padding, self.copies.X, self.y_all,
+            on_epoch_end=self._score_epoch,
+        )  # fmt: skip
         group, evaluation = self.group, self.batch.evaluation
         group.fit_time += result.fit_time
         group.n_members += len(members)
         evaluation.n_trained += len(members)
-        evaluation.n_epochs += int(np.sum(result.n_epochs))
+        evaluation.n_epochs += int(np.sum(result.n_epochs[: len(members)]))  # no padding
         fit_time = (result.fit_time - self.spent) / len(members)
         for m, slot in enumerate(self.slots):
             self._finish_member(m, slot, result, fit_time)

@@ -81,7 +81,7 @@ class MlpStackRun(GroupRun):
             if why is not None:
                 rest.extend(group.indices[c] for slot in slots for c in slot.family.epochs)
                 continue
-            pad = self._padding(len(stacks), len(stacks[0]))
+            pad = self.padding(stacks, self.capacity)
             for stack in stacks:
                 group.stacks.append(len(stack))
                 chunk = _Chunk(self, config, [specs[i] for i in stack], [slots[i] for i in stack])
@@ -97,13 +97,6 @@ class MlpStackRun(GroupRun):
         what = f"candidates {self.group.indices}"
         self.capacity = self.ev.budget_.capacity(member, shared, what)
         return self.ev.budget_.stacks(member, shared, families, what)
-
-    def _padding(self, n_stacks: int, n_members: int) -> int:
-        """Members to add to a lone dense stack so that it has the evaluator's ``pad_to``."""
-        target = self.ev.pad_to
-        if target is None or n_stacks > 1 or sp.issparse(self.copies.X):
-            return 0
-        return max(0, min(target, self.capacity) - n_members)
 
     def _sparse_refusal(self, config, n_members: int) -> str | None:
         """Why a sparse copy of X does not fit the trainer's cap (logged; refused if strict)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import scipy.sparse as sp
+
 from tunekit.evaluators._base import Evaluation, Scoring, epoch_families, fail_entry
 from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_copies
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
@@ -91,6 +93,18 @@ class GroupRun:
             self.ev._refuse(self.batch.candidates, [group])
         _log.info(f"candidates {self.group.indices} take the standard path: {reason}")
         return True
+
+    def padding(self, stacks: list, capacity: int) -> int:
+        """Members to add to a lone dense stack so that it has the evaluator's ``pad_to``.
+
+        A stack shape is compiled once: the Optuna batches' smaller stacks
+        take the full batches' shape (the padding trains one epoch and is
+        discarded; every member's draws come from its own seeds).
+        """
+        target = getattr(self.ev, "pad_to", None)
+        if target is None or len(stacks) != 1 or sp.issparse(self.copies.X):
+            return 0
+        return max(0, min(target, capacity) - len(stacks[0]))
 
     def failed(self, n_test: int, reason: str, fit_time: float = 0.0) -> dict:
         """The entry of a (candidate, fold) whose training failed."""
