@@ -1,8 +1,9 @@
-"""The batched path's pruning verdicts come from one read of the study per batch.
+"""The batched path's reports go in one write per epoch, its verdicts from one read a batch.
 
 A median pruner compares a trial with COMPLETE trials only, and no trial of a
 batch completes before the batch ends: the verdicts equal ``trial.should_prune()``'s,
-which reads the storage for every trial at every epoch.
+which reads the storage for every trial at every epoch. The reports stored are
+``trial.report``'s.
 """
 
 import numpy as np
@@ -35,20 +36,26 @@ def _study(tmp_path, name, pruner, monkeypatch):
     y = (X[:, 0] - X[:, 2] + 0.5 * rng.normal(size=80) > 0).astype(int)
     est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=6, batch_size=16,
                              verbose=0, random_state=0)  # fmt: skip
+    storage = None if name == "in-memory" else f"sqlite:///{tmp_path / name}.db"
     result = tk.search(est, X, y, space=SPACE, strategy="optuna", n_trials=14, cv=2,
                        test_size=None, baselines=False, verbose=0, random_state=0,
-                       storage=f"sqlite:///{tmp_path / name}.db", study_name=name,
-                       pruner=pruner)  # fmt: skip
+                       storage=storage, study_name=name, pruner=pruner)  # fmt: skip
     monkeypatch.setattr(optuna.Study, "get_trials", get_trials)
     trials = result.study_.get_trials()
     return [(t.state, t.value, dict(t.intermediate_values)) for t in trials], len(reads)
 
 
-def test_median_pruning_from_one_read_per_batch_equals_asking_each_trial(tmp_path, monkeypatch):
+@pytest.mark.parametrize("reference", ["sqlite", "in-memory"])
+def test_median_pruning_from_one_read_per_batch_equals_asking_each_trial(
+    tmp_path, monkeypatch, reference
+):
+    """Against ``should_prune()`` on SQLite, and against Optuna's own ``trial.report`` and
+    ``should_prune()`` on an in-memory study."""
     kwargs = dict(n_startup_trials=2, n_warmup_steps=1)
     direct, direct_reads = _study(tmp_path, "direct", optuna.pruners.MedianPruner(**kwargs),
                                   monkeypatch)  # fmt: skip
-    asked, asked_reads = _study(tmp_path, "asked", _AskedEachTime(**kwargs), monkeypatch)
+    name = "asked" if reference == "sqlite" else "in-memory"
+    asked, asked_reads = _study(tmp_path, name, _AskedEachTime(**kwargs), monkeypatch)
     states = [state for state, _, _ in direct]
     assert states.count(optuna.trial.TrialState.PRUNED) >= 2  # pruning happened
     assert [s for s, _, _ in asked] == states
@@ -56,3 +63,29 @@ def test_median_pruning_from_one_read_per_batch_equals_asking_each_trial(tmp_pat
         assert value == pytest.approx(value2, abs=1e-12)
         assert steps == pytest.approx(steps2, abs=1e-12)  # every report is still stored
     assert direct_reads < asked_reads / 2
+
+
+def test_one_epochs_reports_are_one_transaction_with_trial_reports_rows(tmp_path):
+    from sqlalchemy import event
+
+    from tunekit.storage import report_all
+    from tunekit.storage.reconnect import rdb_backend
+
+    url = f"sqlite:///{tmp_path / 'reports.db'}"
+    study = optuna.create_study(storage=url, direction="maximize")
+    a, b = study.ask(), study.ask()
+    a.report(0.25, 0)
+    commits = []
+    event.listen(rdb_backend(study._storage).engine, "commit", lambda conn: commits.append(1))
+    # a's step 0 is already reported, and a step given twice keeps its first value, as
+    # trial.report does
+    report_all([(a, 0, 0.9), (a, 1, 0.5), (b, 1, 0.7), (b, 1, 0.1), (b, 2, np.float32(0.3))])
+    assert len(commits) == 1
+    back = {t.number: t.intermediate_values for t in optuna.load_study(
+        study_name=study.study_name, storage=url).trials}  # fmt: skip
+    assert back[a.number] == {0: 0.25, 1: 0.5}
+    assert back[b.number] == pytest.approx({1: 0.7, 2: 0.3})
+    study.tell(b, state=optuna.trial.TrialState.PRUNED)  # the pruned value: its last report
+    assert optuna.load_study(study_name=study.study_name, storage=url).trials[1].value == (
+        pytest.approx(0.3)
+    )

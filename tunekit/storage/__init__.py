@@ -56,7 +56,7 @@ _LAZY = {
         ),
         "tunekit.storage.urls",
     ),
-    "set_user_attrs": "tunekit.storage.writes",
+    **dict.fromkeys(("report_all", "set_user_attrs"), "tunekit.storage.writes"),
     "claim_queued_trials": "tunekit.storage.queue",
 }  # fmt: skip
 
@@ -94,6 +94,7 @@ __all__ = [
     "open_for_reading",
     "reconnect_budget",
     "redact_url",
+    "report_all",
     "resolve_url",
     "set_user_attrs",
     "sqlite_url",

@@ -62,6 +62,7 @@ from tunekit.storage import (
     Heartbeats,
     fail_stale_trials,
     heartbeat_interval,
+    report_all,
     set_user_attrs,
     stale_wait_seconds,
 )
@@ -98,9 +99,7 @@ def check_trial_batch(trial_batch) -> None:
 
 def wants_batches(estimator, *, engine: str, n_jobs: int, fit_params) -> bool:
     """Whether an Optuna search runs its trials in batches on the engine."""
-    return (
-        engine != "sklearn" and n_jobs == 1 and not fit_params and is_keras_estimator(estimator)
-    )
+    return engine != "sklearn" and n_jobs == 1 and not fit_params and is_keras_estimator(estimator)
 
 
 def _record(entries, return_train_score: bool, oof=None, curves=(), **extra) -> dict:
@@ -271,18 +270,20 @@ class _Waiting:
 
 
 class _Pruning:
-    """Each trial's report, and the pruner's verdict on it, with one read of the study a batch.
+    """An epoch's reports in one write, and the pruner's verdicts with one read a batch.
 
+    ``trial.report`` commits one transaction per trial and epoch, and
     ``trial.should_prune()`` reads the trial and the study's trials from
-    storage, for every trial at every epoch: on SQLite that was most of a
-    pruned study's wall time. The median and percentile pruners compare with
-    COMPLETE trials only, and no trial of a batch completes before the batch
-    ends, so those trials are read once, at the batch's first report, and the
-    verdicts are the ones ``should_prune`` gives in a process of its own
-    (trials that other processes complete meanwhile count from the next batch
-    on). Every other pruner is asked through ``should_prune``, as before.
-    Every report is still written to storage as it comes (the pruners of
-    other processes, and of later batches, read them).
+    storage each time: on SQLite that was most of a pruned study's wall time.
+    An epoch's reports are written in one transaction
+    (:func:`tunekit.storage.report_all`), as they come: the pruners of other
+    processes, and of later batches, read them. The median and percentile
+    pruners compare with COMPLETE trials only, and no trial of a batch
+    completes before the batch ends, so those trials are read once, at the
+    batch's first report, and the verdicts are the ones ``should_prune``
+    gives in a process of its own (trials that other processes complete
+    meanwhile count from the next batch on). Every other pruner is asked
+    through ``should_prune``, as before.
     """
 
     def __init__(self, study) -> None:
@@ -294,9 +295,17 @@ class _Pruning:
         self.values: dict[int, dict] = {}
         self.completed: list | None = None
 
-    def report(self, trial, value: float, step: int) -> bool:
-        """Report ``value`` at ``step`` for ``trial``; whether it should be pruned."""
-        trial.report(value, step)
+    def judge(self, step: int, reports: dict, trials: list) -> list[int]:
+        """Write ``reports`` (trial -> value at ``step``); the positions in ``trials`` to prune."""
+        report_all([(trial, step, value) for trial, value in reports.items()])
+        return [
+            c
+            for c, trial in enumerate(trials)
+            if trial in reports and self._prunes(trial, reports[trial], step)
+        ]
+
+    def _prunes(self, trial, value: float, step: int) -> bool:
+        """Whether the pruner stops ``trial`` after its report of ``value`` at ``step``."""
         if not self.direct:
             return trial.should_prune()
         self.values.setdefault(trial.number, {}).setdefault(step, value)  # as Optuna keeps it
@@ -356,12 +365,12 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats, full
             return list(scores)
         if pruning is None:
             return []
-        stop = []
+        means = {}
         for c, values in scores.items():
             values = [v for v in values if math.isfinite(v)]
-            if values and pruning.report(trials[c], float(np.mean(values)), epoch):
-                stop.append(c)
-        return stop
+            if values:
+                means[c] = float(np.mean(values))
+        return pruning.judge(epoch, {trials[c]: value for c, value in means.items()}, trials)
 
     evaluator = StackedEvaluator(
         memory_budget=getattr(search, "memory_budget", None),
@@ -373,7 +382,12 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats, full
         pad_to=full * len(objective.splits),  # one compiled shape for every batch
     )
     done = evaluate_batch(
-        evaluator, search.estimator, params, objective.splits, objective.X, objective.y,
+        evaluator,
+        search.estimator,
+        params,
+        objective.splits,
+        objective.X,
+        objective.y,
         scorers=scorer,
     )  # alone, or with the other outer folds' batches in nested cross-validation
     if halted:  # unfinished trials are not results: FAIL them, to be run again on resume
