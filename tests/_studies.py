@@ -1,4 +1,5 @@
-"""What study tests share: the study that worker processes create, a study from e47eb89."""
+"""What study tests share: the study that worker processes create, a study from e47eb89, a
+plan that spawned worker processes share (this module's imports leave Keras out)."""
 
 import sqlite3
 import time
@@ -31,3 +32,23 @@ def restore_old_study(folder: Path) -> str:
     with sqlite3.connect(path) as con:
         con.executescript(OLD_STUDY_DUMP.read_text(encoding="utf-8"))
     return f"sqlite:///{path}"
+
+
+def share_a_plan(url, X, y, name="shared"):
+    """A worker process of tests/test_workflow.py: a decision tree's depths 1 to 8, a plan
+    that the workers of one study share."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from tunekit.workflow import Config, run_study
+
+    run_study(
+        DecisionTreeClassifier(random_state=0),
+        X,
+        y,
+        storage=url,
+        study_name=name,
+        plan=[Config(f"depth {d}", {"max_depth": d}) for d in range(1, 9)],
+        cv=3,
+        worker=True,
+        verbose=0,
+    )

@@ -17,6 +17,12 @@ SLOW_BLOCKS = {
         # scikit-learn's own searches over a Keras pipeline, through the space's translations:
         # tests/test_estimators.py::test_gridsearch_over_a_pipeline, tests/test_space.py
         'grid = GridSearchCV(pipe, space.to_grid(n=2), cv=3, scoring="roc_auc").fit(X, y)',
+        # a grid over a Keras pipeline through a prefixed space (12 fits and 3 refits):
+        # tests/test_search.py::test_pipeline_space_with_prefix
+        'result = tk.search(pipe, X, y, space=space, strategy="grid", n_points=2, cv=3, verbose=0)',
+        # an ensemble of Keras candidates on all 569 rows: tests/test_ensemble.py (its search
+        # and its report), tests/test_refits.py (the members of an engine search trained together)
+        "print(result.ensemble_weights_)",
     },
 }
 

@@ -53,14 +53,24 @@ def test_expected_failures_are_few_and_explained():
 # The sparse-input checks fit once per sparse format (about ten): 18 s each. The default
 # suite runs the classifier on sparse arrays and the regressor on sparse matrices, which
 # covers both scipy types and both estimators; the other two pairs run with -m slow.
+# check_classifiers_train on read-only memory maps (float64 and float32 X): 10 s each; the
+# default suite runs check_classifiers_train on ordinary arrays, and the regressor's
+# check_regressors_train on both read-only memory maps, through the same input checks.
 SLOW_CHECKS = {
     ("KerasClassifier", "check_estimator_sparse_matrix"),
     ("KerasRegressor", "check_estimator_sparse_array"),
+    ("KerasClassifier", "check_classifiers_train(readonly_memmap=True)"),
+    ("KerasClassifier", "check_classifiers_train(readonly_memmap=True,X_dtype=float32)"),
 }
 
 
 def _check_name(check):
-    return getattr(check, "func", check).__name__
+    """The check's name, with its keyword arguments as in the test's id."""
+    name = getattr(check, "func", check).__name__
+    keywords = getattr(check, "keywords", None)
+    if keywords:
+        name += "(" + ",".join(f"{key}={value}" for key, value in keywords.items()) + ")"
+    return name
 
 
 def _with_slow_marks(decorator):

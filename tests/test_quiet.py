@@ -62,25 +62,105 @@ def test_only_tensorflow_start_up_lines_are_noise(line, noise):
     assert is_noise(line) is noise
 
 
-def test_smoke_study_prints_tunekit_lines_only(tmp_path):
+# One fresh Python process for the tests below (a TensorFlow start-up costs 10 s or more on
+# 2 cores): the smoke study, as `python studies/tune.py` runs it, then a default pipeline
+# search on each engine. Every step's lines are marked, so that each test reads its own;
+# TensorFlow's start-up lines, which come with the first step, are looked for in all of them.
+FRESH_PROCESS = """\
+import runpy, sys, traceback
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+def step(name):
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        stream.write("\\n@@ step " + name + "\\n")
+        stream.flush()
+
+def end(name, status):
+    step("end " + name)
+    print("@@ status", status, file=sys.stderr, flush=True)
+
+step("study")
+sys.argv = ["studies/tune.py", "--smoke", "--n-trials", "1", "--out", sys.argv[1]]
+try:
+    runpy.run_path("studies/tune.py", run_name="__main__")
+    end("study", 0)
+except SystemExit as stop:
+    end("study", stop.code)
+except BaseException:
+    traceback.print_exc()
+    end("study", "raised")
+
+import tunekit as tk
+X = np.random.default_rng(0).normal(size=(48, 4)).astype("float32")
+y = (X[:, 0] > 0).astype(int)
+for engine in ("auto", "sklearn"):
+    step(engine)
+    try:
+        est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, verbose=0,
+                                 random_state=0)
+        space = {"kerasclassifier__model__l2": tk.Choice([1e-4, 1e-2]),
+                 "kerasclassifier__batch_size": tk.Choice([8, 16])}
+        tk.search(make_pipeline(StandardScaler(), est), X, y, space=space, cv=2,
+                  baselines=False, engine=engine)
+        end(engine, 0)
+    except BaseException:
+        traceback.print_exc()
+        end(engine, "raised")
+"""
+
+
+def _steps(text: str) -> dict[str, str]:
+    """``{step: what it printed}`` from the output of FRESH_PROCESS."""
+    steps, name = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("@@ step "):
+            name = line.removeprefix("@@ step ").strip()
+            steps[name] = ""
+        elif name is not None:
+            steps[name] += line
+    return steps
+
+
+@pytest.fixture(scope="module")
+def fresh_process(tmp_path_factory):
+    """The study's and the searches' output in one fresh process: ``(stdout, stderr, out)``."""
+    out = tmp_path_factory.mktemp("smoke-study")
     done = subprocess.run(
-        [sys.executable, "studies/tune.py", "--smoke", "--n-trials", "1", "--out", str(tmp_path)],
+        [sys.executable, "-c", FRESH_PROCESS, str(out)],
         capture_output=True,
         text=True,
         env=_env(),
         cwd=ROOT,
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = [word for word in NOISE if word in done.stderr]
-    assert not found, done.stderr[-3000:]
-    assert "search: strategy=optuna" in done.stderr  # tunekit's own progress lines stay
-    assert "baselines: the chosen model" in done.stdout
-    assert "report:" in done.stdout
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, done.stderr, out
+
+
+def _finished(stderr: str, name: str) -> str:
+    """What step ``name`` wrote to stderr, once it finished with status 0."""
+    steps = _steps(stderr)
+    assert name in steps and f"end {name}" in steps, stderr[-3000:]
+    assert steps[f"end {name}"].strip() == "@@ status 0", steps[name][-3000:]
+    return steps[name]
+
+
+def test_smoke_study_prints_tunekit_lines_only(fresh_process):
+    stdout, stderr, out = fresh_process
+    err = _finished(stderr, "study")
+    found = [word for word in NOISE if word in stderr]  # start-up included
+    assert not found, stderr[-3000:]
+    assert "search: strategy=optuna" in err  # tunekit's own progress lines stay
+    printed = _steps(stdout)["study"]
+    assert "baselines: the chosen model" in printed
+    assert "report:" in printed
     # the study's summary and its reports carry the comparison with the baselines too
-    assert "Baselines: the chosen model" in (tmp_path / "summary.md").read_text()
+    assert "Baselines: the chosen model" in (out / "summary.md").read_text()
     for name in ("leaderboard.md", "leaderboard.html"):
-        assert "baselines: the chosen model" in (tmp_path / name).read_text(), name
+        assert "baselines: the chosen model" in (out / name).read_text(), name
 
 
 @pytest.mark.slow  # three to four TensorFlow start-ups: about 1 minute on 2 cores
@@ -182,26 +262,12 @@ def test_import_keras_returns_keras_once_imported():
 
 
 @pytest.mark.parametrize("engine", ["auto", "sklearn"])
-def test_a_default_pipeline_search_shows_one_progress_bar_and_no_noise(engine):
-    code = (
-        "import numpy as np\n"
-        "from sklearn.pipeline import make_pipeline\n"
-        "from sklearn.preprocessing import StandardScaler\n"
-        "import tunekit as tk\n"
-        "X = np.random.default_rng(0).normal(size=(48, 4)).astype('float32')\n"
-        "y = (X[:, 0] > 0).astype(int)\n"
-        "est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=2, verbose=0,\n"
-        "                         random_state=0)\n"
-        "space = {'kerasclassifier__model__l2': tk.Choice([1e-4, 1e-2]),\n"
-        "         'kerasclassifier__batch_size': tk.Choice([8, 16])}\n"
-        f"tk.search(make_pipeline(StandardScaler(), est), X, y, space=space, cv=2,\n"
-        f"          baselines=False, engine={engine!r})\n"
-    )
-    done = _python(code)
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = [word for word in NOISE if word in done.stderr]
-    assert not found, done.stderr[-3000:]
-    frames = [f for f in done.stderr.replace("\r", "\n").splitlines() if f.startswith("fits:")]
+def test_a_default_pipeline_search_shows_one_progress_bar_and_no_noise(engine, fresh_process):
+    _, stderr, _ = fresh_process
+    err = _finished(stderr, engine)
+    found = [word for word in NOISE if word in stderr]  # start-up included
+    assert not found, stderr[-3000:]
+    frames = [f for f in err.replace("\r", "\n").splitlines() if f.startswith("fits:")]
     assert frames and all("/8 " in f for f in frames), frames  # one bar, its total from the start
 
 

@@ -182,6 +182,7 @@ UNSEEDED_AFTER_SEEDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two TensorFlow start-ups; test_seeded_fit_leaves_the_tensorflow_seed_unset
 def test_unseeded_random_ops_after_a_seeded_fit_differ_between_processes():
     runs = [
         subprocess.Popen([sys.executable, "-c", UNSEEDED_AFTER_SEEDED],

@@ -51,8 +51,12 @@ def schema_keys(cv_results, n_splits):
     "strategy, extra",
     [
         ("grid", {"n_points": 2}),
-        ("random", {"n_trials": 2}),
-        ("halving", {"n_trials": 3}),
+        # random: grid's path with sampled candidates (test_same_schema_for_every_strategy
+        # samples them); halving on Keras: test_halving_on_epochs, and
+        # test_bad_inputs.py::test_halving_runs_with_its_default_candidates (on n_samples).
+        # About 10 s each on 2 cores: CI runs them with -m slow.
+        pytest.param("random", {"n_trials": 2}, marks=pytest.mark.slow),
+        pytest.param("halving", {"n_trials": 3}, marks=pytest.mark.slow),
         ("optuna", {"n_trials": 2}),
     ],
 )

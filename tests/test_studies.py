@@ -79,7 +79,14 @@ def test_every_study_takes_the_shared_flags(name, capsys):
     assert "never re-run" in text  # how to resume
 
 
-@pytest.mark.parametrize("name", STUDIES)
+# the IMDB study on its synthetic data: about 13 s on 2 cores; in the default suite,
+# test_imdb_study_reads_the_keras_file_when_it_is_there runs the same study in smoke mode
+SMOKE_SLOW = {"imdb_listing_5_13"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SMOKE_SLOW else n for n in STUDIES]
+)
 def test_each_study_runs_in_smoke_mode_and_writes_its_report(name, tmp_path, capsys):
     out = tmp_path / "out"  # one trial: the documented commands run the full smoke size
     argv = ["--smoke", "--n-trials", "1", "--out", str(out), *EXTRA.get(name, [])]

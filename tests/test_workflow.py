@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+from _studies import share_a_plan
 from optuna.trial import TrialState
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
@@ -284,25 +285,13 @@ def test_growing_capacity_stops_once_the_model_overfits(binary_data, tmp_path):
     assert (outcome.summary["train_score"].iloc[:-1] < 1.0).all()
 
 
-def _worker(url, X, y, name="shared"):
-    run_study(
-        DecisionTreeClassifier(random_state=0),
-        X,
-        y,
-        storage=url,
-        study_name=name,
-        plan=[Config(f"depth {d}", {"max_depth": d}) for d in range(1, 9)],
-        cv=3,
-        worker=True,
-        verbose=0,
-    )
-
-
 def test_workers_share_a_plan_and_run_each_configuration_once(binary_data, tmp_path):
+    # spawned workers import their target's module: tests/_studies.py leaves Keras out (this
+    # module's `from tunekit import workflow` starts TensorFlow: 6 s of each worker's start)
     X, y = binary_data
     url = storage(tmp_path)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(url, X, y)) for _ in range(2)]
+    procs = [ctx.Process(target=share_a_plan, args=(url, X, y)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -328,7 +317,7 @@ def test_workers_share_a_plan_on_postgresql(binary_data):
     name = f"shared-{uuid.uuid4().hex[:8]}"
     X, y = binary_data
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(url, X, y, name)) for _ in range(2)]
+    procs = [ctx.Process(target=share_a_plan, args=(url, X, y, name)) for _ in range(2)]
     try:
         for p in procs:
             p.start()
