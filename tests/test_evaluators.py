@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _builders import dense as _dense
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -332,15 +333,6 @@ def test_folds_train_each_candidate_on_its_own_splits_on_both_paths(data):
                 continue
             expected = alone.entries[0][where.index(s)]["test_scores"]
             assert done.entries[c][s]["test_scores"] == pytest.approx(expected, abs=1e-12)
-
-
-def _dense(input_shape, dropout=0.0, output_units=1, output_activation="sigmoid"):
-    """A user's own builder of a small network: the any-builder trainer."""
-    import keras
-
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Dropout(dropout)(keras.layers.Dense(6, activation="relu")(inputs))
-    return keras.Model(inputs, keras.layers.Dense(output_units, activation=output_activation)(x))
 
 
 @pytest.mark.parametrize("builder", ["mlp", "any"])

@@ -7,6 +7,7 @@ the inner search; a fold whose search fails is a NaN row with its reason.
 
 import numpy as np
 import pytest
+from _builders import dense
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, check_scoring
 from sklearn.model_selection import StratifiedKFold
@@ -122,6 +123,15 @@ def _keras_data(n=72):
     return X, (X[:, 0] - X[:, 1] > 0).astype(int)
 
 
+def _assert_outer_score_of_a_member_alone(row, est, params, X, y, split):
+    """The outer score equals the chosen candidate as an engine member trained alone."""
+    from tunekit.evaluators import StackedEvaluator
+
+    alone = StackedEvaluator().evaluate(est, [params], [split], X, y,
+                                        scorers=check_scoring(est, "accuracy"))  # fmt: skip
+    assert row["outer_score"] == pytest.approx(alone.entries[0][0]["test_scores"], abs=1e-12)
+
+
 def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loop(monkeypatch):
     from tunekit.evaluators import StackedEvaluator
 
@@ -152,12 +162,8 @@ def test_every_outer_fold_of_a_keras_grid_trains_in_one_stack_and_equals_the_loo
         assert nested.loc[k, "params"] == inner.best_params_
         assert nested.loc[k, "inner_best_score"] == pytest.approx(inner.best_score_, abs=1e-12)
         # the chosen candidate as an engine member on the outer training rows, trained alone
-        alone = StackedEvaluator().evaluate(
-            est, [inner.best_params_], [(train, test)], X, y,
-            scorers=check_scoring(est, "accuracy"),
-        )  # fmt: skip
-        expected = alone.entries[0][0]["test_scores"]
-        assert nested.loc[k, "outer_score"] == pytest.approx(expected, abs=1e-12)
+        _assert_outer_score_of_a_member_alone(nested.loc[k], est, inner.best_params_, X, y,
+                                              (train, test))  # fmt: skip
     assert result.outer_scores_ == list(nested["outer_score"])
     assert "nested CV over 2 outer folds:" in str(result)
 
@@ -184,22 +190,10 @@ def test_unseeded_random_searches_and_optuna_off_the_engine_run_each_outer_fold_
         assert (folds is not None and folds.studies is not None) == shared, (engine, n_jobs)
 
 
-def _dense(input_shape, hidden=4, dropout=0.0, l2=0.0, output_units=1,
-           output_activation="sigmoid"):  # fmt: skip
-    """``mlp()``'s network as a user's own builder: the any-builder trainer."""
-    import keras
-
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Dense(hidden, activation="relu",
-                           kernel_regularizer=keras.regularizers.L2(l2))(inputs)  # fmt: skip
-    x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, keras.layers.Dense(output_units, activation=output_activation)(x))
-
-
 def _keras_clf(builder):
-    extra = {"model__hidden": (4,)} if builder == "mlp" else {}
-    return tk.KerasClassifier(tk.builders.mlp if builder == "mlp" else _dense, epochs=3,
-                              batch_size=16, verbose=0, random_state=0, **extra)  # fmt: skip
+    fn, hidden = (tk.builders.mlp, (4,)) if builder == "mlp" else (dense, 4)
+    return tk.KerasClassifier(fn, model__hidden=hidden, epochs=3, batch_size=16, verbose=0,
+                              random_state=0)  # fmt: skip
 
 
 OPTUNA_SPACE = {"model__l2": tk.Float(1e-5, 1e-1, log=True), "model__dropout": tk.Float(0.0, 0.5)}
@@ -236,12 +230,8 @@ def test_optuna_outer_folds_share_each_round_of_batches_and_equal_the_loop(monke
         assert nested.loc[k, "inner_best_score"] == pytest.approx(inner.best_score_, abs=1e-12)
         states = [t.state for t in inner.study_.get_trials()]
         assert len(states) == 6
-        alone = StackedEvaluator().evaluate(
-            est, [inner.best_params_], [(train, test)], X, y,
-            scorers=check_scoring(est, "accuracy"),
-        )  # fmt: skip
-        expected = alone.entries[0][0]["test_scores"]
-        assert nested.loc[k, "outer_score"] == pytest.approx(expected, abs=1e-12)
+        _assert_outer_score_of_a_member_alone(nested.loc[k], est, inner.best_params_, X, y,
+                                              (train, test))  # fmt: skip
     assert "nested CV over 2 outer folds:" in str(result)
 
 

@@ -7,10 +7,10 @@ The pruning tests run on both trainers: ``mlp()``'s and any builder's
 import os
 import signal
 
-import keras
 import numpy as np
 import optuna
 import pytest
+from _builders import dense as _dense
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -25,17 +25,6 @@ def data():
     X = rng.normal(size=(80, 4)).astype("float32")
     y = (X[:, 0] - X[:, 2] > 0).astype(int)
     return X, y
-
-
-def _dense(input_shape, hidden=6, dropout=0.0, l2=0.0, output_units=1,
-           output_activation="sigmoid"):  # fmt: skip
-    """``mlp()``'s network with one hidden layer, as a user's own builder."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Dense(hidden, activation="relu",
-                           kernel_regularizer=keras.regularizers.L2(l2))(inputs)  # fmt: skip
-    x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(output_units, activation=output_activation)(x)
-    return keras.Model(inputs, outputs)
 
 
 def _clf(builder="mlp", **kw):
