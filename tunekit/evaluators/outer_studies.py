@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 import optuna
-import pandas as pd
-import scipy.sparse as sp
 from sklearn.utils.validation import _num_samples
 
 from tunekit import _signals
 from tunekit.evaluators._base import Evaluation
+from tunekit.evaluators.stacked.data import end_to_end
 
 __all__ = ["OuterStudies"]
 
@@ -157,11 +156,7 @@ class OuterStudies:
             trainer.on_epoch = None
             self.folds.trained_by = (lead.estimator, lead.scorers, trainer)
             self.folds.shared = True
-        try:
-            X, y = _concat([r.X for r in requests]), _concat([r.y for r in requests])
-        except TypeError:  # data that cannot be put end to end: each batch alone
-            X = None
-        if len(requests) == 1 or X is None:
+        if len(requests) == 1:
             return [
                 r.evaluator.evaluate(r.estimator, r.candidates, r.splits, r.X, r.y,
                                      scorers=r.scorers)
@@ -177,6 +172,7 @@ class OuterStudies:
             candidates += r.candidates
             folds += [own] * len(r.candidates)
             offset += _num_samples(r.X)
+        X, y = end_to_end([r.X for r in requests]), end_to_end([r.y for r in requests])
         evaluator = copy.copy(lead.evaluator)
         evaluator.on_epoch = _dispatch(requests, starts)
         done = evaluator.evaluate(
@@ -220,20 +216,6 @@ def _part(done: Evaluation, c0: int, n: int, s0: int, n_splits: int, first: bool
         n_epochs=done.n_epochs if first else 0,
         pruned={c - c0: e for c, e in done.pruned.items() if c0 <= c < c0 + n},
     )
-
-
-def _concat(parts: list):
-    """The parts end to end (arrays, sparse matrices, pandas objects); TypeError otherwise."""
-    first = parts[0]
-    if first is None and all(p is None for p in parts):
-        return None
-    if sp.issparse(first):
-        return sp.vstack(parts, format="csr")
-    if isinstance(first, pd.DataFrame | pd.Series):
-        return pd.concat(parts, ignore_index=True)
-    if isinstance(first, np.ndarray) and all(isinstance(p, np.ndarray) for p in parts):
-        return np.concatenate(parts)
-    raise TypeError(f"cannot put {type(first).__name__} data end to end")
 
 
 @contextlib.contextmanager

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 from sklearn.metrics import check_scoring
 from sklearn.utils.validation import _num_samples
 
 from tunekit.evaluators._base import MODEL, main_score
 from tunekit.evaluators.stacked import StackedEvaluator
+from tunekit.evaluators.stacked.data import end_to_end
 
 __all__ = ["Refitted", "refit_together"]
 
@@ -59,15 +58,6 @@ class Refitted:
     history: dict = field(default_factory=dict)
     error: str | None = None
     engine: str = "sklearn"
-
-
-def _rows(a, b):
-    """``a``'s rows, then ``b``'s, in ``a``'s kind (array, sparse matrix or pandas)."""
-    if sp.issparse(a):
-        return sp.vstack([a, b], format="csr")
-    if isinstance(a, (pd.DataFrame, pd.Series)):
-        return pd.concat([a, b], ignore_index=True)
-    return np.concatenate([np.asarray(a), np.asarray(b)])
 
 
 def _history(curves: list, candidate: int) -> dict:
@@ -116,7 +106,7 @@ def refit_together(
     if X_test is None:
         X_all, y_all, test = X, y, train
     else:
-        X_all, y_all = _rows(X, X_test), None if y is None else _rows(y, y_test)
+        X_all, y_all = end_to_end([X, X_test]), None if y is None else end_to_end([y, y_test])
         test = np.arange(n, n + _num_samples(X_test))
     pipeline = hasattr(estimator, "steps")
     evaluator = StackedEvaluator(

@@ -11,6 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import train_test_split
@@ -26,9 +27,27 @@ __all__ = [
     "Target",
     "as_matrix",
     "carve_validation",
+    "end_to_end",
     "prepare_target",
     "task_of",
 ]
+
+
+def end_to_end(parts: list):
+    """The parts' rows, one part after the other, in the first part's kind.
+
+    Sparse matrices stack as CSR, pandas objects concatenate with a fresh
+    index, anything else as NumPy arrays; parts that are all ``None`` (no
+    ``y``) give ``None``.
+    """
+    first = parts[0]
+    if all(p is None for p in parts):
+        return None
+    if sp.issparse(first):
+        return sp.vstack(parts, format="csr")
+    if isinstance(first, pd.DataFrame | pd.Series):
+        return pd.concat(parts, ignore_index=True)
+    return np.concatenate([np.asarray(p) for p in parts])
 
 
 @dataclass
