@@ -36,10 +36,12 @@ def _study(tmp_path, name, pruner, monkeypatch):
     y = (X[:, 0] - X[:, 2] + 0.5 * rng.normal(size=80) > 0).astype(int)
     est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(4,), epochs=6, batch_size=16,
                              verbose=0, random_state=0)  # fmt: skip
-    storage = None if name == "in-memory" else f"sqlite:///{tmp_path / name}.db"
+    stored = {} if name == "in-memory" else {  # no name: an in-memory study, not the default file
+        "storage": f"sqlite:///{tmp_path / name}.db", "study_name": name,
+    }  # fmt: skip
     result = tk.search(est, X, y, space=SPACE, strategy="optuna", n_trials=14, cv=2,
                        test_size=None, baselines=False, verbose=0, random_state=0,
-                       storage=storage, study_name=name, pruner=pruner)  # fmt: skip
+                       pruner=pruner, **stored)  # fmt: skip
     monkeypatch.setattr(optuna.Study, "get_trials", get_trials)
     trials = result.study_.get_trials()
     return [(t.state, t.value, dict(t.intermediate_values)) for t in trials], len(reads)
