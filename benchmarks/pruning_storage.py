@@ -1,12 +1,21 @@
-"""What pruning costs and saves once the study lives in a storage.
+"""What pruning costs and saves once the study lives in a storage, with refilled slots.
 
     python benchmarks/pruning_storage.py [--trials 150] [--seeds 0 1 2] [--storage sqlite]
 
 The headline study (the lecture's MLP (16, 16) on breast cancer, 20 epochs, l2 and
-dropout, 5-fold CV, batches on the engine) in an SQLite (or ``--storage URL``) study,
-with the median pruner and with ``NopPruner``, side by side for each seed. Prints the
-wall time, the member-epochs trained, the trials pruned and the best CV score of each
-arm, and the fraction of wall time and of member-epochs that pruning saved.
+dropout, 5-fold CV, batches on the engine) in an SQLite study (``--storage memory``: in
+memory; ``--storage URL``: that database),
+three arms side by side for each seed:
+
+- ``median``: the median pruner, refilled slots (the default);
+- ``none``: ``NopPruner``, refilled slots;
+- ``median, whole``: the median pruner, whole batches (``refill_slots=False``).
+
+Every arm samples with ``RandomSampler(seed)``, which draws each trial's parameters in
+order from one generator whatever the pruner does, so the arms run the same parameter
+sets (an enqueued list in all but name; the script checks that they are equal). Prints
+the wall time, member-epochs, trials pruned and best CV of each arm, and the fractions
+of wall time and member-epochs that pruning saved against ``none``.
 """
 
 import argparse
@@ -21,50 +30,69 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
 import tunekit as tk
+from tunekit.space import Space
+from tunekit.strategies.optuna_search import OptunaSearchCV
 
 SPACE = {"model__l2": tk.Float(1e-5, 1e-2, log=True), "model__dropout": tk.Float(0.0, 0.5)}
+ARMS = (("median", None, True), ("none", "nop", True), ("median, whole", None, False))
 
 
-def run(X, y, seed: int, trials: int, pruner, storage: str, name: str) -> dict:
+def run(X, y, seed: int, trials: int, pruner, refill: bool, storage: str, name: str) -> dict:
     est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(16, 16), epochs=20, batch_size=32,
                              verbose=0, random_state=seed)  # fmt: skip
+    search = OptunaSearchCV(
+        est, Space(SPACE), cv=5, n_trials=trials, storage=storage, study_name=name,
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        pruner=optuna.pruners.NopPruner() if pruner == "nop" else None,
+        refit=False, verbose=0, random_state=seed, refill_slots=refill,
+    )  # fmt: skip
     start = time.perf_counter()
-    result = tk.search(est, X, y, space=SPACE, strategy="optuna", n_trials=trials, cv=5,
-                       test_size=None, baselines=False, verbose=0, random_state=seed,
-                       storage=storage, study_name=name, pruner=pruner)  # fmt: skip
+    search.fit(X, y)
     wall = time.perf_counter() - start
-    study = result.study_
+    study = search.study_
     epochs = sum(t.user_attrs.get("epochs_spent", 0) for t in study.trials)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    return {"wall": wall, "epochs": epochs, "pruned": pruned, "best": result.best_score_}
+    params = sorted(tuple(sorted(t.params.items())) for t in study.trials)
+    return {"wall": wall, "epochs": epochs, "pruned": pruned, "best": search.best_score_,
+            "params": params}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=150)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--storage", default="sqlite", help="'sqlite' (a temporary file) or a URL")
+    parser.add_argument("--storage", default="sqlite",
+                        help="'sqlite' (a temporary file), 'memory' (Optuna's in-memory "
+                        "storage) or a URL")  # fmt: skip
     args = parser.parse_args()
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X).astype("float32")
     print(f"{args.trials} trials, storage {args.storage}, load {os.getloadavg()[0]:.1f}")
-    print("| seed | median s | none s | member-epochs, median | none | pruned | best CV, median "
-          "| none | wall saved | member-epochs saved |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| seed | arm | wall s | member-epochs | pruned | best CV | wall saved | "
+          "member-epochs saved | saved ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             out = {}
-            for label, pruner in (("median", None), ("none", optuna.pruners.NopPruner())):
+            for label, pruner, refill in ARMS:
                 storage = args.storage
                 if storage == "sqlite":
-                    storage = f"sqlite:///{tmp}/{label}-{seed}.db"
+                    storage = f"sqlite:///{tmp}/{label.replace(', ', '-')}-{seed}.db"
                 name = f"pruning-{label}-{seed}-{time.time_ns()}"
-                out[label] = run(X, y, seed, args.trials, pruner, storage, name)
-            m, n = out["median"], out["none"]
-            print(f"| {seed} | {m['wall']:.1f} | {n['wall']:.1f} | {m['epochs']} | {n['epochs']} "
-                  f"| {m['pruned']} | {m['best']:.4f} | {n['best']:.4f} "
-                  f"| {1 - m['wall'] / n['wall']:.0%} | {1 - m['epochs'] / n['epochs']:.0%} |",
-                  flush=True)  # fmt: skip
+                if storage == "memory":
+                    storage = name = None
+                out[label] = run(X, y, seed, args.trials, pruner, refill, storage, name)
+            none = out["none"]
+            same = all(arm["params"] == none["params"] for arm in out.values())
+            for label, arm in out.items():
+                wall = 1 - arm["wall"] / none["wall"]
+                epochs = 1 - arm["epochs"] / none["epochs"]
+                ratio = f"{wall / epochs:.2f}" if epochs > 0 else "-"
+                print(f"| {seed} | {label} | {arm['wall']:.1f} | {arm['epochs']} | "
+                      f"{arm['pruned']} | {arm['best']:.4f} | {wall:.0%} | {epochs:.0%} | "
+                      f"{ratio} |", flush=True)  # fmt: skip
+            print(f"seed {seed}: the arms ran the same {len(none['params'])} parameter sets: "
+                  f"{same}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ from importlib import import_module
 __all__ = [
     "IGNORED_PARAMS",
     "MEMBER_KNOBS",
+    "MemberOutcome",
     "MemberSpec",
     "Resolution",
+    "Resume",
     "StackConfig",
     "StackResult",
     "forward_numpy",
@@ -47,6 +49,7 @@ __all__ = [
     "resolve_params",
     "sparse_refusal",
     "stack_config",
+    "static_key",
     "train_stack",
 ]
 
@@ -56,8 +59,10 @@ _LAZY = {
         ("IGNORED_PARAMS", "MEMBER_KNOBS", "Resolution", "resolve_params", "stack_config"),
         "tunekit.engine.mlp.resolve",
     ),
-    **dict.fromkeys(("MemberSpec", "StackConfig", "train_stack"), "tunekit.engine.mlp.trainer"),
-    "StackResult": "tunekit.engine.result",
+    **dict.fromkeys(
+        ("MemberSpec", "StackConfig", "static_key", "train_stack"), "tunekit.engine.mlp.trainer"
+    ),
+    **dict.fromkeys(("MemberOutcome", "Resume", "StackResult"), "tunekit.engine.result"),
     "forward_numpy": "tunekit.engine.mlp.network",
     "member_estimator": "tunekit.engine.mlp.members",
     "sparse_refusal": "tunekit.engine.mlp.sparse_rows",

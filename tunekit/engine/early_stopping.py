@@ -47,19 +47,36 @@ class EarlyStopping:
         """Members that train in ``epoch`` (0-based): not stopped, epochs left."""
         return ~self.stopped & (epoch < max_epochs)
 
-    def update(self, epoch: int, val_loss: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Record one epoch's validation losses; return the members that improved."""
+    def update(self, epoch, val_loss: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Record one epoch's validation losses; return the members that improved.
+
+        ``epoch`` is the 0-based epoch, one for all members or one per member
+        (members that joined a running stack count their own epochs).
+        """
         improved = np.zeros(len(self.patience), dtype=bool)
+        epochs = np.broadcast_to(np.asarray(epoch), improved.shape)
         for m in np.flatnonzero(self.watch & active):
             # keras.callbacks.EarlyStopping.on_epoch_end, member by member:
             # the first watched epoch is always an improvement (best=None).
             self.wait[m] += 1
             if self.best_epoch[m] < 0 or val_loss[m] < self.best[m]:
-                self.best[m], self.best_epoch[m], self.wait[m] = val_loss[m], epoch, 0
+                self.best[m], self.best_epoch[m], self.wait[m] = val_loss[m], epochs[m], 0
                 improved[m] = True
-            elif self.wait[m] >= self.patience[m] and epoch > 0:
+            elif self.wait[m] >= self.patience[m] and epochs[m] > 0:
                 self.stopped[m] = True
         return improved
+
+    def select(self, keep: np.ndarray) -> None:
+        """Keep the members at ``keep`` only, in that order (a stack made smaller)."""
+        for name in ("patience", "watch", "best", "best_epoch", "wait", "stopped"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def reset(self, member: int, patience: int | None) -> None:
+        """Start ``member`` afresh with ``patience`` (a new member in a running stack's slot)."""
+        self.patience[member] = -1 if patience is None else int(patience)
+        self.watch[member] = patience is not None
+        self.best[member], self.best_epoch[member] = np.inf, -1
+        self.wait[member], self.stopped[member] = 0, False
 
     def halt(self, members) -> None:
         """Freeze ``members`` from the next epoch on (e.g. pruned candidates)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StackResult", "diverged"]
+__all__ = ["MemberOutcome", "Resume", "StackResult", "diverged"]
 
 
 @dataclass
@@ -48,3 +48,44 @@ class StackResult:
 def diverged(weights: list) -> np.ndarray:
     """Per member, whether any of its weights is not finite."""
     return np.array([not all(np.isfinite(w).all() for w in ws) for ws in weights])
+
+
+@dataclass
+class MemberOutcome:
+    """One member's result, handed over as it leaves its slot in a running stack.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        Its kept weights (the best epoch's with early stopping).
+    n_epochs : int
+        Epochs it trained.
+    best_epoch : int
+        1-based epoch whose weights it kept.
+    history : dict of str -> ndarray of shape (n_epochs,)
+        Its ``"loss"`` per epoch and, when watched, its ``"val_loss"``.
+    diverged : bool
+        Whether any of its weights is not finite.
+    started : int
+        Epochs the stack had run when the member joined it (0: from the start).
+    """
+
+    weights: list
+    n_epochs: int
+    best_epoch: int
+    history: dict
+    diverged: bool
+    started: int = 0
+
+
+@dataclass(frozen=True)
+class Resume:
+    """In a turnover, for a slot just handed over: its member trains on, to ``epochs`` in all.
+
+    Its weights, optimizer slots, step counter and random streams carry on,
+    so with a constant learning rate and no early stopping, ``r`` epochs and
+    then ``Resume(3 * r)`` is the very computation of ``3 * r`` epochs in one
+    go (successive halving on epochs as one run).
+    """
+
+    epochs: int

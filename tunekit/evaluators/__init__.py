@@ -28,6 +28,7 @@ from tunekit.evaluators._base import (
     final_estimator,
     main_score,
 )
+from tunekit.evaluators.epoch_rungs import EpochRungs
 from tunekit.evaluators.oof import assemble, common_shape, pop_predictions, predictions_of
 from tunekit.evaluators.stacked import (
     StackedEvaluator,
@@ -40,6 +41,7 @@ from tunekit.evaluators.standard import StandardEvaluator, is_keras_estimator
 
 __all__ = [
     "CURVE_COLUMNS",
+    "EpochRungs",
     "Evaluation",
     "Evaluator",
     "StackedEvaluator",

@@ -22,7 +22,7 @@ from sklearn.utils import _safe_indexing
 
 from tunekit.evaluators._steps import final_estimator
 from tunekit.evaluators.diagnosis import non_finite_reason
-from tunekit.evaluators.fast_scores import fast_score
+from tunekit.evaluators.fast_scores import exact_score, fast_score
 from tunekit.evaluators.oof import PREDICTIONS, predictions_of
 from tunekit.exceptions import DivergedError
 
@@ -67,8 +67,15 @@ class Evaluation:
     n_epochs : int
         Epochs trained over all of them.
     pruned : dict of int -> int
-        Candidates stopped by the evaluator's ``on_epoch`` hook, with the
-        epoch they stopped after.
+        Candidates stopped by the evaluator's ``on_epoch`` hook (or a
+        refill's ``epoch_end``), with the epoch they stopped after.
+    refilled : bool
+        Whether the batch ran with refilled slots: its candidates came and
+        went one by one through the caller's refill, and the lists above
+        grew with the candidates it seated.
+    started : dict of int -> int
+        With refilled slots, each candidate seated in a running stack, with
+        the epochs the stack had run when it joined.
     """
 
     entries: list
@@ -77,6 +84,8 @@ class Evaluation:
     n_trained: int = 0
     n_epochs: int = 0
     pruned: dict = field(default_factory=dict)
+    refilled: bool = False
+    started: dict = field(default_factory=dict)
 
     def merge(self, other: Evaluation, positions: list[int], folds=None) -> None:
         """Put ``other`` (an evaluation of the candidates at ``positions``) into this one.
@@ -284,6 +293,9 @@ def _curve_point(scorers, est, X, y) -> float:
 
 def _scored(scorers, est, X, y, error_score):
     """:func:`_score`, and the exception a failed scoring raised (``None``)."""
+    exact = exact_score(scorers, est, X, y)
+    if exact is not None:  # accuracy: the scorer's number, without its checks
+        return exact, None
     if isinstance(error_score, str) and error_score == "raise":
         scores = scorers(est, X, y)
     else:

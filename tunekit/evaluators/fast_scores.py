@@ -14,7 +14,11 @@ types that do not compare) goes through the scorer itself.
 
 Curve points use this, and so does ensemble selection (thousands of scores of
 candidate blends and bootstrap resamples). The scores a search records per
-fold, and the scores a pruner is given, still come from the scorer.
+fold come from the scorer, except accuracy (:func:`exact_score`): the mean of
+the matches is the very number ``accuracy_score`` computes, and its checks
+were most of a small fold's scoring time. The other formulas may differ from
+their metric in the last bits (a float32 sum against a float64 one), so they
+serve curves only.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from sklearn.metrics import (
 )
 from sklearn.metrics._scorer import _PassthroughScorer, _Scorer
 
-__all__ = ["fast_metric", "fast_score"]
+__all__ = ["exact_score", "fast_metric", "fast_score"]
 
 
 def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -126,3 +130,24 @@ def fast_score(scorers, est, X, y, fallback) -> float:
             if math.isfinite(value):
                 return sign * value
     return fallback()
+
+
+def exact_score(scorers, est, X, y) -> float | None:
+    """``est``'s accuracy on ``(X, y)`` when ``scorers`` is accuracy; else ``None``.
+
+    The same number as the scorer (the mean of the matches, in float64),
+    without scikit-learn's per-call checks. ``None`` for every other scorer,
+    for labels that do not compare, and where ``predict`` fails (the scorer's
+    own path then says why).
+    """
+    fast = fast_metric(scorers, est)
+    if fast is None or fast[0] is not _accuracy:
+        return None
+    y_true = np.asarray(y)
+    try:
+        y_pred = np.asarray(est.predict(X))
+    except (ValueError, TypeError):
+        return None
+    if not _comparable(y_true, y_pred, numeric=False):
+        return None
+    return fast[1] * _accuracy(y_true, y_pred)

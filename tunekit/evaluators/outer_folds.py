@@ -186,16 +186,20 @@ def refit_elsewhere() -> bool:
     return folds is not None and folds.studies is not None and folds.refit_elsewhere()
 
 
-def evaluate_batch(evaluator, estimator, candidates, splits, X, y, *, scorers) -> Evaluation:
+def evaluate_batch(evaluator, estimator, candidates, splits, X, y, *, scorers,
+                   refill=None) -> Evaluation:  # fmt: skip
     """An Optuna batch: trained with the other outer folds' batches in a nested search.
 
     Outside nested cross-validation's lockstep studies, ``evaluator`` trains
-    it alone, as :meth:`Evaluator.evaluate`.
+    it alone, as :meth:`Evaluator.evaluate`, with ``refill`` (refilled slots:
+    see :mod:`tunekit.evaluators.stacked.refill`); the lockstep studies train
+    whole batches.
     """
     folds = _ACTIVE.get()
     studies = None if folds is None else folds.studies
     if studies is None or not studies.running:
-        return evaluator.evaluate(estimator, candidates, splits, X, y, scorers=scorers)
+        return evaluator.evaluate(estimator, candidates, splits, X, y, scorers=scorers,
+                                  refill=refill)  # fmt: skip
     return studies.evaluate(evaluator, estimator, candidates, splits, X, y, scorers=scorers)
 
 

@@ -203,7 +203,7 @@ class EvaluatorSearchCV(BaseSearchCV):
             results = self._format_results(seen.params, self.n_splits_, seen.out, seen.more)
             return results
 
-        self._search(evaluate_candidates, X, y)
+        self._search(evaluate_candidates, X, y, evaluator)
         self.multimetric_ = isinstance(seen.out[0]["test_scores"], dict)
         if callable(self.scoring) and self.multimetric_:
             self._check_refit_for_multimetric(seen.out[0]["test_scores"])
@@ -225,7 +225,19 @@ class EvaluatorSearchCV(BaseSearchCV):
         self.oof_predictions_ = _oof(seen.oof, _num_samples(X), evaluator.oof_predictions)
         return self
 
-    def _search(self, evaluate_candidates, X, y) -> None:
+    def _search(self, evaluate_candidates, X, y, evaluator) -> None:
+        """The strategy's batches; then the evaluator's ``close`` (a run across the batches)."""
+        close = getattr(evaluator, "close", None)  # EpochRungs: the rungs of one run
+        try:
+            self._run_strategy(evaluate_candidates, X, y)
+        except BaseException:
+            if close is not None:
+                close(stop=True)
+            raise
+        if close is not None:
+            close()
+
+    def _run_strategy(self, evaluate_candidates, X, y) -> None:
         """Call the strategy's ``_run_search`` (with scikit-learn's callback context if asked)."""
         wants_ctx = "callback_ctx" in inspect.signature(self._run_search).parameters
         if not wants_ctx or not hasattr(self, "_init_callback_context"):

@@ -16,9 +16,14 @@ needs, counting the trials other workers are running (and the queued ones,
 which it runs first), so workers sharing a study overshoot ``n_trials`` by no
 more than they do one trial at a time.
 
-What it does not do (yet): a pruned or finished trial's slot is not refilled
-with a new trial before its batch ends; pruning saves member-epochs, and wall
-time only when every member of a stack stops.
+Refilled slots: where one ``mlp()`` stack holds the batch, a trial that is
+pruned or finishes is told at once, and the study's next trials take its
+members' slots at the next epoch boundary (:mod:`tunekit.evaluators.stacked.refill`),
+so the stack does not idle until the batch ends and the member-epochs that
+pruning saves are saved wall time. Such a "batch" runs until the study has
+its trials. A trial the running stack cannot seat (another structure, other
+random knobs or penalties) starts the next batch. The any-builder trainer and
+nested cross-validation's lockstep studies train whole batches.
 
 Dead workers: on a storage with heartbeats every trial of a batch records a
 heartbeat when it is asked and then from a background thread (also during a
@@ -39,6 +44,7 @@ import warnings
 
 import numpy as np
 import optuna
+from sklearn.metrics import check_scoring
 from sklearn.utils.validation import _num_samples
 
 from tunekit._signals import WORKER_ATTR, check_stop, stop_requested, worker_id
@@ -161,29 +167,17 @@ def run_batches(search, objective, *, remaining: int, timeout=None, progress=Non
     n_run : int
         Trials this call told the study about.
     """
-    from sklearn.metrics import check_scoring
-
-    study = search.study_
-    scorer = check_scoring(search.estimator, scoring=search.scoring)
-    size = _fitting_batch(search, objective, search.trial_batch or DEFAULT_BATCH)
-    first = min(FIRST_BATCH, size) if search.trial_batch is None else size
-    start = time.perf_counter()
-    waiting = _Waiting(study)
-    n_run = 0
+    batches = _Batches(search, objective, remaining, timeout, progress)
+    size, first = batches.size, batches.first
     while True:
         check_stop()  # a safe point: between batches, outside any storage transaction
-        # a dead worker's trials: FAIL, then queued again; each retry replaces a trial that
-        # never finished, so it does not count against this call's budget
-        failed = fail_stale_trials(study)
-        remaining += len(failed)
-        n = waiting.batch(search.n_trials, remaining - n_run, failed)
-        if timeout is not None and time.perf_counter() - start > timeout:
-            return n_run
-        if n > 0:
-            n = min(first if n_run == 0 else size, n)
-            n_run += _run_batch(search, objective, study, scorer, n, progress, full=size)
-        elif not waiting.wait():
-            return n_run
+        n = batches.wanted()
+        if batches.timed_out():
+            return batches.n_run
+        if n > 0 or batches.held:
+            batches.run(min(first if batches.n_run == 0 else size, max(n, len(batches.held))))
+        elif not batches.waiting.wait():
+            return batches.n_run
 
 
 def _fitting_batch(search, objective, size: int) -> int:
@@ -295,14 +289,23 @@ class _Pruning:
         self.values: dict[int, dict] = {}
         self.completed: list | None = None
 
-    def judge(self, step: int, reports: dict, trials: list) -> list[int]:
-        """Write ``reports`` (trial -> value at ``step``); the positions in ``trials`` to prune."""
-        report_all([(trial, step, value) for trial, value in reports.items()])
+    def judge(self, reports: dict, trials: list) -> list[int]:
+        """Write ``reports`` (trial -> (step, value)); the positions in ``trials`` to prune."""
+        report_all([(trial, step, value) for trial, (step, value) in reports.items()])
         return [
             c
             for c, trial in enumerate(trials)
-            if trial in reports and self._prunes(trial, reports[trial], step)
+            if trial in reports and self._prunes(trial, reports[trial][1], reports[trial][0])
         ]
+
+    def completed_now(self, trial) -> None:
+        """``trial`` (a FrozenTrial) was just told COMPLETE here: later verdicts count it.
+
+        With refilled slots a batch's trials complete while it runs; the
+        verdicts stay those of ``should_prune`` in a process of its own.
+        """
+        if self.completed is not None:
+            self.completed.append(trial)
 
     def _prunes(self, trial, value: float, step: int) -> bool:
         """Whether the pruner stops ``trial`` after its report of ``value`` at ``step``."""
@@ -339,73 +342,165 @@ def _retry_of(trial) -> int | None:
     return history[-1]
 
 
-def _run_batch(search, objective, study, scorer, n: int, progress, full: int) -> int:
-    with warnings.catch_warnings():
-        # Optuna's heartbeats run inside Study.optimize only: the batch keeps them itself
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        trials = [study.ask() for _ in range(n)]
-    with Heartbeats(study._storage) as beats:
+class _Batches:
+    """A study's batches on the engine: what to ask, and each batch's training and telling.
+
+    ``n_run`` counts the trials asked so far; ``held`` are trials asked
+    during a batch with refilled slots that its stack could not seat: the next
+    batch starts with them.
+    """
+
+    def __init__(self, search, objective, remaining: int, timeout, progress) -> None:
+        self.search, self.objective, self.study = search, objective, search.study_
+        self.scorer = check_scoring(search.estimator, scoring=search.scoring)
+        self.size = _fitting_batch(search, objective, search.trial_batch or DEFAULT_BATCH)
+        self.first = min(FIRST_BATCH, self.size) if search.trial_batch is None else self.size
+        self.remaining, self.timeout, self.progress = remaining, timeout, progress
+        self.start = time.perf_counter()
+        self.waiting = _Waiting(self.study)
+        self.n_run = 0
+        self.held: list = []
+
+    def timed_out(self) -> bool:
+        """Whether no batch, and no refill, may start any more."""
+        return self.timeout is not None and time.perf_counter() - self.start > self.timeout
+
+    def wanted(self) -> int:
+        """Trials to ask now (0: none), after failing dead workers' trials for a retry."""
+        # a dead worker's trials: FAIL, then queued again; each retry replaces a trial that
+        # never finished, so it does not count against this call's budget
+        failed = fail_stale_trials(self.study)
+        self.remaining += len(failed)
+        return self.waiting.batch(self.search.n_trials, self.remaining - self.n_run, failed)
+
+    def ask(self, n: int) -> list:
+        """``n`` new trials of the study."""
+        with warnings.catch_warnings():
+            # Optuna's heartbeats run inside Study.optimize only: the batch keeps them itself
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trials = [self.study.ask() for _ in range(n)]
+        self.n_run += n
+        return trials
+
+    def run(self, n: int) -> None:
+        """Ask, train and tell one batch of ``n`` trials (the held ones first)."""
+        trials, self.held = self.held[:n], self.held[n:]
+        trials += self.ask(n - len(trials))
+        with Heartbeats(self.study._storage) as beats:
+            _Batch(self, trials, beats).train()
+
+
+class _Batch:
+    """One batch: its trials, their pruning and telling, and the refill of their slots."""
+
+    def __init__(self, batches: _Batches, trials: list, beats) -> None:
+        self.batches, self.study, self.search = batches, batches.study, batches.search
+        self.trials, self.beats = [], beats
+        self.params: list = []
+        nop = isinstance(self.study.pruner, optuna.pruners.NopPruner)
+        self.pruning = None if nop else _Pruning(self.study)
+        self.halted: list = []
+        self.worker = worker_id()
         for trial in trials:
-            beats.add(trial)
-        return _train_batch(search, objective, study, scorer, trials, progress, beats, full)
+            self.add(trial, self.search.space.suggest(trial))
 
+    def add(self, trial, params: dict) -> None:
+        """A trial of the batch: its heartbeat, and whose it is (written after its parameters)."""
+        self.trials.append(trial)
+        self.params.append(params)
+        self.beats.add(trial)
+        set_user_attrs(trial, {WORKER_ATTR: self.worker})
 
-def _train_batch(search, objective, study, scorer, trials, progress, beats, full: int) -> int:
-    """Train ``trials`` (a batch of at most ``full``), report, prune, tell; the count."""
-    params = [search.space.suggest(trial) for trial in trials]
-    worker = worker_id()
-    for trial in trials:  # whose trials these are (written after the parameters)
-        set_user_attrs(trial, {WORKER_ATTR: worker})
-    pruning = None if isinstance(study.pruner, optuna.pruners.NopPruner) else _Pruning(study)
-    halted = []
+    def train(self) -> None:
+        """Train the batch, report, prune, tell (each trial as it ends, with refilled slots)."""
+        search, objective = self.search, self.batches.objective
+        evaluator = StackedEvaluator(
+            memory_budget=getattr(search, "memory_budget", None),
+            oof_predictions=search.oof_predictions,
+            return_train_score=search.return_train_score,
+            random_state=search.random_state,
+            on_epoch=self.on_epoch,
+            verbose=max(0, search.verbose - 2),
+            pad_to=self.batches.size * len(objective.splits),  # one compiled shape
+        )
+        evaluation = evaluate_batch(
+            evaluator,
+            search.estimator,
+            list(self.params),
+            objective.splits,
+            objective.X,
+            objective.y,
+            scorers=self.batches.scorer,
+            refill=self if getattr(search, "refill_slots", True) else None,
+        )  # alone, or with the other outer folds' batches in nested cross-validation
+        if self.halted:  # unfinished trials are not results: FAIL them, to be run again on resume
+            for trial in [t for t in self.trials if t is not None] + self.batches.held:
+                set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {self.halted[0]}"})
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.batches.held = []
+            check_stop()
+        if not evaluation.refilled:
+            for c in range(len(self.trials)):
+                self.tell(c, evaluation)
 
-    def on_epoch(epoch, scores):
+    # ------------------------------------------------------------ the evaluator's hooks
+    def on_epoch(self, epoch: int, scores: dict) -> list:
+        """A whole batch's epoch: every trial at ``epoch``."""
+        return self.epoch_end({c: (epoch, values) for c, values in scores.items()})
+
+    def epoch_end(self, scores: dict) -> list:
+        """Report each trial's mean over its folds at its own epoch; the trials to stop."""
         if stop_requested() is not None:  # Ctrl-C: stop the stack at this epoch boundary
-            halted.append(epoch)
+            self.halted.append(max((e for e, _ in scores.values()), default=0))
             return list(scores)
-        if pruning is None:
+        if self.pruning is None:
             return []
-        means = {}
-        for c, values in scores.items():
+        reports = {}
+        for c, (epoch, values) in scores.items():
             values = [v for v in values if math.isfinite(v)]
             if values:
-                means[c] = float(np.mean(values))
-        return pruning.judge(epoch, {trials[c]: value for c, value in means.items()}, trials)
+                reports[self.trials[c]] = (epoch, float(np.mean(values)))
+        return self.pruning.judge(reports, self.trials)
 
-    evaluator = StackedEvaluator(
-        memory_budget=getattr(search, "memory_budget", None),
-        oof_predictions=search.oof_predictions,
-        return_train_score=search.return_train_score,
-        random_state=search.random_state,
-        on_epoch=on_epoch,
-        verbose=max(0, search.verbose - 2),
-        pad_to=full * len(objective.splits),  # one compiled shape for every batch
-    )
-    done = evaluate_batch(
-        evaluator,
-        search.estimator,
-        params,
-        objective.splits,
-        objective.X,
-        objective.y,
-        scorers=scorer,
-    )  # alone, or with the other outer folds' batches in nested cross-validation
-    if halted:  # unfinished trials are not results: FAIL them, to be run again on resume
-        for trial in trials:
-            set_user_attrs(trial, {FAILURE_REASON: f"interrupted at epoch {halted[0]}"})
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        check_stop()
-    for c, trial in enumerate(trials):
+    def done(self, c: int, evaluation) -> None:
+        """Refilled slots: trial ``c`` has every fold's entry in ``evaluation``; tell it now."""
+        if not self.halted:
+            self.tell(c, evaluation)
+
+    def more(self, n: int, fits) -> list[dict]:
+        """Refilled slots: up to ``n`` trials the study still needs; a misfit waits."""
+        batches = self.batches
+        if self.halted or stop_requested() is not None or batches.timed_out() or batches.held:
+            return []
+        new = []
+        for trial in batches.ask(min(n, batches.wanted())):
+            params = self.search.space.suggest(trial)
+            if batches.held or not fits(params):
+                batches.held.append(trial)  # the next batch starts with it
+                continue
+            self.add(trial, params)
+            new.append(params)
+        if new:
+            logger.debug(
+                "trial(s) %s take free slots of the running stack",
+                ", ".join(str(t.number) for t in self.trials[-len(new) :]),
+            )
+        return new
+
+    def tell(self, c: int, evaluation) -> None:
+        """Record trial ``c``'s folds and tell the study: COMPLETE, PRUNED or FAIL."""
+        search, objective, study = self.search, self.batches.objective, self.study
+        trial = self.trials[c]
         record = _record(
-            done.entries[c],
+            evaluation.entries[c],
             search.return_train_score,
-            _oof_rows(search, objective) if c not in done.pruned else None,
-            [row for row in done.curves if row["candidate"] == c],
-            **{PARAMS: params_attr(params[c]), ENGINE: done.engines[c]},
+            _oof_rows(search, objective) if c not in evaluation.pruned else None,
+            [row for row in evaluation.curves if row["candidate"] == c],
+            **{PARAMS: params_attr(self.params[c]), ENGINE: evaluation.engines[c]},
         )
         set_user_attrs(trial, record)
         scores = record[CV_TEST_SCORES]
-        if c in done.pruned:
+        if c in evaluation.pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         elif any(s is None for s in scores):
             if FAILURE_REASON not in record:
@@ -413,8 +508,10 @@ def _train_batch(search, objective, study, scorer, trials, progress, beats, full
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             logger.warning("trial %d failed: %s", trial.number, record.get(FAILURE_REASON))
         else:
-            study.tell(trial, float(np.mean(scores)))
-        beats.discard(trial)
-        if progress is not None:
-            progress.update(1)
-    return len(trials)
+            frozen = study.tell(trial, float(np.mean(scores)))
+            if self.pruning is not None:
+                self.pruning.completed_now(frozen)
+        self.trials[c] = None  # told
+        self.beats.discard(trial)
+        if self.batches.progress is not None:
+            self.batches.progress.update(1)

@@ -455,6 +455,13 @@ class OptunaSearchCV:
         pruner soon has finished trials to compare with) and goes on with 8.
         A batch larger than ``memory_budget`` allows in one stack is reduced
         (logged), so that a batch's trials train, and are pruned, in lockstep.
+    refill_slots : bool, default=True
+        On the ``mlp()`` trainer, where one stack holds a batch: a pruned or
+        finished trial is told at once and the study's next trial takes its
+        members' slots at the next epoch boundary, so that the stack never
+        idles while trials are left (:mod:`tunekit.evaluators.stacked.refill`).
+        ``False`` trains whole batches (each batch's stack runs until its last
+        trial ends), for comparison.
     memory_budget : float, int, str or None, default=None
         The stacked engine's memory per stack
         (:class:`~tunekit.evaluators.StackedEvaluator`).
@@ -506,6 +513,7 @@ class OptunaSearchCV:
         trial_batch: int | None = None,
         memory_budget: float | int | str | None = None,
         oof_predictions: bool = False,
+        refill_slots: bool = True,
     ):
         self.estimator = estimator
         self.space = space
@@ -527,6 +535,7 @@ class OptunaSearchCV:
         self.trial_batch = trial_batch
         self.memory_budget = memory_budget
         self.oof_predictions = oof_predictions
+        self.refill_slots = refill_slots
 
     # ---------------------------------------------------------------- study
     def _create_study(self, scoring_name: str, n_splits: int, ratio: float):

@@ -21,6 +21,7 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 
+from tunekit.evaluators import EpochRungs, StackedEvaluator
 from tunekit.strategies._search import EvaluatorSearchCV
 
 __all__ = [
@@ -37,7 +38,8 @@ def _forwarded(arguments: dict) -> dict:
     scikit-learn reads an estimator's parameters from its ``__init__`` signature,
     so each class spells its parameters out, and hands them on from ``locals()``.
     """
-    return {k: v for k, v in arguments.items() if k not in ("self", "evaluator", "__class__")}
+    own = ("self", "evaluator", "continue_rungs", "__class__")
+    return {k: v for k, v in arguments.items() if k not in own}
 
 
 class TunekitGridSearchCV(GridSearchCV, EvaluatorSearchCV):
@@ -92,7 +94,20 @@ class TunekitRandomizedSearchCV(RandomizedSearchCV, EvaluatorSearchCV):
 class TunekitHalvingRandomSearchCV(HalvingRandomSearchCV, EvaluatorSearchCV):
     """:class:`~sklearn.model_selection.HalvingRandomSearchCV` whose rungs an ``evaluator`` runs.
 
-    Each rung is one batch: with the stacked evaluator, one stack per rung.
+    Each rung is one batch: with the stacked evaluator, one stack per rung;
+    on epochs (``resource`` an ``epochs`` parameter) one stack for all the
+    rungs, whose survivors train on from their weights
+    (:class:`~tunekit.evaluators.EpochRungs`).
+
+    Parameters (besides scikit-learn's)
+    -----------------------------------
+    evaluator : Evaluator or None, default=None
+        What trains each rung (``None``: the standard evaluator).
+    continue_rungs : bool, default=True
+        On epochs with the stacked evaluator: run the rungs as one run where
+        it is exact (see :class:`~tunekit.evaluators.EpochRungs`, which logs
+        why where it is not). ``False`` trains every rung from scratch, one
+        stack each, for comparison.
     """
 
     def __init__(
@@ -115,9 +130,18 @@ class TunekitHalvingRandomSearchCV(HalvingRandomSearchCV, EvaluatorSearchCV):
         n_jobs=None,
         verbose=0,
         evaluator=None,
+        continue_rungs=True,
     ):
         super().__init__(**_forwarded(locals()))
         self.evaluator = evaluator
+        self.continue_rungs = continue_rungs
+
+    def _evaluator(self):
+        evaluator = super()._evaluator()
+        on_epochs = self.resource == "epochs" or self.resource.endswith("__epochs")
+        if self.continue_rungs and on_epochs and isinstance(evaluator, StackedEvaluator):
+            return EpochRungs(evaluator, self.resource)
+        return evaluator
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,10 @@ from tunekit.engine.mlp.network import (
 )
 from tunekit.engine.mlp.sparse_rows import dense_rows, padded_rows, rows_that_fit
 from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
-from tunekit.engine.result import StackResult, diverged
+from tunekit.engine.result import MemberOutcome, Resume, StackResult, diverged
 from tunekit.engine.schedule import EpochSchedule
 
-__all__ = ["MemberSpec", "StackConfig", "train_stack"]
+__all__ = ["MemberSpec", "StackConfig", "static_key", "train_stack"]
 
 _RANDOM_KNOBS = ("noise", "activation_noise", "weight_noise", "dropout")
 _STEP_STRIDE = 1024  # random-stream counters reserved per step
@@ -282,6 +282,8 @@ def train_stack(
     eval_batch_size: int = 2048,
     verbose: int = 0,
     on_epoch_end: Callable[[int, list, np.ndarray], None] | None = None,
+    turnover: Callable[[int, dict], dict] | None = None,
+    on_compact: Callable[[np.ndarray], None] | None = None,
 ) -> StackResult:
     """Train ``members`` side by side as one stacked model.
 
@@ -311,6 +313,27 @@ def train_stack(
         that trained in it. Used to score members along the way. It may
         return the indices of members to freeze (e.g. pruned trials): they
         train no further and keep their current weights.
+    turnover : callable or None, default=None
+        Refilled slots. ``turnover(epoch, outcomes)`` after every epoch in
+        which members left (out of epochs, early-stopped or frozen):
+        ``outcomes`` maps each leaving member's slot to its
+        :class:`~tunekit.engine.result.MemberOutcome`, and the call returns
+        ``{slot: MemberSpec}`` for the members that take those slots now, or
+        ``{slot: Resume(epochs)}`` for a member that goes on training from
+        where it is (:class:`~tunekit.engine.result.Resume`). A new member
+        starts from its own initial weights, zero optimizer slots
+        and its own step counter, seeds and epoch count, so it trains as it
+        would in a stack of its own; it must have the stack's static key
+        (:func:`static_key`) and at most the stack's training rows. The stack
+        runs until no slot is taken. Every member, the first ones included,
+        leaves through ``turnover``; the returned result then holds the
+        timings only.
+    on_compact : callable or None, default=None
+        With ``turnover``: once a turnover leaves at most half of the slots
+        taken, the stack is made smaller (the taken slots only, in order; a
+        new compiled shape) and ``on_compact(keep)`` is told which old slots
+        the new ones are. ``None`` keeps the stack's size (empty slots are
+        masked; a refill soon takes them).
 
     Returns
     -------
@@ -320,7 +343,8 @@ def train_stack(
     X, Y = _check_data(config, X, Y)
     _check_members(config, members, X.shape[0])
     run = _StackRun(config, members, X, Y, random_state, eval_batch_size)
-    run.fit_loop(verbose, on_epoch_end)
+    run.on_compact = on_compact
+    run.fit_loop(verbose, on_epoch_end, turnover)
     return run.result(start)
 
 
@@ -353,17 +377,45 @@ def _knobs(config: StackConfig, members: Sequence[MemberSpec]) -> dict[str, np.n
     return knob
 
 
+def static_key(members: Sequence[MemberSpec]) -> tuple:
+    """What a stack compiles in from its members' knobs: which draws and penalties exist.
+
+    A member joins a running stack only with the stack's key: a random
+    knob's draws, or a penalty's term, that the compiled step lacks (or has
+    and the member lacks) would change how the member trains.
+    """
+    knob = {
+        name: np.array([float(getattr(s, name)) for s in members])
+        for name in ("l1", "l2", "label_smoothing", *_RANDOM_KNOBS)
+    }
+    flags = frozenset(k for k in _RANDOM_KNOBS if np.any(knob[k] > 0))
+    return (
+        flags,
+        bool(np.any(knob["l1"] > 0)),
+        bool(np.any(knob["l2"] > 0)),
+        bool(np.any(knob["label_smoothing"] > 0)),
+    )
+
+
+def _member_weights(config: StackConfig, spec: MemberSpec) -> list:
+    """One member's initial weights: its own, or a draw from its ``seed``."""
+    if spec.initial_weights is not None:
+        return [np.asarray(w, dtype="float32") for w in spec.initial_weights]
+    member_rng = np.random.default_rng(spec.seed)
+    return init_member(member_rng, config.n_features, config.hidden, config.n_outputs)
+
+
+def _stream(spec: MemberSpec, random_state) -> np.random.Generator:
+    """A member's generator of batch orders and step seeds."""
+    return np.random.default_rng(
+        [spec.seed if spec.stream_seed is None else spec.stream_seed]
+        + ([] if random_state is None else [int(random_state)])
+    )
+
+
 def _initial_params(config: StackConfig, members: Sequence[MemberSpec]) -> list:
     """Every member's initial weights, stacked along the member axis."""
-    per_member = []
-    for spec in members:
-        if spec.initial_weights is not None:
-            per_member.append([np.asarray(w, dtype="float32") for w in spec.initial_weights])
-        else:
-            member_rng = np.random.default_rng(spec.seed)
-            per_member.append(
-                init_member(member_rng, config.n_features, config.hidden, config.n_outputs)
-            )
+    per_member = [_member_weights(config, spec) for spec in members]
     return [ops.convert_to_tensor(np.stack(ws)) for ws in zip(*per_member, strict=True)]
 
 
@@ -397,21 +449,15 @@ class _StackRun:
 
     def __init__(self, config, members, X, Y, random_state, eval_batch_size):
         self.config = config
+        self.members = list(members)
         self.n_members = len(members)
-        self.streams = [
-            np.random.default_rng(
-                [s.seed if s.stream_seed is None else s.stream_seed]
-                + ([] if random_state is None else [int(random_state)])
-            )
-            for s in members
-        ]
+        self.random_state = random_state
+        self.eval_batch_size = eval_batch_size
+        self.streams = [_stream(s, random_state) for s in members]
         # Per-member knobs as (M,) tensors; static flags drop unused layers.
-        knob = _knobs(config, members)
-        flags = frozenset(k for k in _RANDOM_KNOBS if np.any(knob[k] > 0))
-        use_l1, use_l2 = bool(np.any(knob["l1"] > 0)), bool(np.any(knob["l2"] > 0))
-        smoothing = bool(np.any(knob["label_smoothing"] > 0))
-        self.fns = _compiled(config, flags, use_l1, use_l2, smoothing)
-        self.hyper = {k: ops.convert_to_tensor(v) for k, v in knob.items()}
+        self.key = static_key(members)
+        self.fns = _compiled(config, *self.key)
+        self.hyper = {k: ops.convert_to_tensor(v) for k, v in _knobs(config, members).items()}
         self.params = _initial_params(config, members)
         self.state = init_state(config.optimizer, self.params)
         self.X = padded_rows(X) if sp.issparse(X) else ops.convert_to_tensor(X)
@@ -421,19 +467,33 @@ class _StackRun:
         self.n_steps = math.ceil(int(n_train.max()) / int(config.batch_size))
         self.max_epochs = np.array([int(s.epochs) for s in members])
         self.stopper = EarlyStopping([s.patience for s in members])
+        self.sparse, self.n_rows = sp.issparse(X), X.shape[0]
+        self.best_params = list(self.params)
         if self.stopper.watch.any():
-            if sp.issparse(X):  # each chunk is densified: it must fit the cap
-                eval_batch_size = rows_that_fit(len(members), X.shape[1], eval_batch_size)
-            self.val_chunks, self.n_val = _validation_chunks(members, eval_batch_size)
-            self.best_params = list(self.params)
+            self._watch_validation()
         self.trained = np.zeros(self.n_members, dtype=int)
+        self.started = np.zeros(self.n_members, dtype=int)  # stack epochs run when each joined
+        self.taken = np.ones(self.n_members, dtype=bool)  # slots with a member
+        self.on_compact = None  # see train_stack
         self.hist_loss, self.hist_val, self.epoch_times = [], [], []
 
-    def fit_loop(self, verbose: int, on_epoch_end) -> None:
-        """Train until every member is out of epochs or stopped."""
+    def _watch_validation(self) -> None:
+        """The watched members' validation rows, chunked for the evaluation calls."""
+        size = self.eval_batch_size
+        if self.sparse:  # each chunk is densified: it must fit the cap
+            size = rows_that_fit(self.n_members, self.config.n_features, size)
+        self.val_chunks, self.n_val = _validation_chunks(self.members, size)
+
+    def active(self) -> np.ndarray:
+        """Members that train in the next epoch: in a slot, not stopped, epochs left."""
+        return self.taken & ~self.stopper.stopped & (self.trained < self.max_epochs)
+
+    def fit_loop(self, verbose: int, on_epoch_end, turnover=None) -> None:
+        """Train until every member is out of epochs or stopped (and no slot is refilled)."""
         stopper = self.stopper
-        for epoch in range(int(self.max_epochs.max())):
-            active = stopper.active(epoch, self.max_epochs)
+        epoch = 0
+        while True:
+            active = self.active()
             if not active.any():
                 break
             self.run_single_epoch(epoch, active)
@@ -444,8 +504,11 @@ class _StackRun:
                 halt = on_epoch_end(epoch + 1, params, active)
                 if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
                     stopper.halt(halt)
+            if turnover is not None:
+                self.turn_over(epoch + 1, turnover)
+            epoch += 1
             if verbose > 0:
-                msg = f"epoch {epoch + 1}: {int(active.sum())}/{self.n_members} members training"
+                msg = f"epoch {epoch}: {int(active.sum())}/{self.n_members} members training"
                 if stopper.watch.any():
                     msg += f", {int(stopper.stopped.sum())} stopped"
                 print(msg, flush=True)
@@ -494,10 +557,122 @@ class _StackRun:
             val_loss = total / self.n_val + pen
         val_loss = np.where(self.stopper.watch & active, val_loss, np.nan)
         self.hist_val.append(val_loss)
-        improved = self.stopper.update(epoch, val_loss, active)
+        improved = self.stopper.update(self.trained - 1, val_loss, active)
         if improved.any():
             self.best_params = self.fns.select(
                 ops.convert_to_tensor(improved), self.params, self.best_params
+            )
+
+    def turn_over(self, epoch: int, turnover) -> None:
+        """Hand over the members that leave after ``epoch``; seat the ones that take their slots."""
+        leaving = np.flatnonzero(self.taken & ~self.active())
+        if not len(leaving):
+            return
+        current = [ops.convert_to_numpy(p) for p in self.params]
+        watch = self.stopper.watch
+        best = [ops.convert_to_numpy(p) for p in self.best_params] if watch.any() else current
+        kept = self.stopper.kept_epoch(self.trained)
+        outcomes = {}
+        for m in leaving.tolist():
+            weights = [np.array(p[m]) for p in (best if watch[m] else current)]
+            rows = slice(self.started[m], self.started[m] + self.trained[m])
+            history = {"loss": np.array(self.hist_loss)[rows, m]}
+            if watch[m]:
+                history["val_loss"] = np.array(self.hist_val)[rows, m]
+            outcomes[m] = MemberOutcome(
+                weights=weights,
+                n_epochs=int(self.trained[m]),
+                best_epoch=int(kept[m]),
+                history=history,
+                diverged=bool(diverged([weights])[0]),
+                started=int(self.started[m]),
+            )
+        self.taken[leaving] = False
+        seated = turnover(epoch, outcomes) or {}
+        for m, epochs in [(m, r.epochs) for m, r in seated.items() if isinstance(r, Resume)]:
+            if m not in outcomes or self.stopper.stopped[m] or epochs <= self.trained[m]:
+                raise ValueError(
+                    f"slot {m} cannot resume to {epochs} epochs: only a member that has just "
+                    f"left with fewer epochs ({self.trained[m]}) and was not stopped trains on"
+                )
+            self.max_epochs[m], self.taken[m] = epochs, True
+        fresh = {m: spec for m, spec in seated.items() if not isinstance(spec, Resume)}
+        if fresh:
+            self.seat(epoch, fresh, current)
+        if self.on_compact is not None and 0 < self.taken.sum() <= self.n_members // 2:
+            keep = np.flatnonzero(self.taken)
+            self.compact(keep)
+            self.on_compact(keep)
+
+    def compact(self, keep: np.ndarray) -> None:
+        """Keep the slots at ``keep`` only: a smaller stack, every member's state carried."""
+        index = ops.convert_to_tensor(keep.astype("int32"))
+        take = lambda tensors: [ops.take(p, index, axis=0) for p in tensors]  # noqa: E731
+        self.params, self.best_params = take(self.params), take(self.best_params)
+        self.state = {
+            "step": ops.take(self.state["step"], index, axis=0),
+            "slots": [take(kind) for kind in self.state["slots"]],
+        }
+        self.members = [self.members[m] for m in keep]
+        self.streams = [self.streams[m] for m in keep]
+        self.train_rows = [self.train_rows[m] for m in keep]
+        self.n_members = len(keep)
+        for name in ("max_epochs", "trained", "started", "taken"):
+            setattr(self, name, getattr(self, name)[keep])
+        self.stopper.select(keep)
+        self.hist_loss = [row[keep] for row in self.hist_loss]
+        self.hist_val = [row[keep] for row in self.hist_val]
+        self.hyper = {
+            k: ops.convert_to_tensor(v) for k, v in _knobs(self.config, self.members).items()
+        }
+        if self.stopper.watch.any():
+            self._watch_validation()
+
+    def seat(self, epoch: int, seated: dict, current: list) -> None:
+        """Put new members in slots: fresh weights, zero optimizer slots, their own counters."""
+        for m, spec in seated.items():
+            if self.taken[m]:
+                raise ValueError(f"slot {m} is taken; only a slot that was handed over is refilled")
+            if static_key([spec]) != self.key:
+                raise ValueError(
+                    f"the member for slot {m} has other random knobs or penalties than the "
+                    f"stack ({static_key([spec])} against {self.key})"
+                )
+            if math.ceil(len(spec.train_idx) / self.config.batch_size) > self.n_steps:
+                raise ValueError(f"the member for slot {m} has more training rows than the stack")
+        _check_members(self.config, list(seated.values()), self.n_rows)
+        state = {
+            "step": ops.convert_to_numpy(self.state["step"]).copy(),
+            "slots": [[ops.convert_to_numpy(p).copy() for p in k] for k in self.state["slots"]],
+        }
+        for m, spec in seated.items():
+            self.members[m] = spec
+            for p, w in zip(current, _member_weights(self.config, spec), strict=True):
+                p[m] = w
+            state["step"][m] = 0.0
+            for kind in state["slots"]:
+                for p in kind:
+                    p[m] = 0.0
+            self.streams[m] = _stream(spec, self.random_state)
+            self.train_rows[m] = np.asarray(spec.train_idx, dtype="int64")
+            self.max_epochs[m] = int(spec.epochs)
+            self.stopper.reset(m, spec.patience)
+            self.trained[m], self.started[m], self.taken[m] = 0, epoch, True
+        self.params = [ops.convert_to_tensor(p) for p in current]
+        self.state = {
+            "step": ops.convert_to_tensor(state["step"]),
+            "slots": [[ops.convert_to_tensor(p) for p in kind] for kind in state["slots"]],
+        }
+        self.hyper = {
+            k: ops.convert_to_tensor(v) for k, v in _knobs(self.config, self.members).items()
+        }
+        if self.stopper.watch.any():
+            self._watch_validation()
+            missing = len(self.hist_loss) - len(self.hist_val)  # epochs before any was watched
+            self.hist_val.extend([np.full(self.n_members, np.nan)] * missing)
+            fresh = np.isin(np.arange(self.n_members), list(seated))
+            self.best_params = self.fns.select(
+                ops.convert_to_tensor(fresh), self.params, self.best_params
             )
 
     def result(self, start: float) -> StackResult:

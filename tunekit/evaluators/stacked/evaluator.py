@@ -19,6 +19,7 @@ from tunekit.evaluators.stacked.grouping import (
 )
 from tunekit.evaluators.stacked.keras_run import KerasStackRun, route_any_builder
 from tunekit.evaluators.stacked.mlp_run import MlpStackRun
+from tunekit.evaluators.stacked.refill import RefillRun, refill_refusal
 from tunekit.evaluators.stacked.runs import Batch
 from tunekit.evaluators.standard import StandardEvaluator
 
@@ -158,17 +159,8 @@ class StackedEvaluator(Evaluator):
             return self.fallback
         return StandardEvaluator(**self.settings())
 
-    # ------------------------------------------------------------------ evaluate
-    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None,
-                 folds=None):  # fmt: skip
-        """Train ``candidates`` on ``splits``; see :meth:`Evaluator.evaluate`.
-
-        ``folds`` (one set of split positions per candidate) trains each
-        candidate on those splits only; the other entries stay ``None``. Nested
-        cross-validation's outer folds use it to share stacks without training
-        a candidate on another outer fold's rows.
-        """
-        candidates = list(candidates)
+    def routed(self, estimator, candidates, X, y, fit_params=None) -> list[CandidateGroup]:
+        """The groups of a batch: stacks, any-builder stacks and standard-path candidates."""
         groups = self.plan(estimator, candidates, y, fit_params)
         if sp.issparse(X):  # the any-builder path takes no sparse X
             singles = [i for g in groups if not g.stacked for i in g.indices]
@@ -176,6 +168,32 @@ class StackedEvaluator(Evaluator):
                 _log.info(f"candidates {singles} take the standard path: {SPARSE_REASON}")
         elif not fit_params:
             groups = route_any_builder(estimator, candidates, groups, X, y)
+        return groups
+
+    def refill_refusal(self, estimator, candidates, X, y, fit_params=None) -> str | None:
+        """Why a batch of ``candidates`` cannot run as one stack with refilled slots."""
+        groups = self.routed(estimator, list(candidates), X, y, fit_params)
+        return refill_refusal(groups, Batch(estimator, list(candidates), [], X, y, None, None))
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None,
+                 folds=None, refill=None):  # fmt: skip
+        """Train ``candidates`` on ``splits``; see :meth:`Evaluator.evaluate`.
+
+        ``folds`` (one set of split positions per candidate) trains each
+        candidate on those splits only; the other entries stay ``None``. Nested
+        cross-validation's outer folds use it to share stacks without training
+        a candidate on another outer fold's rows.
+
+        ``refill`` (a :class:`~tunekit.evaluators.stacked.refill.Refill`)
+        seats the caller's next candidates in the slots of those that leave,
+        where one ``mlp()`` stack holds the batch; the evaluation then says
+        ``refilled`` and has grown by the candidates seated. Elsewhere the
+        batch trains as a whole (logged at DEBUG with the reason) and
+        ``on_epoch`` stops candidates as usual.
+        """
+        candidates = list(candidates)
+        groups = self.routed(estimator, candidates, X, y, fit_params)
         if self.strict:
             self._refuse(candidates, groups)
         self.groups_ = groups
@@ -193,11 +211,18 @@ class StackedEvaluator(Evaluator):
             engines=["sklearn"] * len(candidates),
         )
         batch = Batch(estimator, candidates, splits, X, y, scorers, evaluation, folds)
+        if refill is not None and (why := refill_refusal(groups, batch)) is not None:
+            _log.debug(f"no refilled slots: {why}")
+            refill = None
         for g in groups:
             start = time.perf_counter()
             rest = g.indices
             if g.keras is not None:
                 rest = KerasStackRun(self, g, batch).run()
+            elif refill is not None:
+                run = RefillRun(self, g, batch, refill)
+                rest = run.run()
+                evaluation.refilled = run.refilled
             elif g.stacked:
                 rest = MlpStackRun(self, g, batch).run()
             if rest:

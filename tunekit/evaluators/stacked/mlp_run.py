@@ -84,9 +84,13 @@ class MlpStackRun(GroupRun):
             pad = self.padding(stacks, self.capacity)
             for stack in stacks:
                 group.stacks.append(len(stack))
-                chunk = _Chunk(self, config, [specs[i] for i in stack], [slots[i] for i in stack])
+                chunk = self.chunk(config, [specs[i] for i in stack], [slots[i] for i in stack])
                 chunk.train(pad)
         return sorted(set(rest))
+
+    def chunk(self, config, specs: list, slots: list) -> _Chunk:
+        """The compiled stack that trains ``specs``."""
+        return _Chunk(self, config, specs, slots)
 
     def _stacks(self, config, specs: list, slots: list) -> list[list[int]]:
         """The members (positions in ``specs``) of each stack that fits the memory budget."""
@@ -112,42 +116,53 @@ class MlpStackRun(GroupRun):
 
     def _members(self) -> dict[int, tuple[list, list]]:
         """Every family's members (one per fold), by the width of their copy of X."""
-        base = self.final.get_params(deep=False)
         seeds = Seeds(self.final, self.ev.random_state)
         by_width: dict[int, tuple[list, list]] = {}
         for family in self.families():
             lead = self.cands[family.leader]
-            member = engine.resolve_params({**base, **split_params(lead, self.prefix)[1]}).member
+            member = self.resolved(lead)
             key = variant_key(self.pre, lead, self.prefix)
-            for s, (train, test) in enumerate(self.batch.splits):
+            for s, (_, test) in enumerate(self.batch.splits):
                 if not self.wants(family, s):
                     continue
-                copy = self.copies.where[(key, s)]
-                init, stream, carve_seed = seeds.draw()
-                if isinstance(copy, str):
-                    self._fail(family, s, len(test), copy)
+                made = self.fold_member(member, key, s, seeds)
+                if isinstance(made, str):
+                    self._fail(family, s, len(test), made)
                     continue
-                fit_rows, val = train, None
-                if member["patience"] is not None:
-                    try:
-                        fit_rows, val = carve_validation(
-                            train,
-                            self.data.codes,
-                            member["validation_fraction"],
-                            carve_seed,
-                            self.data.classifier,
-                        )
-                    except ValueError as err:
-                        if self.raise_errors:
-                            raise
-                        self._fail(family, s, len(test), f"ValueError: {err}")
-                        continue
-                offset, width = copy
-                spec = _member_spec(member, fit_rows + offset, val, offset, init, stream)
+                spec, offset, width = made
                 specs, slots = by_width.setdefault(width, ([], []))
                 specs.append(spec)
                 slots.append(_Slot(family, s, offset))
         return by_width
+
+    def resolved(self, candidate: dict) -> dict:
+        """The candidate's member knobs (the estimator's, with its own values)."""
+        base = self.final.get_params(deep=False)
+        return engine.resolve_params({**base, **split_params(candidate, self.prefix)[1]}).member
+
+    def fold_member(self, member: dict, key, s: int, seeds: Seeds):
+        """``(spec, offset, width)`` of a member on fold ``s``, or why it cannot train."""
+        train, _ = self.batch.splits[s]
+        copy = self.copies.where[(key, s)]
+        init, stream, carve_seed = seeds.draw()
+        if isinstance(copy, str):
+            return copy
+        fit_rows, val = train, None
+        if member["patience"] is not None:
+            try:
+                fit_rows, val = carve_validation(
+                    train,
+                    self.data.codes,
+                    member["validation_fraction"],
+                    carve_seed,
+                    self.data.classifier,
+                )
+            except ValueError as err:
+                if self.raise_errors:
+                    raise
+                return f"ValueError: {err}"
+        offset, width = copy
+        return _member_spec(member, fit_rows + offset, val, offset, init, stream), offset, width
 
     def _fail(self, family, s: int, n_test: int, reason: str) -> None:
         """Record a failed fold for every candidate of ``family``."""
@@ -274,15 +289,18 @@ class _Chunk:
             self.run.batch.evaluation.pruned.setdefault(c, epoch)
         return [m for m, slot in enumerate(self.slots) if indices[slot.family.leader] in stop]
 
-    def lead_entry(self, m: int, slot: _Slot, result, fit_time: float) -> dict:
-        """The entry of the member's own candidate (the family's longest run)."""
+    def lead_entry(self, m: int, slot: _Slot, outcome, fit_time: float) -> dict:
+        """The entry of the member's own candidate (the family's longest run).
+
+        ``outcome``: the member's :class:`~tunekit.engine.result.MemberOutcome`.
+        """
         run = self.run
         train, test = run.batch.splits[slot.fold]
-        est = self.member(result.weights[m], result.best_epoch[m], result.n_epochs[m])
+        est = self.member(outcome.weights, outcome.best_epoch, outcome.n_epochs)
         # what a failure's reason names: the member's own losses and learning rate
-        est.history_ = {"loss": [float(v) for v in result.history["loss"][:, m]]}
+        est.history_ = {"loss": [float(v) for v in outcome.history["loss"]]}
         est.learning_rate_ = self.specs[m].learning_rate
-        if result.diverged[m]:
+        if outcome.diverged:
             msg = diverged_member(est, run.copies.X[test + slot.offset])
             if run.raise_errors:
                 raise DivergedError(msg)
@@ -292,14 +310,21 @@ class _Chunk:
             est,
             Fold(run.copies.X, run.y_all, train + slot.offset, test + slot.offset),
             fit_time,
-            best_epoch=result.best_epoch[m],
-            n_epochs=result.n_epochs[m],
+            best_epoch=outcome.best_epoch,
+            n_epochs=outcome.n_epochs,
         )
 
     def finish_member(self, m: int, slot: _Slot, result, fit_time: float) -> None:
         """Record the entries (and curves) of every candidate the member stands for."""
         run = self.run
-        lead = self.lead_entry(m, slot, result, fit_time)
+        outcome = engine.MemberOutcome(
+            weights=result.weights[m],
+            n_epochs=int(result.n_epochs[m]),
+            best_epoch=int(result.best_epoch[m]),
+            history={"loss": result.history["loss"][:, m]},
+            diverged=bool(result.diverged[m]),
+        )
+        lead = self.lead_entry(m, slot, outcome, fit_time)
         snapshot = lambda epochs: self.snaps.get((m, epochs))  # noqa: E731
         for index, epochs in run.record_family(slot.family, slot.fold, lead, snapshot, fit_time):
             if run.ev.epoch_curves:

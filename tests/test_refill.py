@@ -1,0 +1,191 @@
+"""Refilled slots: a running stack seats new members as others leave, each as if alone.
+
+Three levels: the trainer's ``turnover`` (:func:`tunekit.engine.train_stack`),
+the stacked evaluator with a :class:`~tunekit.evaluators.stacked.refill.Refill`,
+and an Optuna study's batches.
+"""
+
+import logging
+
+import numpy as np
+import optuna
+import pytest
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import StratifiedKFold
+
+import tunekit as tk
+from tunekit.engine import MemberSpec, StackConfig, train_stack
+from tunekit.evaluators import StackedEvaluator
+from tunekit.space import Space
+from tunekit.strategies.optuna_search import OptunaSearchCV
+
+CONFIG = StackConfig(n_features=5, hidden=(6,), activation="relu", n_outputs=1,
+                     output_activation="sigmoid", optimizer="adam", batch_size=16)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 5)).astype("float32")
+    y = (X[:, 0] + X[:, 3] > 0).astype(int)
+    return X, y
+
+
+def _spec(seed, **kw):
+    knobs = {"train_idx": np.arange(70), "epochs": 5, "l2": 1e-3, "dropout": 0.1, **kw}
+    return MemberSpec(seed=seed, **knobs)
+
+
+def _close(a, b):
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)) < 1e-5
+
+
+def test_a_member_seated_mid_stack_trains_as_in_a_stack_of_its_own(data):
+    X, y = data
+    Y = y[:, None].astype("float32")
+    first = [_spec(1), _spec(2, l2=1e-2, dropout=0.3)]
+    # the newcomer has fewer rows, early stopping and its own epochs and knobs
+    late = _spec(3, train_idx=np.arange(60), epochs=4, l2=1e-4, dropout=0.2,
+                 val_idx=np.arange(60, 75), patience=1)  # fmt: skip
+    queue, left = [late], []
+
+    def on_epoch(epoch, params, active):
+        return [1] if epoch == 2 else None  # stop member 1 after two epochs
+
+    def turnover(epoch, outcomes):
+        left.extend((epoch, m, o) for m, o in outcomes.items())
+        return {m: queue.pop() for m in outcomes if queue}
+
+    train_stack(CONFIG, first, X, Y, on_epoch_end=on_epoch, turnover=turnover)
+    by_slot = {}
+    for epoch, m, outcome in left:
+        by_slot.setdefault(m, []).append((epoch, outcome))
+    assert [e for e, _ in by_slot[1]] == [2, 2 + by_slot[1][1][1].n_epochs]
+    seated = by_slot[1][1][1]
+    assert seated.started == 2  # joined after the stack's second epoch
+    alone = train_stack(CONFIG, [late], X, Y)
+    assert seated.n_epochs == alone.n_epochs[0] and seated.best_epoch == alone.best_epoch[0]
+    np.testing.assert_allclose(seated.history["loss"], alone.history["loss"][:, 0], rtol=1e-5)
+    np.testing.assert_allclose(seated.history["val_loss"], alone.history["val_loss"][:, 0],
+                               rtol=1e-5)  # fmt: skip
+    assert _close(seated.weights, alone.weights[0])
+    # the member beside it never noticed
+    (_, kept), = by_slot[0]
+    assert _close(kept.weights, train_stack(CONFIG, [first[0]], X, Y).weights[0])
+
+
+def test_a_member_with_other_random_knobs_is_not_seated(data):
+    X, y = data
+
+    def turnover(epoch, outcomes):
+        return {m: _spec(4, dropout=0.0) for m in outcomes}  # no dropout: another compiled step
+
+    with pytest.raises(ValueError, match="other random knobs or penalties"):
+        train_stack(CONFIG, [_spec(1, epochs=1)], X, y[:, None].astype("float32"),
+                    turnover=turnover)  # fmt: skip
+
+
+class _Source:
+    """A refill that stops candidate 1 after its second epoch and then offers ``offers``."""
+
+    def __init__(self, offers):
+        self.offers, self.done_order, self.epochs = list(offers), [], {}
+
+    def epoch_end(self, scores):
+        for c, (epoch, values) in scores.items():
+            self.epochs.setdefault(c, []).append(epoch)
+            assert len(values) == 3  # every fold of the candidate, at its own epoch
+        return [1] if scores.get(1, (0,))[0] == 2 else []
+
+    def done(self, index, evaluation):
+        assert all(entry is not None for entry in evaluation.entries[index])
+        self.done_order.append(index)
+
+    def more(self, n, fits):
+        out = []
+        while self.offers and len(out) < n and fits(self.offers[0]):
+            out.append(self.offers.pop(0))
+        return out
+
+
+def test_the_evaluator_seats_new_candidates_and_scores_them_as_alone(data):
+    X, y = data
+    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(6,), epochs=4, batch_size=16,
+                             random_state=0, verbose=0)  # fmt: skip
+    splits = list(StratifiedKFold(3).split(X, y))
+    scorer = check_scoring(est)
+    first = [{"model__l2": 1e-3, "model__dropout": 0.1}, {"model__l2": 1e-2, "model__dropout": 0.2}]
+    late = {"model__l2": 1e-4, "model__dropout": 0.3, "epochs": 3}
+    other = {"model__l2": 1e-4, "model__dropout": 0.0}  # no dropout: waits for a stack of its own
+    source = _Source([late, other])
+    evaluation = StackedEvaluator().evaluate(est, first, splits, X, y, scorers=scorer,
+                                             refill=source)  # fmt: skip
+    assert evaluation.refilled
+    assert len(evaluation.entries) == 3 and source.offers == [other]
+    assert evaluation.started == {2: 2}  # seated after the stack's second epoch
+    assert evaluation.pruned == {1: 2}
+    assert source.done_order == [1, 0, 2]  # 2 joined at epoch 2 for 3 epochs: it ends last
+    assert source.epochs[2] == [1, 2, 3]  # its own epoch count
+    alone = StackedEvaluator().evaluate(est, [late], splits, X, y, scorers=scorer)
+    for seated, own in zip(evaluation.entries[2], alone.entries[0], strict=True):
+        assert seated["test_scores"] == pytest.approx(own["test_scores"])
+        assert seated["n_epochs"] == own["n_epochs"] == 3
+    curve = [r for r in evaluation.curves if r["candidate"] == 2 and r["fold"] == 0]
+    own_curve = [r for r in alone.curves if r["fold"] == 0]
+    assert [r["epoch"] for r in curve] == [1, 2, 3]
+    np.testing.assert_allclose([r["train_loss"] for r in curve],
+                               [r["train_loss"] for r in own_curve], rtol=1e-5)  # fmt: skip
+
+
+def test_the_evaluator_trains_a_whole_batch_where_one_stack_cannot_hold_it(data, caplog):
+    X, y = data
+    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(6,), epochs=2, batch_size=16,
+                             random_state=0, verbose=0)  # fmt: skip
+    splits = list(StratifiedKFold(2).split(X, y))
+    two_structures = [{"model__l2": 1e-3}, {"model__l2": 1e-3, "model__hidden": (4,)}]
+    source = _Source([{"model__l2": 1e-4}])
+    with caplog.at_level(logging.DEBUG, logger="tunekit"):
+        evaluation = StackedEvaluator().evaluate(est, two_structures, splits, X, y,
+                                                 scorers=check_scoring(est), refill=source)
+    assert not evaluation.refilled and len(evaluation.entries) == 2
+    assert source.offers and not source.done_order
+    assert "no refilled slots: the batch's candidates make more than one stack" in caplog.text
+
+
+def _optuna(X, y, refill, pruner=None, n_trials=10, seed=0):
+    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(6,), epochs=4, batch_size=16,
+                             random_state=0, verbose=0)  # fmt: skip
+    space = Space({"model__l2": tk.Float(1e-5, 1e-2, log=True),
+                   "model__dropout": tk.Float(0.05, 0.4)})  # fmt: skip
+    search = OptunaSearchCV(est, space, cv=2, n_trials=n_trials, refit=False, verbose=0,
+                            sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruner,
+                            trial_batch=3, refill_slots=refill)  # fmt: skip
+    return search.fit(X, y)
+
+
+def test_optuna_trials_take_free_slots_and_score_as_in_whole_batches(data, caplog):
+    X, y = data
+    with caplog.at_level(logging.DEBUG, logger="tunekit"):
+        refilled = _optuna(X, y, True, optuna.pruners.NopPruner())
+    assert "take free slots of the running stack" in caplog.text
+    whole = _optuna(X, y, False, optuna.pruners.NopPruner())
+    a, b = refilled.study_.trials, whole.study_.trials
+    assert [t.params for t in a] == [t.params for t in b]  # a seeded RandomSampler: same draws
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in a + b)
+    for ta, tb in zip(a, b, strict=True):
+        assert ta.user_attrs["cv_test_scores"] == pytest.approx(tb.user_attrs["cv_test_scores"])
+        assert ta.intermediate_values == {} == tb.intermediate_values  # no pruner: no reports
+
+
+def test_optuna_pruning_with_refilled_slots_reports_each_trial_at_its_own_epoch(data):
+    X, y = data
+    result = _optuna(X, y, True, optuna.pruners.MedianPruner(n_startup_trials=2), n_trials=12)
+    trials = result.study_.trials
+    assert len(trials) == 12
+    states = {t.state for t in trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert optuna.trial.TrialState.PRUNED in states
+    for t in trials:  # steps 1.. the trial's own last epoch, whenever it joined the stack
+        n = 4 if t.state == optuna.trial.TrialState.COMPLETE else max(t.intermediate_values)
+        assert sorted(t.intermediate_values) == list(range(1, n + 1))
+        assert t.user_attrs["n_epochs"] == [n, n]

@@ -1,0 +1,303 @@
+"""Refilled slots: a running ``mlp()`` stack seats new candidates as others leave.
+
+An Optuna study's batch (:mod:`tunekit.strategies.optuna_batch`) hands the
+stacked evaluator a :class:`Refill`. When a candidate is pruned or finishes,
+its members leave their slots at the next epoch boundary: each is scored on
+its fold, and once all of a candidate's folds are in, :meth:`Refill.done`
+tells the caller (who tells the study). The free slots then take the study's
+next candidates, all folds of one candidate together, through the trainer's
+``turnover`` (:func:`tunekit.engine.train_stack`): fresh weights, zero
+optimizer slots, their own seeds and epoch counts. A seated candidate trains
+exactly as it would in a stack of its own, so the stack never idles while
+the study has trials left, and the member-epochs that pruning saves become
+saved wall time.
+
+It applies where one compiled ``mlp()`` stack holds the whole batch; a
+candidate the running stack cannot seat (another structure, other random
+knobs or penalties, another preprocessing variant) waits for the caller's next
+batch. Elsewhere (several stacks or structures, the any-builder trainer,
+nested cross-validation's lockstep studies) the batch trains as a whole, as
+before, and :func:`refill_refusal` says why.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
+
+import tunekit.engine as engine
+from tunekit.evaluators._base import Family, _curve_point
+from tunekit.evaluators.stacked.data import variant_key
+from tunekit.evaluators.stacked.mlp_run import MlpStackRun, _Chunk, _Slot
+from tunekit.evaluators.stacked.seeds import Seeds
+
+__all__ = ["Refill", "RefillRun", "refill_refusal"]
+
+
+class Refill(Protocol):
+    """What a caller of :meth:`StackedEvaluator.evaluate` gives to have slots refilled."""
+
+    def epoch_end(self, scores: dict) -> Iterable[int]:
+        """After an epoch: candidate -> ``(its epoch, its folds' test scores)``; those to stop."""
+
+    def done(self, index: int, evaluation) -> None:
+        """Candidate ``index`` (its position in the batch) has an entry on every fold."""
+
+    def more(self, n: int, fits: Callable[[dict], bool]) -> list[dict]:
+        """Up to ``n`` new candidates; a candidate that ``fits`` refuses is kept for later."""
+
+    # optional: resume(self, finished: list[int]) -> dict[int, int]
+    #   the candidates whose folds have all just left that train on, and to how many
+    #   epochs in all (successive halving on epochs: a rung's survivors)
+    # optional: compacts = True
+    #   the stack is made smaller once at most half of its slots are taken (no refill
+    #   is coming to take them)
+
+
+def refill_refusal(groups, batch) -> str | None:
+    """Why a batch cannot have its slots refilled, or ``None`` when it can."""
+    if batch.folds is not None:
+        return "the outer folds' studies of nested cross-validation train in lockstep batches"
+    if len(groups) != 1:
+        return "the batch's candidates make more than one stack"
+    group = groups[0]
+    if not group.stacked:
+        return f"the batch takes the standard path ({group.reason})"
+    if group.keras is not None:
+        return "slots are refilled on the mlp() trainer; the any-builder trainer trains batches"
+    return None
+
+
+class RefillRun(MlpStackRun):
+    """An :class:`MlpStackRun` whose one stack seats the caller's next candidates.
+
+    Every candidate is a member of its own on each fold (no epoch families:
+    a candidate that arrives later cannot share a run that has started).
+    When the group needs several stacks (the memory budget, several widths),
+    it trains as an :class:`MlpStackRun` and :attr:`refilled` stays False.
+    """
+
+    def __init__(self, evaluator, group, batch, refill: Refill):
+        super().__init__(evaluator, group, batch)
+        self.refill = refill
+        self.refilled = False
+        self.n_stacks = 0
+
+    def families(self):
+        return [Family(c, {c: self.resolved(cand)["epochs"]}) for c, cand in enumerate(self.cands)]
+
+    def _members(self):
+        by_width = super()._members()
+        self.n_stacks = len(by_width)
+        return by_width
+
+    def _stacks(self, config, specs, slots):
+        stacks = super()._stacks(config, specs, slots)
+        self.n_stacks += len(stacks) - 1
+        return stacks
+
+    def chunk(self, config, specs, slots) -> _Chunk:
+        if self.n_stacks != 1:
+            return super().chunk(config, specs, slots)
+        self.refilled = True
+        return _RefillChunk(self, config, specs, slots)
+
+    def add_candidate(self, params: dict) -> int:
+        """Append a new candidate to the batch; its position."""
+        b = self.batch
+        b.candidates.append(params)
+        b.evaluation.entries.append([None] * len(b.splits))
+        b.evaluation.engines.append(self.ev.name)
+        self.cands.append(params)
+        self.group.indices.append(len(b.candidates) - 1)
+        return len(b.candidates) - 1
+
+
+class _RefillChunk(_Chunk):
+    """The one stack of a :class:`RefillRun`: scores, stops, hands over and seats members."""
+
+    def __init__(self, run: RefillRun, config, specs: list, slots: list):
+        super().__init__(run, config, specs, slots)
+        self.seeds = Seeds(run.final, run.ev.random_state)
+        self.seats = {m: run.group.indices[slot.family.leader] for m, slot in enumerate(slots)}
+        self.home: dict[int, list] = {}  # candidate -> its slots
+        for m, c in self.seats.items():
+            self.home.setdefault(c, []).append(m)
+        self.left = {c: len(ms) for c, ms in self.home.items()}
+        self.finished: list[int] = []  # candidates whose folds have all left, this turnover
+        self.counted = np.zeros(len(specs), dtype=int)  # each slot's epochs counted so far
+        self.born = np.zeros(len(specs), dtype=int)  # stack epochs run when each member joined
+        self.share = np.zeros(len(specs))  # each member's share of the stack's wall time
+        self.points: dict = {}  # (candidate, fold, epoch) -> test score
+        self.key = engine.static_key(specs)
+        self.rows = max(len(s.train_idx) for s in specs)
+        self.tick = 0.0
+
+    def train(self, pad: int = 0) -> None:
+        """Train until no candidate is left: the first ones, then each one seated."""
+        run = self.run
+        padding = [replace(self.specs[0], epochs=1, patience=None, val_idx=None)] * pad
+        self.specs, self.slots = self.specs + padding, self.slots + [None] * pad
+        self.born = np.zeros(len(self.specs), dtype=int)
+        self.share = np.zeros(len(self.specs))
+        self.counted = np.zeros(len(self.specs), dtype=int)
+        self.start = self.tick = time.perf_counter()
+        result = engine.train_stack(
+            self.config,
+            self.specs,
+            run.copies.X,
+            run.Y_all,
+            verbose=max(0, run.ev.verbose - 1),
+            on_epoch_end=self.on_epoch_end,
+            turnover=self.turnover,
+            on_compact=self.compacted if getattr(run.refill, "compacts", False) else None,
+        )
+        run.group.fit_time += result.fit_time
+        run.group.epoch_times.extend(result.epoch_times.tolist())
+
+    def on_epoch_end(self, epoch: int, params: list, active: np.ndarray):
+        """Score every seated member on its fold; stop the candidates the caller stops."""
+        run = self.run
+        now = time.perf_counter()
+        self.share[active] += (now - self.tick) / max(int(active.sum()), 1)
+        scores: dict = {}
+        for m in np.flatnonzero(active).tolist():
+            c = self.seats.get(m)
+            if c is None:  # padding
+                continue
+            slot, age = self.slots[m], epoch - int(self.born[m])
+            est = self.member([p[m] for p in params], age, age)
+            rows = run.batch.splits[slot.fold][1] + slot.offset
+            point = _curve_point(run.batch.scorers, est, run.copies.X[rows], run.y_all[rows])
+            self.points[c, slot.fold, age] = point
+            scores.setdefault(c, (age, []))[1].append(point)
+        stop = set(run.refill.epoch_end(scores) or ())
+        for c in stop:
+            run.batch.evaluation.pruned.setdefault(c, scores[c][0] if c in scores else epoch)
+        self.tick = time.perf_counter()
+        self.share[active] += (self.tick - now) / max(int(active.sum()), 1)
+        return [m for m, c in self.seats.items() if c in stop]
+
+    def turnover(self, epoch: int, outcomes: dict) -> dict:
+        """Record the members that left; seat the caller's next candidates in free slots."""
+        self.finished = []
+        for m, outcome in outcomes.items():
+            self.hand_over(m, outcome)
+        seated = self.resumed()
+        free = [m for m in range(len(self.specs)) if m not in self.seats]
+        n_folds = len(self.run.batch.splits)
+        if len(free) < n_folds:
+            return seated
+        for params in self.run.refill.more(len(free) // n_folds, self.fits):
+            self.seat(epoch, params, free, seated)
+        return seated
+
+    def compacted(self, keep: np.ndarray) -> None:
+        """The trainer kept the slots at ``keep`` only: renumber what is kept per slot."""
+        new = {int(old): m for m, old in enumerate(keep)}
+        self.seats = {new[m]: c for m, c in self.seats.items()}
+        self.home = {c: [new[m] for m in ms if m in new] for c, ms in self.home.items()}
+        self.home = {c: ms for c, ms in self.home.items() if ms}
+        self.specs = [self.specs[m] for m in keep]
+        self.slots = [self.slots[m] for m in keep]
+        self.born, self.share, self.counted = self.born[keep], self.share[keep], self.counted[keep]
+
+    def resumed(self) -> dict:
+        """The slots of the candidates the caller has train on (``Refill.resume``)."""
+        resume = getattr(self.run.refill, "resume", None)
+        going_on = resume(self.finished) if resume is not None and self.finished else {}
+        seated = {}
+        for c, epochs in going_on.items():
+            for m in self.home[c]:
+                self.seats[m] = c
+                seated[m] = engine.Resume(int(epochs))
+            self.left[c] = len(self.home[c])
+        gone = set(self.finished) - set(going_on)  # for good: their curve points too
+        if gone:
+            self.points = {k: v for k, v in self.points.items() if k[0] not in gone}
+        return seated
+
+    def hand_over(self, m: int, outcome) -> None:
+        """The entry and curve of a member that left its slot; ``done`` once a candidate is in."""
+        run = self.run
+        c = self.seats.pop(m, None)
+        if c is None:  # padding
+            return
+        slot = self.slots[m]
+        entry = self.lead_entry(m, slot, outcome, float(self.share[m]))
+        run.record(c, slot.fold, entry)
+        evaluation = run.batch.evaluation
+        evaluation.n_trained += int(self.counted[m] == 0)
+        evaluation.n_epochs += outcome.n_epochs - int(self.counted[m])
+        self.counted[m] = outcome.n_epochs
+        if run.ev.epoch_curves:
+            val = outcome.history.get("val_loss")
+            evaluation.curves.extend(
+                {
+                    "candidate": c,
+                    "fold": slot.fold,
+                    "epoch": e,
+                    "train_loss": float(outcome.history["loss"][e - 1]),
+                    "test_score": self.points.get((c, slot.fold, e), math.nan),
+                    "val_loss": float(val[e - 1]) if val is not None else math.nan,
+                }
+                for e in range(1, outcome.n_epochs + 1)
+            )
+        run.ev._tick(1)
+        self._fold_done(c)
+
+    def _fold_done(self, c: int) -> None:
+        self.left[c] -= 1
+        if self.left[c] == 0:
+            del self.left[c]
+            self.finished.append(c)
+            self.run.refill.done(c, self.run.batch.evaluation)
+
+    def fits(self, params: dict) -> bool:
+        """Whether this stack can seat ``params``: same structure, width, knobs' key and rows."""
+        run = self.run
+        # the structure; a regression target's label smoothing fails the knobs' key below
+        groups = run.ev.plan(run.batch.estimator, [params])
+        if len(groups) != 1 or not groups[0].stacked or groups[0].structure != run.group.structure:
+            return False
+        member = run.resolved(params)
+        key = variant_key(run.pre, params, run.prefix)
+        copies = [run.copies.where.get((key, s)) for s in range(len(run.batch.splits))]
+        if any(copy is None or isinstance(copy, str) for copy in copies):
+            return False
+        if any(width != self.config.n_features for _, width in copies):
+            return False
+        probe = engine.MemberSpec(
+            train_idx=np.zeros(1, dtype=int), **{k: member[k] for k in engine.MEMBER_KNOBS}
+        )
+        if engine.static_key([probe]) != self.key:
+            return False
+        longest = max(len(train) for train, _ in run.batch.splits)
+        return member["patience"] is not None or longest <= self.rows
+
+    def seat(self, epoch: int, params: dict, free: list, seated: dict) -> None:
+        """Seat one new candidate's members (one per fold) in ``free`` slots."""
+        run = self.run
+        c = run.add_candidate(params)
+        run.batch.evaluation.started[c] = epoch
+        member = run.resolved(params)
+        key = variant_key(run.pre, params, run.prefix)
+        self.left[c] = 1  # held until every fold is seated or recorded
+        for s, (_, test) in enumerate(run.batch.splits):
+            made = run.fold_member(member, key, s, self.seeds)
+            if isinstance(made, str):
+                run.record(c, s, run.failed(len(test), made))
+                continue
+            spec, offset, _ = made
+            m = free.pop(0)
+            seated[m] = self.specs[m] = spec
+            self.slots[m] = _Slot(Family(c, {c: member["epochs"]}), s, offset)
+            self.seats[m], self.born[m], self.share[m], self.counted[m] = c, epoch, 0.0, 0
+            self.home.setdefault(c, []).append(m)
+            self.left[c] += 1
+        self._fold_done(c)
