@@ -16,7 +16,10 @@ the result, with timers wrapped around the pieces:
 - steady-state training: every other compiled epoch (and the validation
   passes);
 - per-epoch scoring: the members' test scores after each epoch (curves,
-  pruning) and the recorded fold scores;
+  pruning) and the recorded fold scores (with refilled slots: each member's
+  hand-over, less the telling inside it);
+- slot turnover: seating new trials in a running stack's free slots (less the
+  scoring, asking and telling inside it);
 - held-out refits: the chosen candidates refit and scored on the held-out part;
 - baselines;
 - other: the rest (strategy, record, result).
@@ -82,7 +85,7 @@ def _instrument() -> None:
 
     from tunekit import api
     from tunekit.engine.mlp import trainer
-    from tunekit.evaluators.stacked import mlp_run
+    from tunekit.evaluators.stacked import mlp_run, refill
 
     timed(optuna.study.Study, "ask", "sampler")
     timed(optuna.study.Study, "tell", "sampler")
@@ -93,6 +96,9 @@ def _instrument() -> None:
                 timed(storage, name, "storage writes")
     timed(mlp_run._Chunk, "on_epoch_end", "per-epoch scoring")
     timed(mlp_run._Chunk, "finish_member", "per-epoch scoring")
+    timed(refill._RefillChunk, "on_epoch_end", "per-epoch scoring")  # refilled slots
+    timed(refill._RefillChunk, "hand_over", "per-epoch scoring")
+    timed(trainer._StackRun, "turn_over", "slot turnover")
     timed(api, "_heldout_refits", "held-out refits")
     timed(api, "_baselines", "baselines")
     stack = trainer._StackRun
@@ -154,7 +160,7 @@ def main() -> None:
     SPENT["compilation"] = compile_s
     SPENT["steady-state training"] += steady
     parts = ["sampler", "storage writes", "compilation", "steady-state training",
-             "per-epoch scoring", "held-out refits", "baselines"]  # fmt: skip
+             "per-epoch scoring", "slot turnover", "held-out refits", "baselines"]  # fmt: skip
     SPENT["other"] = wall - sum(SPENT[p] for p in parts)
     n_weights = 30 * 16 + 16 + 16 * 16 + 16 + 16 + 1
     rows = len(result.data_.y_search) * 4 / 5

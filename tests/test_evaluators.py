@@ -76,7 +76,10 @@ def test_curves_end_on_the_score_the_search_ranks_by(both, engine):
     assert np.isfinite(curves.train_loss).all()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+# the standard path's fits: about 13 s on 2 cores, with -m slow in CI
+@pytest.mark.parametrize(
+    "engine", [pytest.param(e, marks=pytest.mark.slow) if e == "sklearn" else e for e in ENGINES]
+)
 def test_a_shorter_count_read_from_a_longer_run_equals_its_own_run(data, engine):
     X, y = data
     alone = _search(_clf(model__dropout=0.2), {"epochs": [2]}, X, y, engine)

@@ -79,7 +79,8 @@ def _spy(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("engine", ["auto", "sklearn"])
+# after engine="sklearn" (each refit a Keras fit): about 11 s on 2 cores, with -m slow in CI
+@pytest.mark.parametrize("engine", ["auto", pytest.param("sklearn", marks=pytest.mark.slow)])
 def test_heldout_refits_train_on_the_engine_after_an_engine_search(engine, monkeypatch):
     X, y = _data()
     calls = _spy(monkeypatch)

@@ -50,11 +50,11 @@ def schema_keys(cv_results, n_splits):
 @pytest.mark.parametrize(
     "strategy, extra",
     [
-        ("grid", {"n_points": 2}),
-        # random: grid's path with sampled candidates (test_same_schema_for_every_strategy
-        # samples them); halving on Keras: test_halving_on_epochs, and
+        # grid and random: the stacked searches of tests/engine/test_stacked_search.py and
+        # test_same_schema_for_every_strategy; halving on Keras: tests/test_epoch_rungs.py, and
         # test_bad_inputs.py::test_halving_runs_with_its_default_candidates (on n_samples).
         # About 10 s each on 2 cores: CI runs them with -m slow.
+        pytest.param("grid", {"n_points": 2}, marks=pytest.mark.slow),
         pytest.param("random", {"n_trials": 2}, marks=pytest.mark.slow),
         pytest.param("halving", {"n_trials": 3}, marks=pytest.mark.slow),
         ("optuna", {"n_trials": 2}),
@@ -398,6 +398,7 @@ def test_ctrl_c_keeps_finished_trials_and_returns_a_result(binary_data, tmp_path
     assert [t.state.name for t in stored.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
 
 
+@pytest.mark.slow  # Keras fits rung by rung (12 to 28 s); the engine's: tests/test_epoch_rungs.py
 def test_halving_on_epochs(binary_data):
     X, y = binary_data
     result = tk.search(

@@ -175,6 +175,7 @@ def test_imdb_without_the_file_fails_clearly_and_downloads_nothing(tmp_path, mon
     assert not (tmp_path / "keras-home" / "datasets").exists()
 
 
+@pytest.mark.slow  # a 10 s study; the other studies' smoke runs stay in the default suite
 def test_imdb_study_reads_the_keras_file_when_it_is_there(tmp_path, monkeypatch):
     import keras
 

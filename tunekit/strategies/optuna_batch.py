@@ -272,9 +272,10 @@ class _Pruning:
     An epoch's reports are written in one transaction
     (:func:`tunekit.storage.report_all`), as they come: the pruners of other
     processes, and of later batches, read them. The median and percentile
-    pruners compare with COMPLETE trials only, and no trial of a batch
-    completes before the batch ends, so those trials are read once, at the
-    batch's first report, and the verdicts are the ones ``should_prune``
+    pruners compare with COMPLETE trials only: those are read once, at the
+    batch's first report, and each trial this process completes meanwhile
+    (with refilled slots, while the batch runs) is added as it is told
+    (:meth:`completed_now`), so the verdicts are the ones ``should_prune``
     gives in a process of its own (trials that other processes complete
     meanwhile count from the next batch on). Every other pruner is asked
     through ``should_prune``, as before.
