@@ -376,10 +376,10 @@ def test_padding_a_stack_to_a_compiled_shape_leaves_every_score_unchanged(
             assert got["test_scores"] == pytest.approx(want["test_scores"], abs=1e-12)
             assert (got["n_epochs"], got["best_epoch"]) == (want["n_epochs"], want["best_epoch"])
     assert (padded.n_trained, padded.n_epochs) == (plain.n_trained, plain.n_epochs)
-    # an Optuna study's first batch (4 trials) and its last (2) take the full batches' shape;
-    # on mlp()'s trainer the whole study is one stack of that shape (refilled slots)
+    # an Optuna study's first batch (4 trials) takes the full batches' shape, and on both
+    # trainers the whole study is one stack of that shape (refilled slots)
     sizes.clear()
     tk.search(est, X, y, space={"model__dropout": tk.Float(0.0, 0.5)}, strategy="optuna",
               n_trials=14, cv=2, test_size=None, baselines=False, verbose=0, random_state=0,
               pruner=optuna.pruners.NopPruner())  # fmt: skip
-    assert sizes == ([16] if builder == "mlp" else [16, 16, 16])  # batches of 4, 8, 2 trials
+    assert sizes == [16]

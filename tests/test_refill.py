@@ -1,8 +1,9 @@
 """Refilled slots: a running stack seats new members as others leave, each as if alone.
 
-Three levels: the trainer's ``turnover`` (:func:`tunekit.engine.train_stack`),
-the stacked evaluator with a :class:`~tunekit.evaluators.stacked.refill.Refill`,
-and an Optuna study's batches.
+Three levels, on both trainers (``mlp()``'s and any builder's): the trainer's
+``turnover`` (:func:`tunekit.engine.train_stack`,
+:func:`tunekit.engine.keras_stack.train_group`), the stacked evaluator with a
+:class:`~tunekit.evaluators.stacked.refill.Refill`, and an Optuna study's batches.
 """
 
 import logging
@@ -10,11 +11,13 @@ import logging
 import numpy as np
 import optuna
 import pytest
+from _builders import dense
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import StratifiedKFold
 
 import tunekit as tk
 from tunekit.engine import MemberSpec, StackConfig, train_stack
+from tunekit.engine import keras_stack as ks
 from tunekit.evaluators import StackedEvaluator
 from tunekit.space import Space
 from tunekit.strategies.optuna_search import OptunaSearchCV
@@ -74,6 +77,46 @@ def test_a_member_seated_mid_stack_trains_as_in_a_stack_of_its_own(data):
     assert _close(kept.weights, train_stack(CONFIG, [first[0]], X, Y).weights[0])
 
 
+def test_any_builders_trainer_seats_a_member_mid_stack_as_in_a_stack_of_its_own(data):
+    X, y = data
+    est = tk.KerasClassifier(dense, epochs=5, batch_size=16, model__dropout=0.1, model__l2=1e-3,
+                             random_state=0, verbose=0)  # fmt: skip
+    late_params = {"model__dropout": 0.2, "model__l2": 1e-4, "epochs": 4, "early_stopping": 1}
+    (group,) = ks.probe(est, [{}, {"model__dropout": 0.3, "model__l2": 1e-2}, late_params], X, y)
+    first = [ks.KerasMember(0, np.arange(70), seed=1), ks.KerasMember(1, np.arange(70), seed=2)]
+    # the newcomer has fewer rows, early stopping and its own epochs and knobs
+    late = ks.KerasMember(2, np.arange(60), val_idx=np.arange(60, 75), seed=3)
+    queue, left = [late], []
+
+    def on_epoch(epoch, result):
+        if epoch < 2:
+            assert result.active.tolist() == [True, True]
+        return [1] if epoch == 1 else None  # stop member 1 after two epochs
+
+    def turnover(epoch, outcomes):
+        left.extend((epoch, m, o) for m, o in outcomes.items())
+        return {m: queue.pop() for m in outcomes if queue}
+
+    ks.train_group(group, first, X, y, on_epoch_end=on_epoch, turnover=turnover)
+    by_slot = {}
+    for epoch, m, outcome in left:
+        by_slot.setdefault(m, []).append((epoch, outcome))
+    seated = by_slot[1][1][1]
+    assert by_slot[1][0][0] == 2 and seated.started == 2  # joined after the second epoch
+    assert by_slot[1][1][0] == 2 + seated.n_epochs
+    alone = ks.train_group(group, [late], X, y)
+    assert seated.n_epochs == alone.n_epochs[0] and seated.best_epoch == alone.best_epoch[0]
+    np.testing.assert_allclose(seated.history["loss"], alone.history["loss"][:, 0], rtol=1e-5)
+    np.testing.assert_allclose(seated.history["val_loss"], alone.history["val_loss"][:, 0],
+                               rtol=1e-5)  # fmt: skip
+    assert _close(seated.weights, alone.weights[0])
+    (_, kept), = by_slot[0]  # the member beside it never noticed
+    assert _close(kept.weights, ks.train_group(group, [first[0]], X, y).weights[0])
+    with pytest.raises(ValueError, match="more training rows than the stack"):
+        ks.train_group(group, [ks.KerasMember(0, np.arange(20), epochs=1)], X, y,
+                       turnover=lambda e, o: {m: first[0] for m in o})  # fmt: skip
+
+
 def test_a_member_with_other_random_knobs_is_not_seated(data):
     X, y = data
 
@@ -108,19 +151,31 @@ class _Source:
         return out
 
 
-def test_the_evaluator_seats_new_candidates_and_scores_them_as_alone(data):
+def _estimator(trainer, epochs):
+    """A classifier on ``mlp()``'s trainer, or on any builder's (the same network, built)."""
+    if trainer == "mlp":
+        return tk.KerasClassifier(tk.builders.mlp, model__hidden=(6,), epochs=epochs,
+                                  batch_size=16, random_state=0, verbose=0)  # fmt: skip
+    # Keras's RMSprop default of 1e-3 learns too little in 4 epochs to tell trials apart
+    return tk.KerasClassifier(dense, model__hidden=6, epochs=epochs, batch_size=16,
+                              optimizer__learning_rate=0.02, random_state=0, verbose=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("trainer", ["mlp", "any"])
+def test_the_evaluator_seats_new_candidates_and_scores_them_as_alone(data, trainer):
     X, y = data
-    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(6,), epochs=4, batch_size=16,
-                             random_state=0, verbose=0)  # fmt: skip
+    est = _estimator(trainer, 4)
     splits = list(StratifiedKFold(3).split(X, y))
     scorer = check_scoring(est)
     first = [{"model__l2": 1e-3, "model__dropout": 0.1}, {"model__l2": 1e-2, "model__dropout": 0.2}]
     late = {"model__l2": 1e-4, "model__dropout": 0.3, "epochs": 3}
-    other = {"model__l2": 1e-4, "model__dropout": 0.0}  # no dropout: waits for a stack of its own
+    # another structure waits for a stack of its own (on mlp()'s trainer, so does dropout 0)
+    other = {"model__hidden": (4,) if trainer == "mlp" else 4}
     source = _Source([late, other])
     evaluation = StackedEvaluator().evaluate(est, first, splits, X, y, scorers=scorer,
                                              refill=source)  # fmt: skip
     assert evaluation.refilled
+    assert evaluation.engines == ["stacked"] * 3
     assert len(evaluation.entries) == 3 and source.offers == [other]
     assert evaluation.started == {2: 2}  # seated after the stack's second epoch
     assert evaluation.pruned == {1: 2}
@@ -152,9 +207,8 @@ def test_the_evaluator_trains_a_whole_batch_where_one_stack_cannot_hold_it(data,
     assert "no refilled slots: the batch's candidates make more than one stack" in caplog.text
 
 
-def _optuna(X, y, refill, pruner=None, n_trials=10, seed=0):
-    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(6,), epochs=4, batch_size=16,
-                             random_state=0, verbose=0)  # fmt: skip
+def _optuna(X, y, refill, pruner=None, n_trials=10, seed=0, trainer="mlp"):
+    est = _estimator(trainer, 4)
     space = Space({"model__l2": tk.Float(1e-5, 1e-2, log=True),
                    "model__dropout": tk.Float(0.05, 0.4)})  # fmt: skip
     search = OptunaSearchCV(est, space, cv=2, n_trials=n_trials, refit=False, verbose=0,
@@ -163,12 +217,13 @@ def _optuna(X, y, refill, pruner=None, n_trials=10, seed=0):
     return search.fit(X, y)
 
 
-def test_optuna_trials_take_free_slots_and_score_as_in_whole_batches(data, caplog):
+@pytest.mark.parametrize("trainer", ["mlp", "any"])
+def test_optuna_trials_take_free_slots_and_score_as_in_whole_batches(data, caplog, trainer):
     X, y = data
     with caplog.at_level(logging.DEBUG, logger="tunekit"):
-        refilled = _optuna(X, y, True, optuna.pruners.NopPruner())
+        refilled = _optuna(X, y, True, optuna.pruners.NopPruner(), trainer=trainer)
     assert "take free slots of the running stack" in caplog.text
-    whole = _optuna(X, y, False, optuna.pruners.NopPruner())
+    whole = _optuna(X, y, False, optuna.pruners.NopPruner(), trainer=trainer)
     a, b = refilled.study_.trials, whole.study_.trials
     assert [t.params for t in a] == [t.params for t in b]  # a seeded RandomSampler: same draws
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in a + b)
@@ -177,9 +232,11 @@ def test_optuna_trials_take_free_slots_and_score_as_in_whole_batches(data, caplo
         assert ta.intermediate_values == {} == tb.intermediate_values  # no pruner: no reports
 
 
-def test_optuna_pruning_with_refilled_slots_reports_each_trial_at_its_own_epoch(data):
+@pytest.mark.parametrize("trainer", ["mlp", "any"])
+def test_optuna_pruning_with_refilled_slots_reports_each_trial_at_its_own_epoch(data, trainer):
     X, y = data
-    result = _optuna(X, y, True, optuna.pruners.MedianPruner(n_startup_trials=2), n_trials=12)
+    result = _optuna(X, y, True, optuna.pruners.MedianPruner(n_startup_trials=2), n_trials=12,
+                     trainer=trainer)  # fmt: skip
     trials = result.study_.trials
     assert len(trials) == 12
     states = {t.state for t in trials}

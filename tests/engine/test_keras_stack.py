@@ -324,6 +324,21 @@ def test_member_does_not_depend_on_its_stack():
         ks.train_group(group, [ks.KerasMember(0, np.arange(60), knobs={"dropout": 0.1})], X, y)
 
 
+@pytest.mark.parametrize("shape", [(6, 16, 6), (6, 6, 4), (5, 8, 3)])
+def test_each_members_random_draws_come_from_its_own_key_whatever_the_shapes(shape):
+    # (M, B, U) with M equal to U or B: keras.ops.add on TensorFlow took the member-axis
+    # keys for a bias there, and every member got the first one's dropout mask
+    from tunekit.engine.keras_stack.layers import _uniform
+
+    keys = np.arange(11, 11 + shape[0], dtype="int32") * 7919
+    together = np.asarray(_uniform(keras.ops.convert_to_tensor(keys), shape, 3, 0))
+    assert together.shape == shape
+    for m in range(len(keys)):
+        alone = _uniform(keras.ops.convert_to_tensor(keys[m : m + 1]), (1, *shape[1:]), 3, 0)
+        np.testing.assert_array_equal(together[m], np.asarray(alone)[0])
+    assert not np.array_equal(together[0], together[1])
+
+
 # ---------------------------------------------------------------------- early stopping
 def test_early_stopping_per_member_restores_the_best_epoch():
     X, y = signals(n=90)

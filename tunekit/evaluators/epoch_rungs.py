@@ -32,6 +32,8 @@ import numpy as np
 import tunekit.engine as engine
 from tunekit.evaluators._base import Evaluation, Evaluator, _freeze
 from tunekit.evaluators.stacked.grouping import split_params, split_pipeline
+from tunekit.evaluators.stacked.refill import refill_refusal
+from tunekit.evaluators.stacked.runs import Batch
 
 __all__ = ["EpochRungs"]
 
@@ -147,10 +149,13 @@ class EpochRungs(Evaluator):
         elif self._stops_early(estimator, candidates):
             why = "early stopping ends each member at an epoch of its own"
         else:
-            why = self.inner.refill_refusal(estimator, candidates, X, y, fit_params)
-            if why is not None and "any-builder" in why:
+            groups = self.inner.routed(estimator, list(candidates), X, y, fit_params)
+            if any(g.keras is not None for g in groups):
                 why = ("any builder's trainer keeps a stack per rung (its builder may schedule "
                        "the learning rate)")  # fmt: skip
+            else:
+                why = refill_refusal(groups, Batch(estimator, list(candidates), [], X, y, None,
+                                                   None))  # fmt: skip
         if why is not None:
             logger.info("successive halving on epochs: each rung trains from scratch: %s", why)
         return why

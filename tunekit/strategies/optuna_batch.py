@@ -16,14 +16,14 @@ needs, counting the trials other workers are running (and the queued ones,
 which it runs first), so workers sharing a study overshoot ``n_trials`` by no
 more than they do one trial at a time.
 
-Refilled slots: where one ``mlp()`` stack holds the batch, a trial that is
+Refilled slots: where one stack holds the batch (on either trainer), a trial that is
 pruned or finishes is told at once, and the study's next trials take its
 members' slots at the next epoch boundary (:mod:`tunekit.evaluators.stacked.refill`),
 so the stack does not idle until the batch ends and the member-epochs that
 pruning saves are saved wall time. Such a "batch" runs until the study has
 its trials. A trial the running stack cannot seat (another structure, other
-random knobs or penalties) starts the next batch. The any-builder trainer and
-nested cross-validation's lockstep studies train whole batches.
+random knobs or penalties; for any builder, another built structure) starts the
+next batch. Nested cross-validation's lockstep studies train whole batches.
 
 Dead workers: on a storage with heartbeats every trial of a batch records a
 heartbeat when it is asked and then from a background thread (also during a

@@ -456,8 +456,8 @@ class OptunaSearchCV:
         A batch larger than ``memory_budget`` allows in one stack is reduced
         (logged), so that a batch's trials train, and are pruned, in lockstep.
     refill_slots : bool, default=True
-        On the ``mlp()`` trainer, where one stack holds a batch: a pruned or
-        finished trial is told at once and the study's next trial takes its
+        Where one stack holds a batch (on ``mlp()``'s trainer or any
+        builder's): a pruned or finished trial is told at once and the study's next trial takes its
         members' slots at the next epoch boundary, so that the stack never
         idles while trials are left (:mod:`tunekit.evaluators.stacked.refill`).
         ``False`` trains whole batches (each batch's stack runs until its last

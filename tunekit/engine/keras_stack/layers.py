@@ -42,7 +42,10 @@ def _uniform(keys, shape, counter, stream: int):
     iota = ops.reshape(ops.arange(n, dtype="int32"), (1, *shape[1:]))
     k = _hash32(ops.bitwise_xor(keys, _hash32(counter * 4 + stream + 0x5BD1E995)))
     k = ops.reshape(k, (-1,) + (1,) * (len(shape) - 1))
-    h = _hash32(ops.add(_hash32(iota), k))
+    # broadcast both first: on TensorFlow, keras.ops.add(x1, x2) takes an x2 of one
+    # non-unit axis for a bias (tf.nn.bias_add) when its length equals x1's second or last
+    # axis, so (1, B, U) + (M, 1, 1) with M == U gave every member the first one's draws
+    h = _hash32(ops.add(ops.broadcast_to(_hash32(iota), shape), ops.broadcast_to(k, shape)))
     return (ops.cast(_shr(h, 8), "float32") + 0.5) * (1.0 / (1 << 24))
 
 

@@ -22,7 +22,7 @@ from tunekit.engine.keras_stack.layers import (
     _row_loss,
 )
 from tunekit.engine.optimizers import apply_updates, init_state
-from tunekit.engine.result import StackResult, diverged
+from tunekit.engine.result import MemberOutcome, Resume, StackResult, diverged
 from tunekit.engine.schedule import EpochSchedule
 
 __all__ = [
@@ -82,11 +82,14 @@ class KerasStackResult(StackResult):
     trace_time : float
         Wall time of the first epoch call less the median of the others: an
         estimate of tracing plus compilation.
+    active : ndarray of bool or None
+        In ``on_epoch_end``, the members that trained in the epoch just run.
     """
 
     group: KerasGroup | None = None
     members: list = field(default_factory=list)
     trace_time: float = 0.0
+    active: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -260,8 +263,7 @@ def _epoch_order(member: KerasMember, epoch: int, shuffle: bool) -> np.ndarray:
     return rows[rng.permutation(len(rows))]
 
 
-def _batches(orders: list, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    steps = max(-(-len(o) // batch_size) for o in orders)
+def _batches(orders: list, batch_size: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.zeros((steps, len(orders), batch_size), dtype="int32")
     valid = np.zeros((steps, len(orders), batch_size), dtype="float32")
     for m, order in enumerate(orders):
@@ -379,6 +381,11 @@ class _BestWeights:
         for best, w in zip(self.weights, weights, strict=True):
             best[improved] = w[improved]
 
+    def reset(self, fresh: np.ndarray, weights: list) -> None:
+        """The ``fresh`` members (new in their slots) start from ``weights``."""
+        if self.weights is not None:
+            self.keep(fresh, weights)
+
     def restore(self, weights: list) -> list:
         """The watched members' best weights, the others' ``weights``."""
         if self.weights is None:
@@ -444,11 +451,13 @@ def _start(group, members, X, y, jit_compile) -> _Run:
     )
 
 
-def _run_epoch(run: _Run, members, epoch: int, active, batch_size: int, shuffle: bool):
-    """One compiled epoch for every member; return each member's mean training loss."""
-    orders = [_epoch_order(m, epoch, shuffle) for m in members]
-    idx, valid = _batches(orders, batch_size)
-    keys = np.array([_member_key(m.seed, epoch) for m in members], dtype="int32")
+def _run_epoch(run: _Run, members, epochs, active, batch_size: int, steps: int, shuffle: bool):
+    """One compiled epoch for every member (each at its own 0-based ``epochs``); its losses."""
+    orders = [_epoch_order(m, int(e), shuffle) for m, e in zip(members, epochs, strict=True)]
+    idx, valid = _batches(orders, batch_size, steps)
+    keys = np.array(
+        [_member_key(m.seed, int(e)) for m, e in zip(members, epochs, strict=True)], dtype="int32"
+    )
     run.train, run.state, run.opt_state, loss_sum, n_sum = run.fns.epoch(
         run.train,
         run.state,
@@ -471,6 +480,7 @@ def train_group(
     on_epoch_end: Callable[[int, KerasStackResult], Sequence[int] | None] | None = None,
     jit_compile: bool = False,
     overrides: FitOverrides | None = None,
+    turnover: Callable[[int, dict], dict] | None = None,
 ) -> KerasStackResult:
     """Train every member of a stackable group in lockstep, one compiled step for all.
 
@@ -485,10 +495,11 @@ def train_group(
         estimator's own target encoder).
     on_epoch_end : callable or None, default=None
         Called as ``on_epoch_end(epoch, result_so_far)`` after every epoch
-        (0-based), with the members' current weights, e.g. to score them. It
-        may return members (positions) to freeze from the next epoch on, as
-        ``mlp()``'s trainer does (pruned candidates, a stop request); their
-        weights, epochs and history end where they were.
+        (0-based), with the members' current weights, their epoch counts and
+        the mask of members that trained in it (``result.active``), e.g. to
+        score them. It may return members (positions) to freeze from the next
+        epoch on, as ``mlp()``'s trainer does (pruned candidates, a stop
+        request); their weights, epochs and history end where they were.
     jit_compile : bool, default=False
         TensorFlow only: compile the epoch with XLA. Off by default: for the
         convolutional builders of ``benchmarks/any_builder.py`` XLA took 7 to 17 s
@@ -497,6 +508,20 @@ def train_group(
     overrides : FitOverrides or None, default=None
         Override the group's epochs, batch size or shuffling, e.g.
         ``overrides=FitOverrides(shuffle=False)``; ``None`` keeps them all.
+    turnover : callable or None, default=None
+        Refilled slots, as in :func:`tunekit.engine.train_stack`:
+        ``turnover(epoch, outcomes)`` after every epoch in which members left
+        (out of epochs, early-stopped or frozen), with ``epoch`` the stack's
+        epochs run so far and ``outcomes`` mapping each leaving member's slot
+        to its :class:`~tunekit.engine.result.MemberOutcome`. It returns
+        ``{slot: KerasMember}`` for new members that take those slots now
+        (fresh weights, zero optimizer slots, their own epoch count, seeds
+        and early stopping: each trains as in a stack of its own), or
+        ``{slot: Resume(epochs)}`` for a member that trains on. A new member
+        must be of this group (its candidate in ``group.knobs``) and have at
+        most the stack's steps per epoch. The stack runs until no slot is
+        taken; every member leaves through ``turnover``, and the result holds
+        the timings only.
 
     Returns
     -------
@@ -510,53 +535,160 @@ def train_group(
     """
     _check_members(group, members, len(X))
     start = time.perf_counter()
-    overrides = FitOverrides() if overrides is None else overrides
-    bs, max_epochs, patience, shuffle = _resolve(group, members, overrides)
-    run = _start(group, members, X, y, jit_compile)
-    stopper = EarlyStopping(patience)
-    best = _BestWeights(stopper.watch)
-    n_epochs = np.zeros(len(members), dtype=int)
-    result = KerasStackResult(
-        weights=[],
-        n_epochs=n_epochs,
-        best_epoch=stopper.kept_epoch(n_epochs),
-        epoch_times=[],
-        group=group,
-        members=list(members),
-    )
-    losses, val_losses = [], []
-    for epoch in range(int(max_epochs.max())):
-        active = stopper.active(epoch, max_epochs)
-        if not active.any():
-            break
+    training = _Training(group, members, X, y, jit_compile, overrides or FitOverrides())
+    training.fit_loop(on_epoch_end, turnover)
+    return training.result(start)
+
+
+class _Training:
+    """One stack between epochs: the device run, each slot's counters, stopping, history."""
+
+    def __init__(self, group, members, X, y, jit_compile, overrides: FitOverrides):
+        self.group, self.members, self.overrides = group, list(members), overrides
+        self.bs, self.max_epochs, patience, self.shuffle = _resolve(group, members, overrides)
+        self.steps = max(-(-len(m.train_idx) // self.bs) for m in members)
+        self.run = _start(group, members, X, y, jit_compile)
+        self.stopper = EarlyStopping(patience)
+        self.best = _BestWeights(self.stopper.watch)
+        n, self.n_rows = len(members), len(X)
+        self.trained = np.zeros(n, dtype=int)
+        self.started = np.zeros(n, dtype=int)  # stack epochs run when each member joined
+        self.taken = np.ones(n, dtype=bool)  # slots with a member
+        self.losses: list = []
+        self.val_losses: list = []
+        self.result_ = KerasStackResult(
+            weights=[], n_epochs=self.trained, best_epoch=self.stopper.kept_epoch(self.trained),
+            epoch_times=[], group=group, members=self.members,
+        )  # fmt: skip
+
+    def active(self) -> np.ndarray:
+        """Members that train in the next epoch: in a slot, not stopped, epochs left."""
+        return self.taken & ~self.stopper.stopped & (self.trained < self.max_epochs)
+
+    def fit_loop(self, on_epoch_end, turnover) -> None:
+        """Train until no member has epochs left (and no slot is refilled)."""
+        epoch = 0
+        while (active := self.active()).any():
+            weights = self.epoch(active)
+            if on_epoch_end is not None:
+                result = self.result_
+                result.weights = [_unstack(weights, m) for m in range(len(self.members))]
+                result.best_epoch = self.stopper.kept_epoch(self.trained)
+                result.history = _history(self.losses, self.val_losses)
+                result.active = active
+                halt = on_epoch_end(epoch, result)
+                if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
+                    self.stopper.halt(halt)
+            epoch += 1
+            if turnover is not None:
+                self.turn_over(epoch, turnover, weights)
+
+    def epoch(self, active: np.ndarray) -> list:
+        """One compiled epoch, then early stopping; the stacked weights after it (host)."""
         t0 = time.perf_counter()
-        loss = _run_epoch(run, members, epoch, active, bs, shuffle)
-        result.epoch_times.append(time.perf_counter() - t0)
-        losses.append(np.where(active, loss, np.nan))
-        n_epochs[active] += 1
-        weights = run.weights()
-        if stopper.watch.any():
-            val = _evaluate(run.fns, run.train, run.state, run.X, run.Y, members, run.knobs)
-            val_losses.append(np.where(active & stopper.watch, val, np.nan))
-            best.keep(stopper.update(epoch, val, active), weights)
-        if on_epoch_end is not None:
-            result.weights = [_unstack(weights, m) for m in range(len(members))]
-            result.best_epoch = stopper.kept_epoch(n_epochs)
-            result.history = _history(losses, val_losses)
-            halt = on_epoch_end(epoch, result)
-            if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
-                stopper.halt(halt)
-    final = best.restore(run.weights())
-    result.weights = [_unstack(final, m) for m in range(len(members))]
-    result.best_epoch = stopper.kept_epoch(n_epochs)
-    result.history = _history(losses, val_losses)
-    result.diverged = diverged(result.weights)
-    result.fit_time = time.perf_counter() - start
-    times = result.epoch_times
-    if times:
-        steady = float(np.median(times[1:])) if len(times) > 1 else 0.0
-        result.trace_time = max(times[0] - steady, 0.0)
-    return result
+        loss = _run_epoch(self.run, self.members, self.trained, active, self.bs, self.steps,
+                          self.shuffle)  # fmt: skip
+        self.result_.epoch_times.append(time.perf_counter() - t0)
+        self.losses.append(np.where(active, loss, np.nan))
+        self.trained[active] += 1
+        weights = self.run.weights()
+        watch = self.stopper.watch
+        if watch.any():
+            run = self.run
+            val = _evaluate(run.fns, run.train, run.state, run.X, run.Y, self.members, run.knobs)
+            self.val_losses.append(np.where(active & watch, val, np.nan))
+            self.best.keep(self.stopper.update(self.trained - 1, val, active), weights)
+        return weights
+
+    def turn_over(self, epoch: int, turnover, current: list) -> None:
+        """Hand over the members that leave after ``epoch``; seat those that take their slots."""
+        leaving = np.flatnonzero(self.taken & ~self.active())
+        if not len(leaving):
+            return
+        kept = self.best.restore(current)
+        best_epoch = self.stopper.kept_epoch(self.trained)
+        outcomes = {}
+        for m in leaving.tolist():
+            weights = [np.array(w[m]) for w in kept]  # a copy: the slot is refilled in place
+            rows = slice(self.started[m], self.started[m] + self.trained[m])
+            history = {"loss": np.array(self.losses)[rows, m]}
+            if self.stopper.watch[m]:
+                history["val_loss"] = np.array(self.val_losses)[rows, m]
+            outcomes[m] = MemberOutcome(
+                weights=weights, n_epochs=int(self.trained[m]), best_epoch=int(best_epoch[m]),
+                history=history, diverged=bool(diverged([weights])[0]),
+                started=int(self.started[m]),
+            )  # fmt: skip
+        self.taken[leaving] = False
+        seated = turnover(epoch, outcomes) or {}
+        for m, resume in seated.items():
+            if not isinstance(resume, Resume):
+                continue
+            if m not in outcomes or self.stopper.stopped[m] or resume.epochs <= self.trained[m]:
+                raise ValueError(
+                    f"slot {m} cannot resume to {resume.epochs} epochs: only a member that has "
+                    f"just left with fewer epochs ({self.trained[m]}) and was not stopped "
+                    "trains on"
+                )
+            self.max_epochs[m], self.taken[m] = int(resume.epochs), True
+        fresh = {m: mem for m, mem in seated.items() if not isinstance(mem, Resume)}
+        if fresh:
+            self.seat(epoch, fresh, current)
+
+    def seat(self, epoch: int, seated: dict, current: list) -> None:
+        """Put new members in slots: fresh weights, zero optimizer slots, their own counters."""
+        for m, mem in seated.items():
+            if self.taken[m]:
+                raise ValueError(f"slot {m} is taken; only a slot that was handed over is refilled")
+            if -(-len(mem.train_idx) // self.bs) > self.steps:
+                raise ValueError(f"the member for slot {m} has more training rows than the stack")
+        _check_members(self.group, list(seated.values()), self.n_rows)
+        run, plan = self.run, self.group._plan
+        _, max_epochs, patience, _ = _resolve(self.group, list(seated.values()), self.overrides)
+        opt = {
+            "step": ops.convert_to_numpy(run.opt_state["step"]).copy(),
+            "slots": [[ops.convert_to_numpy(p).copy() for p in k] for k in run.opt_state["slots"]],
+        }
+        fresh = np.zeros(len(self.members), dtype=bool)
+        for (m, mem), epochs, pat in zip(seated.items(), max_epochs, patience, strict=True):
+            self.members[m] = mem
+            for p, w in zip(current, _stack_weights(self.group, [mem]), strict=True):
+                p[m] = w[0]
+            opt["step"][m] = 0.0
+            for kind in opt["slots"]:
+                for p in kind:
+                    p[m] = 0.0
+            self.max_epochs[m] = int(epochs)
+            self.stopper.reset(m, pat)
+            self.trained[m], self.started[m], self.taken[m], fresh[m] = 0, epoch, True, True
+        flat = [ops.convert_to_tensor(p) for p in current]
+        run.train = run.fns.split(flat)
+        run.state = [v for v, s in zip(flat, plan.weight_slots, strict=True) if not s[3]]
+        run.opt_state = {
+            "step": ops.convert_to_tensor(opt["step"]),
+            "slots": [[ops.convert_to_tensor(p) for p in kind] for kind in opt["slots"]],
+        }
+        run.knobs = _knob_tensors(self.group, self.members)
+        if self.stopper.watch.any():
+            missing = len(self.losses) - len(self.val_losses)  # epochs before any was watched
+            self.val_losses.extend([np.full(len(self.members), np.nan)] * missing)
+            self.best.watch = self.stopper.watch
+            self.best.reset(fresh, current)
+
+    def result(self, start: float) -> KerasStackResult:
+        """The members' kept weights, epochs and history (``start``: the wall clock's start)."""
+        result = self.result_
+        final = self.best.restore(self.run.weights())
+        result.weights = [_unstack(final, m) for m in range(len(self.members))]
+        result.best_epoch = self.stopper.kept_epoch(self.trained)
+        result.history = _history(self.losses, self.val_losses)
+        result.diverged = diverged(result.weights)
+        result.fit_time = time.perf_counter() - start
+        times = result.epoch_times
+        if times:
+            steady = float(np.median(times[1:])) if len(times) > 1 else 0.0
+            result.trace_time = max(times[0] - steady, 0.0)
+        return result
 
 
 def _history(loss, val) -> dict:

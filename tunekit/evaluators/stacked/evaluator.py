@@ -19,7 +19,7 @@ from tunekit.evaluators.stacked.grouping import (
 )
 from tunekit.evaluators.stacked.keras_run import KerasStackRun, route_any_builder
 from tunekit.evaluators.stacked.mlp_run import MlpStackRun
-from tunekit.evaluators.stacked.refill import RefillRun, refill_refusal
+from tunekit.evaluators.stacked.refill import KerasRefillRun, RefillRun, refill_refusal
 from tunekit.evaluators.stacked.runs import Batch
 from tunekit.evaluators.standard import StandardEvaluator
 
@@ -170,11 +170,6 @@ class StackedEvaluator(Evaluator):
             groups = route_any_builder(estimator, candidates, groups, X, y)
         return groups
 
-    def refill_refusal(self, estimator, candidates, X, y, fit_params=None) -> str | None:
-        """Why a batch of ``candidates`` cannot run as one stack with refilled slots."""
-        groups = self.routed(estimator, list(candidates), X, y, fit_params)
-        return refill_refusal(groups, Batch(estimator, list(candidates), [], X, y, None, None))
-
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, estimator, candidates, splits, X, y, *, scorers, fit_params=None,
                  folds=None, refill=None):  # fmt: skip
@@ -187,7 +182,7 @@ class StackedEvaluator(Evaluator):
 
         ``refill`` (a :class:`~tunekit.evaluators.stacked.refill.Refill`)
         seats the caller's next candidates in the slots of those that leave,
-        where one ``mlp()`` stack holds the batch; the evaluation then says
+        where one stack holds the batch (on either trainer); the evaluation then says
         ``refilled`` and has grown by the candidates seated. Elsewhere the
         batch trains as a whole (logged at DEBUG with the reason) and
         ``on_epoch`` stops candidates as usual.
@@ -217,7 +212,11 @@ class StackedEvaluator(Evaluator):
         for g in groups:
             start = time.perf_counter()
             rest = g.indices
-            if g.keras is not None:
+            if g.keras is not None and refill is not None:
+                run = KerasRefillRun(self, g, batch, refill)
+                rest = run.run()
+                evaluation.refilled = run.refilled
+            elif g.keras is not None:
                 rest = KerasStackRun(self, g, batch).run()
             elif refill is not None:
                 run = RefillRun(self, g, batch, refill)

@@ -104,6 +104,7 @@ class KerasStackRun(GroupRun):
 
     def run(self) -> list[int]:
         """Train the group; return the candidates left to the standard path."""
+        self.data = self.target()
         copies = self.make_copies(any_shape=True)
         if self.falls_back():
             return self.group.indices
@@ -161,46 +162,48 @@ class KerasStackRun(GroupRun):
 
     def _members(self):
         """The members (candidate x fold) and where each one's rows live."""
-        kg, b = self.group.keras, self.batch
-        data = self.target()
         seeds = Seeds(self.final, self.ev.random_state)
-        base = self.final.get_params(deep=False)
         members, slots = [], []
         for family in self.families():
-            k = family.leader
-            c = kg.indices[k]
-            key = variant_key(self.pre, self.cands[k], self.prefix)
-            fraction = {**base, **split_params(self.cands[k], self.prefix)[1]}.get(
-                "validation_fraction"
-            )
-            for s, (train, test) in enumerate(b.splits):
+            for s, (_, test) in enumerate(self.batch.splits):
                 if not self.wants(family, s):
                     continue
-                copy = self.copies.where[(key, s)]
-                init, _, carve_seed = seeds.draw()
-                if isinstance(copy, str):
-                    self._fail(family, s, len(test), copy)
+                made = self.fold_member(family, s, seeds)
+                if isinstance(made, str):
+                    self._fail(family, s, len(test), made)
                     continue
-                offset = copy[0]
-                fit_rows, val = train, None
-                if kg.patience.get(c) is not None:
-                    try:
-                        fit_rows, val = carve_validation(
-                            train, data.codes, fraction, carve_seed, data.codes is not None
-                        )
-                    except ValueError as err:
-                        self._fail(family, s, len(test), f"ValueError: {err}")
-                        continue
-                members.append(
-                    engine.keras_stack.KerasMember(
-                        candidate=c,
-                        train_idx=np.asarray(fit_rows) + offset,
-                        val_idx=None if val is None else np.asarray(val) + offset,
-                        seed=init,
-                    )
-                )
-                slots.append(_Slot(family, s, offset))
+                members.append(made[0])
+                slots.append(_Slot(family, s, made[1]))
         return members, slots
+
+    def fold_member(self, family: Family, s: int, seeds: Seeds):
+        """``(KerasMember, offset)`` of ``family``'s leader on fold ``s``, or why it can't train."""
+        k = family.leader
+        c = self.group.keras.indices[k]
+        train, _ = self.batch.splits[s]
+        copy = self.copies.where[(variant_key(self.pre, self.cands[k], self.prefix), s)]
+        init, _, carve_seed = seeds.draw()
+        if isinstance(copy, str):
+            return copy
+        offset = copy[0]
+        fit_rows, val = train, None
+        if self.group.keras.patience.get(c) is not None:
+            own = split_params(self.cands[k], self.prefix)[1]
+            own = {**self.final.get_params(deep=False), **own}
+            try:
+                fit_rows, val = carve_validation(
+                    train, self.data.codes, own.get("validation_fraction"), carve_seed,
+                    self.data.codes is not None,
+                )  # fmt: skip
+            except ValueError as err:
+                return f"ValueError: {err}"
+        member = engine.keras_stack.KerasMember(
+            candidate=c,
+            train_idx=np.asarray(fit_rows) + offset,
+            val_idx=None if val is None else np.asarray(val) + offset,
+            seed=init,
+        )
+        return member, offset
 
     def _fail(self, family: Family, s: int, n_test: int, reason: str) -> None:
         """Record a failed fold for every candidate of ``family``."""

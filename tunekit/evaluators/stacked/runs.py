@@ -129,6 +129,16 @@ class GroupRun:
         self.ev._tick(len(family.epochs))
         return out
 
+    def add_candidate(self, params: dict) -> int:
+        """Append a new candidate to the batch and the group (refilled slots); its position."""
+        b = self.batch
+        b.candidates.append(params)
+        b.evaluation.entries.append([None] * len(b.splits))
+        b.evaluation.engines.append(self.ev.name)
+        self.cands.append(params)
+        self.group.indices.append(len(b.candidates) - 1)
+        return len(b.candidates) - 1
+
     def record(self, index: int, fold: int, entry: dict) -> None:
         """Store the entry of candidate ``index`` (in the batch) on fold ``fold``."""
         self.batch.evaluation.entries[index][fold] = entry
