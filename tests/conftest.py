@@ -1,9 +1,19 @@
-"""Shared test configuration: quiet TensorFlow, an autouse seed, small data."""
+"""Shared test configuration: quiet TensorFlow, Ctrl-C as in a terminal, an autouse seed,
+small data."""
 
 import os
+import signal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# A suite started in the background by a script (`pytest ... &`, no job control) inherits
+# SIGINT ignored, and so do the workers and processes it starts: tunekit leaves an ignored
+# SIGINT alone (nohup), so the tests that send Ctrl-C would pass or fail by the order they
+# ran in (a test that restored Python's handler in its worker made the later ones pass).
+# The tests press Ctrl-C as a terminal does.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import random
 
@@ -86,3 +96,4 @@ def pytest_collection_modifyitems(config, items):
             return
         if isinstance(marked, str) and "@" in marked and item.nodeid != marked:
             item._id = coerce_node_id(marked)
+

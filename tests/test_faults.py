@@ -137,6 +137,9 @@ POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
 BOTH = [POSTGRES, "sqlite"]
 # the same test on PostgreSQL runs with the slow tests (CI runs them after the default suite)
 SLOW_POSTGRES = pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])
+# 12 to 17 s each on 2 cores: both storages with the slow tests (the default suite keeps the
+# signal, soak and heartbeat tests of worker deaths)
+SLOW_SQLITE = pytest.param("sqlite", marks=pytest.mark.slow)
 
 
 @pytest.fixture(params=BOTH)
@@ -312,7 +315,7 @@ def report(test, counts, **setup):
 
 
 # ----------------------------------------------------------------- kill -9
-@pytest.mark.parametrize("backend", [SLOW_POSTGRES, "sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", [SLOW_POSTGRES, SLOW_SQLITE], indirect=True)
 def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
     url, name = backend
     n_trials, n_workers = 10, 4
@@ -356,7 +359,9 @@ def test_kill_9_of_one_of_four_workers_loses_nothing(backend, script, tmp_path):
                      marks=[pytest.mark.postgres, pytest.mark.slow]),
         (signal.SIGTERM, EXIT_SIGTERM, "sqlite", False),
         # the same path as SIGTERM up to the exit
-        pytest.param(signal.SIGINT, EXIT_SIGINT, "postgres", False, marks=pytest.mark.postgres),
+        # (slow: the SQLite runs of SIGTERM and of SIGINT stay in the default suite)
+        pytest.param(signal.SIGINT, EXIT_SIGINT, "postgres", False,
+                     marks=[pytest.mark.postgres, pytest.mark.slow]),
     ],
     indirect=["backend"],
 )
@@ -467,7 +472,7 @@ def test_no_handlers_outside_the_main_thread(tmp_path):
 
 
 # ----------------------------------------------------------------- resume
-@pytest.mark.parametrize("backend", [SLOW_POSTGRES, "sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", [SLOW_POSTGRES, SLOW_SQLITE], indirect=True)
 def test_resume_after_every_worker_died(backend, script, tmp_path):
     url, name = backend
     n_trials = 8
@@ -683,6 +688,7 @@ class _Proxy:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # about 11 s; the default suite keeps the unreachable storage's errors
 def test_database_lost_mid_run_is_a_clear_error_and_the_study_resumes(script, tmp_path):
     url = reachable_postgres_url()
     from sqlalchemy.engine import make_url

@@ -199,7 +199,9 @@ def _keras_clf(builder):
 OPTUNA_SPACE = {"model__l2": tk.Float(1e-5, 1e-1, log=True), "model__dropout": tk.Float(0.0, 0.5)}
 
 
-@pytest.mark.parametrize("builder", ["mlp", "any"])
+@pytest.mark.parametrize(
+    "builder", ["mlp", pytest.param("any", marks=pytest.mark.slow)]  # any: about 11 s
+)
 def test_optuna_outer_folds_share_each_round_of_batches_and_equal_the_loop(monkeypatch, builder):
     from tunekit.evaluators import StackedEvaluator
 

@@ -286,6 +286,7 @@ tk.search(LogisticRegression(), X, y, space={"C": tk.Float(0.01, 100.0, log=True
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # about 9 s; test_n_jobs_worker_processes_share... stays in the default suite
 def test_workers_command_runs_n_workers_on_one_study(pg, tmp_path):
     """``python -m tunekit.workers -n 3 SCRIPT``: what ``tunekit run --workers 3`` needs."""
     url, name = pg

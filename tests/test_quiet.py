@@ -148,6 +148,7 @@ def _finished(stderr: str, name: str) -> str:
     return steps[name]
 
 
+@pytest.mark.slow  # the shared fresh process (a smoke study, two searches): about 30 s
 def test_smoke_study_prints_tunekit_lines_only(fresh_process):
     stdout, stderr, out = fresh_process
     err = _finished(stderr, "study")
@@ -261,6 +262,7 @@ def test_import_keras_returns_keras_once_imported():
     assert import_keras().__name__ == "keras"
 
 
+@pytest.mark.slow  # shares the smoke study's fresh process
 @pytest.mark.parametrize("engine", ["auto", "sklearn"])
 def test_a_default_pipeline_search_shows_one_progress_bar_and_no_noise(engine, fresh_process):
     _, stderr, _ = fresh_process
