@@ -12,12 +12,18 @@ Parts:
 * ``cv``: ``benchmarks/cv_throughput.py --arms a,c`` (``--cv-arms``): every candidate's
   mean CV score and the fit seconds of each arm (a: scikeras, c: the stacked engine);
 * ``optuna``: ``benchmarks/optuna_engine.py --parts e``: the 200-trial x 5-fold study of
-  ``mlp(16, 16)`` on breast cancer with pruning: wall seconds and best CV score.
+  ``mlp(16, 16)`` on breast cancer with pruning: wall seconds and best CV score;
+* ``mainjob``: the README's main job, ``studies/tune.py`` of each tree in a fresh folder
+  (its own SQLite study and report), the old one with ``--old-trials`` and the new one
+  with each of ``--new-trials`` (``default``: the script's own default): wall seconds from
+  the command to its exit, the chosen candidate's CV and held-out scores.
 
 Usage::
 
     git worktree add /tmp/old e47eb89
     python benchmarks/old_vs_new.py --old /tmp/old --repeats 5
+    python benchmarks/old_vs_new.py --old /tmp/old --parts mainjob --repeats 2 \
+        --old-trials default --new-trials 200,default
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 NEW = Path(__file__).resolve().parents[1]
@@ -140,6 +147,41 @@ def optuna(trees: dict, repeats: int) -> list[str]:
     ]
 
 
+def _mainjob_run(tree: Path, trials: str) -> dict:
+    extra = [] if trials == "default" else ["--n-trials", trials]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(tree / "studies" / "tune.py"), *extra],
+            env=_env(tree), cwd=tmp, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+    found = re.search(r"in CV: ([-0-9.]+) vs .*; held out ([-0-9.]+) vs", proc.stdout)
+    cv_score, held = (found.groups() if found else ("?", "?"))
+    return {"wall": wall, "cv": cv_score, "heldout": held}
+
+
+def mainjob(trees: dict, repeats: int, old_trials: str, new_trials: list[str]) -> list[str]:
+    arms = [("old", old_trials)] + [("new", n) for n in new_trials]
+    runs = {arm: [] for arm in arms}
+    for _ in range(repeats):
+        for arm in arms:
+            runs[arm].append(_mainjob_run(trees[arm[0]], arm[1]))
+            print(arm, {k: v if isinstance(v, str) else round(v, 1)
+                        for k, v in runs[arm][-1].items()}, flush=True)  # fmt: skip
+    base = statistics.median(r["wall"] for r in runs[arms[0]])
+    lines = [
+        "| `studies/tune.py` | trials | wall s (runs) | median / old's | CV, held out (each run) |",
+        "|---|---|---|---|---|",
+    ]
+    for (tree, trials), rows in runs.items():
+        med = statistics.median(r["wall"] for r in rows)
+        walls = ", ".join(f"{r['wall']:.1f}" for r in rows)
+        scores = "; ".join(f"{r['cv']}, {r['heldout']}" for r in rows)
+        lines.append(f"| {tree} | {trials} | {med:.1f} ({walls}) | {med / base:.2f} | {scores} |")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--old", required=True, help="the other checkout (its root folder)")
@@ -147,6 +189,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--parts", default="imports,cv,optuna")
     parser.add_argument("--cv-arms", default="a,c", help="arms of cv_throughput.py to run")
+    parser.add_argument("--old-trials", default="default",
+                        help="mainjob: the old tree's --n-trials ('default': its own)")
+    parser.add_argument("--new-trials", default="200,default",
+                        help="mainjob: the new tree's --n-trials, comma-separated")  # fmt: skip
     args = parser.parse_args(argv)
     trees = {"old": Path(args.old).resolve(), "new": Path(args.new).resolve()}
     parts = set(args.parts.split(","))
@@ -158,6 +204,9 @@ def main(argv=None) -> int:
         out += [*cv(trees, args.cv_arms, repeats), ""]
     if "optuna" in parts:
         out += [*optuna(trees, max(1, args.repeats // 2)), ""]
+    if "mainjob" in parts:
+        new_trials = args.new_trials.split(",")
+        out += [*mainjob(trees, args.repeats, args.old_trials, new_trials), ""]
     print("\n".join(out))
     return 0
 

@@ -1,11 +1,13 @@
 """What pruning costs and saves once the study lives in a storage, with refilled slots.
 
     python benchmarks/pruning_storage.py [--trials 150] [--seeds 0 1 2] [--storage sqlite]
+                                         [--builder mlp]
 
 The headline study (the lecture's MLP (16, 16) on breast cancer, 20 epochs, l2 and
 dropout, 5-fold CV, batches on the engine) in an SQLite study (``--storage memory``: in
-memory; ``--storage URL``: that database),
-three arms side by side for each seed:
+memory; ``--storage URL``: that database); ``--builder any``: the same network from a
+user's own Keras builder, on any builder's trainer (``engine.keras_stack``). Three arms
+side by side for each seed:
 
 - ``median``: the median pruner, refilled slots (the default);
 - ``none``: ``NopPruner``, refilled slots;
@@ -34,12 +36,28 @@ from tunekit.space import Space
 from tunekit.strategies.optuna_search import OptunaSearchCV
 
 SPACE = {"model__l2": tk.Float(1e-5, 1e-2, log=True), "model__dropout": tk.Float(0.0, 0.5)}
+
+
+def dense_16_16(input_shape, l2=0.0, dropout=0.0, output_units=1, output_activation="sigmoid"):
+    """``mlp(hidden=(16, 16))``'s network, written as a user's own builder."""
+    import keras
+
+    x = inputs = keras.Input(input_shape)
+    for _ in range(2):
+        x = keras.layers.Dense(16, activation="relu",
+                               kernel_regularizer=keras.regularizers.L2(l2))(x)  # fmt: skip
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(inputs, keras.layers.Dense(output_units, activation=output_activation)(x))
+
+
+BUILDERS = {"mlp": (tk.builders.mlp, {"model__hidden": (16, 16)}), "any": (dense_16_16, {})}
 ARMS = (("median", None, True), ("none", "nop", True), ("median, whole", None, False))
 
 
-def run(X, y, seed: int, trials: int, pruner, refill: bool, storage: str, name: str) -> dict:
-    est = tk.KerasClassifier(tk.builders.mlp, model__hidden=(16, 16), epochs=20, batch_size=32,
-                             verbose=0, random_state=seed)  # fmt: skip
+def run(X, y, seed: int, trials: int, pruner, refill: bool, storage: str, name: str,
+        builder: str = "mlp") -> dict:  # fmt: skip
+    fn, own = BUILDERS[builder]
+    est = tk.KerasClassifier(fn, **own, epochs=20, batch_size=32, verbose=0, random_state=seed)
     search = OptunaSearchCV(
         est, Space(SPACE), cv=5, n_trials=trials, storage=storage, study_name=name,
         sampler=optuna.samplers.RandomSampler(seed=seed),
@@ -64,15 +82,19 @@ def main() -> None:
     parser.add_argument("--storage", default="sqlite",
                         help="'sqlite' (a temporary file), 'memory' (Optuna's in-memory "
                         "storage) or a URL")  # fmt: skip
+    parser.add_argument("--builder", choices=sorted(BUILDERS), default="mlp",
+                        help="mlp: tunekit.builders.mlp; any: the same network from a "
+                        "builder of one's own, on any builder's trainer")  # fmt: skip
     args = parser.parse_args()
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X).astype("float32")
-    print(f"{args.trials} trials, storage {args.storage}, load {os.getloadavg()[0]:.1f}")
+    print(f"{args.trials} trials, builder {args.builder}, storage {args.storage}, "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print("| seed | arm | wall s | member-epochs | pruned | best CV | wall saved | "
           "member-epochs saved | saved ratio |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        run(X, y, 0, 12, None, True, None, None)  # warm-up: imports and the compiled step
+        run(X, y, 0, 12, None, True, None, None, args.builder)  # warm-up: the compiled step
         for seed in args.seeds:
             out = {}
             for label, pruner, refill in ARMS:
@@ -82,7 +104,8 @@ def main() -> None:
                 name = f"pruning-{label}-{seed}-{time.time_ns()}"
                 if storage == "memory":
                     storage = name = None
-                out[label] = run(X, y, seed, args.trials, pruner, refill, storage, name)
+                out[label] = run(X, y, seed, args.trials, pruner, refill, storage, name,
+                                 args.builder)  # fmt: skip
             none = out["none"]
             same = all(arm["params"] == none["params"] for arm in out.values())
             for label, arm in out.items():
