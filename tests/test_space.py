@@ -2,7 +2,7 @@
 
 import optuna
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
@@ -155,6 +155,8 @@ dims = st.one_of(float_dims(), int_dims(), choice_dims)
 
 @settings(max_examples=60, deadline=None)
 @given(dim=dims, n=st.integers(min_value=1, max_value=7), seed=st.integers(0, 2**16))
+# scipy's loguniform drew one unit in the last place above `high` on this narrow range
+@example(dim=Float(203.76986572100236, 203.7698657210024, log=True), n=1, seed=0)
 def test_every_translation_stays_inside_the_space(dim, n, seed):
     space = Space({"p": dim})
     for value in space.to_grid(n)["p"]:

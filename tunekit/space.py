@@ -161,8 +161,8 @@ class Float(Dimension):
         if self.step is not None or self.low == self.high:
             return self.grid(len(self._steps()) if self.step is not None else 1)
         if self.log:
-            return stats.loguniform(self.low, self.high)
-        return stats.uniform(self.low, self.high - self.low)
+            return _Within(stats.loguniform(self.low, self.high), self.low, self.high)
+        return _Within(stats.uniform(self.low, self.high - self.low), self.low, self.high)
 
     def _top(self) -> float:
         """The largest value: ``high``, or the last step at or below it."""
@@ -252,6 +252,25 @@ class Int(Dimension):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             return False
         return self.low <= value <= self.high and (value - self.low) % self.step == 0
+
+
+class _Within:
+    """A scipy distribution whose draws never leave ``[low, high]`` (an ``rvs`` for scikit-learn).
+
+    ``loguniform(low, high)`` draws ``exp(uniform(log low, log high))``, which rounding can
+    put one unit in the last place beyond ``high`` on a narrow range; such a draw is
+    clipped, the others are scipy's own.
+    """
+
+    def __init__(self, dist, low: float, high: float):
+        self.dist, self.low, self.high = dist, float(low), float(high)
+
+    def rvs(self, size=None, random_state=None):
+        draws = np.clip(self.dist.rvs(size=size, random_state=random_state), self.low, self.high)
+        return float(draws) if size is None else draws
+
+    def __repr__(self):
+        return f"{self.dist.dist.name}({self.low}, {self.high})"
 
 
 class _IntLogUniform:
