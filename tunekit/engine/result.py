@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MemberOutcome", "Resume", "StackResult", "diverged"]
+__all__ = ["MemberOutcome", "Resume", "StackResult", "diverged", "leaving_outcomes"]
 
 
 @dataclass
@@ -89,3 +89,38 @@ class Resume:
     """
 
     epochs: int
+
+
+def leaving_outcomes(leaving, weights_of, trained, started, best_epoch, losses, val_losses,
+                     watch) -> dict:  # fmt: skip
+    """The :class:`MemberOutcome` of each member leaving a running stack (both trainers).
+
+    Parameters
+    ----------
+    leaving : sequence of int
+        The slots whose members leave.
+    weights_of : callable
+        ``weights_of(m)``: the kept weights of slot ``m``'s member (a copy).
+    trained, started, best_epoch : ndarray of int, shape (M,)
+        Per slot, the member's epochs, the stack's epochs when it joined and its
+        1-based kept epoch.
+    losses, val_losses : list of ndarray of shape (M,)
+        The stack's per-epoch losses (and validation losses, where watched).
+    watch : ndarray of bool, shape (M,)
+        Slots whose member has early stopping.
+    """
+    loss = np.array(losses)
+    val = np.array(val_losses) if watch.any() else None
+    out = {}
+    for m in leaving:
+        weights = weights_of(m)
+        rows = slice(started[m], started[m] + trained[m])
+        history = {"loss": loss[rows, m]}
+        if watch[m]:
+            history["val_loss"] = val[rows, m]
+        out[m] = MemberOutcome(
+            weights=weights, n_epochs=int(trained[m]), best_epoch=int(best_epoch[m]),
+            history=history, diverged=bool(diverged([weights])[0]), started=int(started[m]),
+        )  # fmt: skip
+    return out
+

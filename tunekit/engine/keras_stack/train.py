@@ -22,7 +22,7 @@ from tunekit.engine.keras_stack.layers import (
     _row_loss,
 )
 from tunekit.engine.optimizers import apply_updates, init_state
-from tunekit.engine.result import MemberOutcome, Resume, StackResult, diverged
+from tunekit.engine.result import Resume, StackResult, diverged, leaving_outcomes
 from tunekit.engine.schedule import EpochSchedule
 
 __all__ = [
@@ -606,19 +606,11 @@ class _Training:
         if not len(leaving):
             return
         kept = self.best.restore(current)
-        best_epoch = self.stopper.kept_epoch(self.trained)
-        outcomes = {}
-        for m in leaving.tolist():
-            weights = [np.array(w[m]) for w in kept]  # a copy: the slot is refilled in place
-            rows = slice(self.started[m], self.started[m] + self.trained[m])
-            history = {"loss": np.array(self.losses)[rows, m]}
-            if self.stopper.watch[m]:
-                history["val_loss"] = np.array(self.val_losses)[rows, m]
-            outcomes[m] = MemberOutcome(
-                weights=weights, n_epochs=int(self.trained[m]), best_epoch=int(best_epoch[m]),
-                history=history, diverged=bool(diverged([weights])[0]),
-                started=int(self.started[m]),
-            )  # fmt: skip
+        outcomes = leaving_outcomes(
+            leaving.tolist(), lambda m: [np.array(w[m]) for w in kept],  # copies: refilled in place
+            self.trained, self.started, self.stopper.kept_epoch(self.trained), self.losses,
+            self.val_losses, self.stopper.watch,
+        )  # fmt: skip
         self.taken[leaving] = False
         seated = turnover(epoch, outcomes) or {}
         for m, resume in seated.items():
