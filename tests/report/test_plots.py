@@ -264,6 +264,45 @@ def test_param_importances(study, tmp_path):
     assert fig.number not in sys.modules["matplotlib.pyplot"].get_fignums()
 
 
+def test_a_reports_optuna_plots_compute_the_importances_once(monkeypatch):
+    """fANOVA, the slowest step of a study's report, runs once for the importances plot and
+    the choice of the slice and contour plots' parameters; the plots are as before."""
+    from tunekit.report._optuna_plots import _importances, optuna_plans, release
+
+    study = optuna.create_study(direction="maximize", study_name="five")
+    rng = np.random.RandomState(0)
+    unit = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for _ in range(40):
+        params = {name: float(rng.uniform()) for name in ("a", "b", "c", "d", "e")}
+        value = params["c"] + 0.5 * params["a"] + rng.normal(0, 0.01)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value, params=params, distributions=dict.fromkeys(params, unit)
+            )
+        )
+    expected = list(_importances(study))  # Optuna's own order, fANOVA with seed 0
+    assert expected[:2] == ["c", "a"]
+
+    calls = []
+    fanova = optuna.importance.FanovaImportanceEvaluator
+    evaluate = fanova.evaluate
+    monkeypatch.setattr(fanova, "evaluate", lambda *a, **k: calls.append(1) or evaluate(*a, **k))
+    plans = optuna_plans(study)
+    figures = {name: draw() for name, draw in plans if name != "optuna_intermediate_values"}
+    assert len(calls) == 1
+    bars = [t.get_text() for t in figures["param_importances"].axes[0].get_yticklabels()]
+    assert bars[::-1] == expected  # Optuna draws the most important bar on top
+    contour_panels = [ax for ax in figures["optuna_contour"].axes if ax.get_visible()]
+    contour = {ax.get_xlabel() for ax in contour_panels} | {
+        ax.get_ylabel() for ax in contour_panels
+    }
+    assert contour - {"", "Objective Value"} == set(expected[:3])  # and the colour bar
+    slice_labels = {ax.get_xlabel() for ax in figures["optuna_slice"].axes} - {""}
+    assert slice_labels == set(expected[:4])
+    for fig in figures.values():
+        release(fig)
+
+
 @pytest.mark.parametrize("n_complete", [0, 1])
 def test_param_importances_that_cannot_be_computed(add_cv_trial, n_complete):
     study = optuna.create_study(direction="maximize", study_name="tiny")

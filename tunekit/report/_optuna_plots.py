@@ -104,6 +104,33 @@ def _varying(study: Any) -> list[str]:
     return [name for name, seen in values.items() if len(seen) > 1]
 
 
+class _OneFanova:
+    """fANOVA importances (``FanovaImportanceEvaluator(seed=0)``), computed once per
+    parameter list and target: a report's importances plot and its choice of the slice and
+    contour plots' parameters share them (each fANOVA fits a random forest, the slowest
+    step of a study's report)."""
+
+    def __init__(self) -> None:
+        import optuna  # optional dependency: Optuna, loaded when a study is drawn
+
+        self.fanova = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        self.known: dict = {}
+
+    def evaluate(self, study: Any, params: list[str] | None = None, *, target: Any = None) -> dict:
+        key = (None if params is None else tuple(params), target)
+        if key not in self.known:
+            self.known[key] = self.fanova.evaluate(study, params=params, target=target)
+        return dict(self.known[key])
+
+
+def _one_fanova() -> Any:
+    """A :class:`_OneFanova`, which Optuna takes for one of its importance evaluators."""
+    import optuna  # optional dependency: Optuna, loaded when a study is drawn
+
+    optuna.importance.BaseImportanceEvaluator.register(_OneFanova)
+    return _OneFanova()
+
+
 def _importances(study: Any, evaluator: Any = None) -> dict:
     import optuna  # optional dependency: Optuna, loaded when a study is drawn
 
@@ -165,12 +192,12 @@ def _needs(study: Any, n_params: int) -> list[str]:
     return names
 
 
-def _most_important(study: Any, n_least: int, n_most: int) -> list[str]:
+def _most_important(study: Any, n_least: int, n_most: int, evaluator: Any = None) -> list[str]:
     """At most ``n_most`` varying parameters, the most important first (at least ``n_least``)."""
     names = _needs(study, n_least)
     if len(names) > n_most:
         try:
-            names = [n for n in _importances(study) if n in names]
+            names = [n for n in _importances(study, evaluator) if n in names]
         except (ValueError, RuntimeError):
             pass
     return names[:n_most]
@@ -185,14 +212,20 @@ def _intermediate(study: Any) -> Any:
 
 
 def optuna_plans(study: Any) -> list[tuple[str, Callable[[], Any]]]:
-    """Optuna's plots that a study's report shows: ``(name, draw)`` pairs, in order."""
+    """Optuna's plots that a study's report shows: ``(name, draw)`` pairs, in order (one
+    fANOVA for all of them)."""
+    fanova = _one_fanova()
+
+    def most_important(n_least: int, n_most: int) -> list[str]:
+        return _most_important(study, n_least, n_most, fanova)
+
     return [
-        ("param_importances", lambda: plot_param_importances(study)),
+        ("param_importances", lambda: plot_param_importances(study, evaluator=fanova)),
         ("optuna_slice",
-         lambda: _draw("plot_slice", study, params=_most_important(study, 1, SLICE_PARAMS))),
+         lambda: _draw("plot_slice", study, params=most_important(1, SLICE_PARAMS))),
         ("optuna_parallel_coordinate",
          lambda: _draw("plot_parallel_coordinate", study, params=_needs(study, 2))),
         ("optuna_contour",
-         lambda: _draw("plot_contour", study, params=_most_important(study, 2, CONTOUR_PARAMS))),
+         lambda: _draw("plot_contour", study, params=most_important(2, CONTOUR_PARAMS))),
         ("optuna_intermediate_values", lambda: _intermediate(study)),
     ]  # fmt: skip
