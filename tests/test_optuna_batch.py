@@ -148,3 +148,45 @@ def test_a_stop_request_ends_the_stack_at_the_next_epoch(builder, data, tmp_path
     for t in trials:  # stopped after epoch 2 of 8: reports of epoch 1 only
         assert t.user_attrs["failure_reason"] == "interrupted at epoch 2"
         assert sorted(t.intermediate_values) == [1]
+
+
+class _EnqueuesOnce(optuna.pruners.BasePruner):
+    """Never prunes; at its first verdict another handle on the study queues one trial."""
+
+    def __init__(self, url, name, params):
+        self.url, self.name, self.params, self.done = url, name, params, False
+
+    def prune(self, study, trial):
+        if not self.done:
+            self.done = True
+            optuna.load_study(study_name=self.name, storage=self.url).enqueue_trial(self.params)
+        return False
+
+
+def test_asks_read_the_queue_only_while_it_holds_trials(data, tmp_path, monkeypatch):
+    """A queued trial is taken, also one queued mid-run; an empty queue is not read per ask."""
+    from tunekit.storage import queue
+
+    reads = []
+    pop = queue._pop_waiting_trial_id
+    monkeypatch.setattr(queue, "_pop_waiting_trial_id", lambda s: reads.append(1) or pop(s))
+    X, y = data
+    url, name = f"sqlite:///{tmp_path / 'q.db'}", "q"
+    before = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    planned = [
+        {"model__dropout": 0.1, "model__l2": 1e-4},
+        {"model__dropout": 0.3, "model__l2": 1e-3},
+    ]
+    for params in planned:
+        before.enqueue_trial(params)
+    later = {"model__dropout": 0.2, "model__l2": 2e-3}
+    result = _search(_clf(epochs=3), X, y, storage=url, study_name=name, n_trials=10,
+                     trial_batch=3, pruner=_EnqueuesOnce(url, name, later))  # fmt: skip
+    trials = result.study_.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * len(trials)
+    ran = [t.params for t in trials]
+    for params in [*planned, later]:  # the plan's trials and the one queued mid-run all ran
+        assert sum(p == pytest.approx(params) for p in ran) == 1
+    assert len(trials) == 10
+    # the queue was read while it held trials, not once for each of the 10 asks
+    assert 0 < len(reads) < len(trials)

@@ -6,6 +6,8 @@ which reads the storage for every trial at every epoch. The reports stored are
 ``trial.report``'s.
 """
 
+import math
+
 import numpy as np
 import optuna
 import pytest
@@ -67,27 +69,40 @@ def test_median_pruning_from_one_read_per_batch_equals_asking_each_trial(
     assert direct_reads < asked_reads / 2
 
 
-def test_one_epochs_reports_are_one_transaction_with_trial_reports_rows(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_one_epochs_reports_are_one_transaction_with_trial_reports_rows(kind, tmp_path):
+    from _postgres import reachable_postgres_url
     from sqlalchemy import event
 
     from tunekit.storage import report_all
     from tunekit.storage.reconnect import rdb_backend
 
-    url = f"sqlite:///{tmp_path / 'reports.db'}"
+    url = f"sqlite:///{tmp_path / 'reports.db'}" if kind == "sqlite" else reachable_postgres_url()
     study = optuna.create_study(storage=url, direction="maximize")
-    a, b = study.ask(), study.ask()
-    a.report(0.25, 0)
-    commits = []
-    event.listen(rdb_backend(study._storage).engine, "commit", lambda conn: commits.append(1))
-    # a's step 0 is already reported, and a step given twice keeps its first value, as
-    # trial.report does
-    report_all([(a, 0, 0.9), (a, 1, 0.5), (b, 1, 0.7), (b, 1, 0.1), (b, 2, np.float32(0.3))])
-    assert len(commits) == 1
-    back = {t.number: t.intermediate_values for t in optuna.load_study(
-        study_name=study.study_name, storage=url).trials}  # fmt: skip
-    assert back[a.number] == {0: 0.25, 1: 0.5}
-    assert back[b.number] == pytest.approx({1: 0.7, 2: 0.3})
-    study.tell(b, state=optuna.trial.TrialState.PRUNED)  # the pruned value: its last report
-    assert optuna.load_study(study_name=study.study_name, storage=url).trials[1].value == (
-        pytest.approx(0.3)
-    )
+    try:
+        a, b, c = study.ask(), study.ask(), study.ask()
+        a.report(0.25, 0)
+        commits = []
+        event.listen(rdb_backend(study._storage).engine, "commit", lambda conn: commits.append(1))
+        # a's step 0 is already reported, and a step given twice keeps its first value, as
+        # trial.report does; non-finite values are stored as Optuna stores them
+        report_all([(a, 0, 0.9), (a, 1, 0.5), (b, 1, 0.7), (b, 1, 0.1), (b, 2, np.float32(0.3)),
+                    (c, 0, float("nan")), (c, 1, float("inf")), (c, 2, float("-inf"))])  # fmt: skip
+        assert len(commits) == 1
+        back = {t.number: t.intermediate_values for t in optuna.load_study(
+            study_name=study.study_name, storage=url).trials}  # fmt: skip
+        assert back[a.number] == {0: 0.25, 1: 0.5}
+        assert back[b.number] == pytest.approx({1: 0.7, 2: 0.3})
+        assert back[c.number][1] == float("inf") and back[c.number][2] == float("-inf")
+        assert math.isnan(back[c.number][0])
+        study.tell(b, state=optuna.trial.TrialState.PRUNED)  # the pruned value: its last report
+        assert optuna.load_study(study_name=study.study_name, storage=url).trials[1].value == (
+            pytest.approx(0.3)
+        )
+        # a finished trial takes no report, as trial.report refuses it, and nothing is written
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            report_all([(a, 5, 0.1), (b, 3, 0.2)])
+        again = optuna.load_study(study_name=study.study_name, storage=url).trials
+        assert 5 not in again[0].intermediate_values and 3 not in again[1].intermediate_values
+    finally:
+        optuna.delete_study(study_name=study.study_name, storage=url)

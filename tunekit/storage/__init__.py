@@ -57,7 +57,7 @@ _LAZY = {
         "tunekit.storage.urls",
     ),
     **dict.fromkeys(("report_all", "set_user_attrs"), "tunekit.storage.writes"),
-    "claim_queued_trials": "tunekit.storage.queue",
+    **dict.fromkeys(("asking_past_the_queue", "claim_queued_trials"), "tunekit.storage.queue"),
 }  # fmt: skip
 
 
@@ -84,6 +84,7 @@ __all__ = [
     "ReconnectingRDBStorage",
     "RetryStaleTrial",
     "StorageError",
+    "asking_past_the_queue",
     "claim_queued_trials",
     "connection_lost",
     "default_storage_url",
@@ -118,7 +119,7 @@ if TYPE_CHECKING:  # pragma: no cover
         stale_wait_seconds,
     )
     from tunekit.storage.opening import make_storage, open_for_reading, study_lock
-    from tunekit.storage.queue import claim_queued_trials
+    from tunekit.storage.queue import asking_past_the_queue, claim_queued_trials
     from tunekit.storage.reconnect import (
         DEFAULT_RECONNECT_SECONDS,
         RECONNECT_ENV,

@@ -21,6 +21,7 @@ failed trials) are anyone's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -30,7 +31,14 @@ import types
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-__all__ = ["OWNER_ATTR", "claim_queued_trials", "held_by_another", "orphaned", "owner_attrs"]
+__all__ = [
+    "OWNER_ATTR",
+    "asking_past_the_queue",
+    "claim_queued_trials",
+    "held_by_another",
+    "orphaned",
+    "owner_attrs",
+]
 
 logger = logging.getLogger("tunekit")
 
@@ -100,9 +108,7 @@ def _pop_waiting_trial_id(study) -> int | None:
         trials = waiting  # the whole study only to judge another machine's queued trials
         if any(_owner(t) and _owner(t)[0] != socket.gethostname() for t in waiting):
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        fresh = [
-            t for t in waiting if t._trial_id not in tried and not held_by_another(t, trials)
-        ]
+        fresh = [t for t in waiting if t._trial_id not in tried and not held_by_another(t, trials)]
         if not fresh:
             return None
         for trial in fresh:
@@ -128,3 +134,26 @@ def claim_queued_trials(study):
     if hasattr(study, "_pop_waiting_trial_id") and hasattr(study, "_study_id"):
         study._pop_waiting_trial_id = types.MethodType(_pop_waiting_trial_id, study)
     return study
+
+
+@contextlib.contextmanager
+def asking_past_the_queue(study, skip: bool = True):
+    """``study.ask`` without reading the queue of WAITING trials, while ``skip``.
+
+    For a caller that has just read the study and found no WAITING trial: each
+    ask would read the queue again (on a database, every unfinished trial with
+    its parameters and reports) to find it still empty. A trial queued in the
+    meantime is taken by the next ask that reads the queue.
+    """
+    if not skip or not hasattr(study, "_pop_waiting_trial_id"):
+        yield
+        return
+    own = study.__dict__.get("_pop_waiting_trial_id")  # claim_queued_trials's, if it is there
+    study._pop_waiting_trial_id = lambda: None
+    try:
+        yield
+    finally:
+        if own is None:
+            del study._pop_waiting_trial_id
+        else:
+            study._pop_waiting_trial_id = own

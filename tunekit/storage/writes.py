@@ -74,7 +74,8 @@ def report_all(reports: list) -> None:
     An Optuna batch reports every trial's score after every epoch: one
     transaction each was one commit per trial and epoch (on SQLite, about
     5 ms each). A database storage gets one epoch's reports in one
-    transaction here; the stored rows are ``trial.report``'s. As
+    transaction here (on SQLite and PostgreSQL one query for the trials'
+    states and one multi-row insert); the stored rows are ``trial.report``'s. As
     ``trial.report`` does, a step a trial has already reported is left as it
     was. The trials must share one storage.
 
@@ -106,8 +107,35 @@ def report_all(reports: list) -> None:
 
 
 def _write_reports(backend, reports: list) -> None:
+    model, trials = models.TrialIntermediateValueModel, models.TrialModel
+    dialect = backend.engine.name
     with _create_scoped_session(backend.scoped_session, True) as session:
+        if dialect not in ("sqlite", "postgresql"):  # Optuna's own statements, one transaction
+            for trial, step, value in reports:
+                backend._set_trial_intermediate_value_without_commit(
+                    session, trial._trial_id, step, value
+                )
+            return
+        # one query for the trials' states, one multi-row insert for the values
+        ids = sorted({trial._trial_id for trial, _, _ in reports})
+        query = session.query(trials.trial_id, trials.state).filter(trials.trial_id.in_(ids))
+        states = dict(query.all())
+        for trial_id in ids:
+            if trial_id not in states:
+                raise KeyError(models.NOT_FOUND_MSG)
+            backend.check_trial_is_updatable(trial_id, states[trial_id])
+        rows = []
         for trial, step, value in reports:
-            backend._set_trial_intermediate_value_without_commit(
-                session, trial._trial_id, step, value
-            )
+            stored, kind = model.intermediate_value_to_stored_repr(value)
+            rows.append(
+                {"trial_id": trial._trial_id, "step": step, "intermediate_value": stored,
+                 "intermediate_value_type": kind}
+            )  # fmt: skip
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        # a step already stored keeps its value, as trial.report leaves it
+        statement = (
+            insert(model)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[model.trial_id, model.step])
+        )
+        session.execute(statement)

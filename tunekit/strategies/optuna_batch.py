@@ -66,6 +66,7 @@ from tunekit.record import (
 )
 from tunekit.storage import (
     Heartbeats,
+    asking_past_the_queue,
     fail_stale_trials,
     heartbeat_interval,
     report_all,
@@ -221,6 +222,7 @@ class _Waiting:
         self.announced: set[int] = set()
         self.running: list[int] = []
         self.held: list[int] = []
+        self.queued = True  # whether the last read found WAITING trials (before any: maybe)
 
     def batch(self, n_trials: int, budget: int, failed=()) -> int:
         """Trials to ask now (0: none; then :meth:`wait` says whether to wait).
@@ -231,6 +233,7 @@ class _Waiting:
         self.mine.update(failed)
         trials = self.study.get_trials(deepcopy=False, states=(*_FINISHED, _RUNNING, _WAITING))
         queued = [t for t in trials if t.state == _WAITING]
+        self.queued = bool(queued)
         self.running = [t.number for t in trials if t.state == _RUNNING]
         now = time.monotonic()
         self.held = [
@@ -361,6 +364,7 @@ class _Batches:
         self.waiting = _Waiting(self.study)
         self.n_run = 0
         self.held: list = []
+        self.checked = -math.inf  # when dead workers' trials were last looked for
 
     def timed_out(self) -> bool:
         """Whether no batch, and no refill, may start any more."""
@@ -369,8 +373,13 @@ class _Batches:
     def wanted(self) -> int:
         """Trials to ask now (0: none), after failing dead workers' trials for a retry."""
         # a dead worker's trials: FAIL, then queued again; each retry replaces a trial that
-        # never finished, so it does not count against this call's budget
-        failed = fail_stale_trials(self.study)
+        # never finished, so it does not count against this call's budget. A trial is dead
+        # after a grace period of seconds: refilled slots, which ask many times a second,
+        # look at most once per poll (0.2 s to 1 s), each look a read of the running trials
+        failed = []
+        if time.monotonic() - self.checked >= self.waiting.poll:
+            failed = fail_stale_trials(self.study)
+            self.checked = time.monotonic()
         self.remaining += len(failed)
         return self.waiting.batch(self.search.n_trials, self.remaining - self.n_run, failed)
 
@@ -379,7 +388,9 @@ class _Batches:
         with warnings.catch_warnings():
             # Optuna's heartbeats run inside Study.optimize only: the batch keeps them itself
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trials = [self.study.ask() for _ in range(n)]
+            # wanted() has just read the study: with no trial queued, no ask reads the queue
+            with asking_past_the_queue(self.study, skip=not self.waiting.queued):
+                trials = [self.study.ask() for _ in range(n)]
         self.n_run += n
         return trials
 
