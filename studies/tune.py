@@ -14,7 +14,7 @@ from tunekit import cli, datasets
 
 
 def main(argv=None) -> int:
-    opts = cli.study_options("tune", argv, description=__doc__, n_trials=(2, 20, 100))
+    opts = cli.study_options("tune", argv, description=__doc__, n_trials=(2, 200, 1000))
     X, y = datasets.load("diabetes", n_samples=opts.pick(100, None, None), random_state=opts.seed)
     reg = tk.KerasRegressor(tk.builders.mlp, model__hidden=(64, 64), random_state=opts.seed)
     space = tk.Space(
