@@ -397,6 +397,35 @@ def test_member_estimator_speaks_the_estimators_encoding():
         member.fit(X, y)
 
 
+@pytest.mark.parametrize(("builder", "task"), [(bn_net, "binary"), (embed_net, "multiclass")])
+def test_one_pass_after_an_epoch_predicts_as_each_member_alone(builder, task):
+    """EpochOutputs: every member's outputs on its own rows (of different counts, one member
+    left out) in one compiled pass, equal to the member's own forward pass, at every epoch."""
+    rng = np.random.RandomState(0)
+    if builder is embed_net:
+        X, y = rng.randint(0, 20, size=(70, 5)), rng.randint(0, 3, size=70)
+    else:
+        X, y = rng.normal(size=(70, 4)).astype("float32"), rng.randint(0, 2, size=70)
+    (group,) = ks.probe(tk.KerasClassifier(builder, epochs=3, batch_size=16), [{}], X, y)
+    members = [ks.KerasMember(0, np.arange(s, 40 + s), seed=s) for s in range(4)]
+    rows = {0: np.arange(40, 70), 1: np.arange(0, 9), 3: np.arange(5, 50)}
+    checked = []
+
+    def on_epoch_end(epoch, result):
+        out = ks.EpochOutputs(result, X, rows)
+        assert sorted(out.estimators) == [0, 1, 3]
+        for m, r in rows.items():
+            alone = ks.member_estimator(result, m).predict_proba(X[r])
+            np.testing.assert_allclose(out.estimators[m].predict_proba(out.x[m]), alone,
+                                       rtol=1e-5, atol=1e-6)  # fmt: skip
+            # another array of the same rows takes the member's own pass
+            np.testing.assert_allclose(out.estimators[m].predict_proba(X[r].copy()), alone)
+        checked.append(epoch)
+
+    ks.train_group(group, members, X, y, on_epoch_end=on_epoch_end)
+    assert checked == [0, 1, 2]
+
+
 def test_train_group_rejects_members_of_other_candidates():
     X, y = signals(n=20)
     (group,) = ks.probe(tk.KerasClassifier(conv1d_net, batch_size=8), [{}], X, y)

@@ -56,6 +56,7 @@ API for a search
   :class:`FitOverrides` overrides the group's epochs, batch size or
   shuffling for one call.
 - :func:`member_estimator` gives a fitted scikit-learn estimator of one member,
+  and :class:`EpochOutputs` the members after an epoch, predicted in one pass,
   with the tunekit estimator's encodings (``classes_``, ``predict_proba``).
 
 What the caller does: pass ``y`` holding every class to :func:`probe`; carve a
@@ -87,6 +88,7 @@ from tunekit.engine.keras_stack._plan import (
     footprint,
 )
 from tunekit.engine.keras_stack.members import (
+    EpochOutputs,
     KerasStackMemberClassifier,
     KerasStackMemberRegressor,
     member_estimator,
@@ -104,6 +106,7 @@ __all__ = [
     "FOLDED_LAYERS",
     "RANDOM_LAYERS",
     "WEIGHTED_LAYERS",
+    "EpochOutputs",
     "FitOverrides",
     "KerasGroup",
     "KerasMember",

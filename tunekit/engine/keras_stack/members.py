@@ -9,16 +9,28 @@ from tunekit.engine.keras_stack.layers import _forward
 from tunekit.engine.keras_stack.train import KerasStackResult
 from tunekit.engine.members import StackedMemberClassifier, StackedMemberRegressor
 
-__all__ = ["KerasStackMemberClassifier", "KerasStackMemberRegressor", "member_estimator"]
+__all__ = [
+    "EpochOutputs",
+    "KerasStackMemberClassifier",
+    "KerasStackMemberRegressor",
+    "member_estimator",
+]
 
 
 class _KerasNetwork:
-    """The member-axis forward pass of a stack's template model, in the estimator's encoding."""
+    """The member-axis forward pass of a stack's template model, in the estimator's encoding.
 
-    def __init__(self, plan):
+    ``known`` is ``(X, outputs)``: the member's network outputs on that very
+    array, already computed (by the stack's one pass for all members).
+    """
+
+    def __init__(self, plan, known: tuple | None = None):
         self.plan = plan
+        self.known = known
 
     def _raw(self, member, X):
+        if self.known is not None and X is self.known[0]:
+            return self.known[1]
         plan = self.plan
         est = plan.estimator
         Xa = np.asarray(est.feature_encoder_.transform(np.asarray(X)))
@@ -50,7 +62,7 @@ KerasStackMemberClassifier = StackedMemberClassifier
 KerasStackMemberRegressor = StackedMemberRegressor
 
 
-def member_estimator(result: KerasStackResult, m: int):
+def member_estimator(result: KerasStackResult, m: int, known: tuple | None = None):
     """Member ``m`` of a trained stack as a fitted scikit-learn estimator.
 
     Parameters
@@ -58,6 +70,9 @@ def member_estimator(result: KerasStackResult, m: int):
     result : KerasStackResult
     m : int
         Position of the member in ``result.members``.
+    known : (X, outputs) or None, default=None
+        The member's network outputs on the array ``X`` (``result.outputs``'s),
+        which its predictions on that same array then use.
 
     Returns
     -------
@@ -72,9 +87,36 @@ def member_estimator(result: KerasStackResult, m: int):
         out.classes_ = est.classes_
     else:
         out = KerasStackMemberRegressor()
-    out._network = _KerasNetwork(plan)
+    out._network = _KerasNetwork(plan, known)
     out.weights_ = result.weights[m]
     out.n_features_in_ = getattr(est, "n_features_in_", None)
     out.best_epoch_ = int(result.best_epoch[m])
     out.n_epochs_ = int(result.n_epochs[m])
     return out
+
+
+class EpochOutputs:
+    """Members of a stack after an epoch as estimators, their test rows predicted at once.
+
+    In ``on_epoch_end``: one compiled member-axis pass (``result.outputs``)
+    computes every listed member's network outputs on its rows of ``X``; each
+    member's estimator then predicts its array ``x[m]`` from them, instead of
+    an eager forward pass of its own.
+
+    Parameters
+    ----------
+    result : KerasStackResult
+        The stack's result so far, as ``on_epoch_end`` gets it.
+    X : ndarray
+        The rows the stack trains on (``train_group``'s ``X``).
+    rows : dict
+        Member position -> its row indices into ``X``.
+    """
+
+    def __init__(self, result: KerasStackResult, X, rows: dict):
+        n = len(result.members)
+        raws = result.outputs([rows.get(m, np.zeros(0, dtype=int)) for m in range(n)])
+        self.x = {m: X[r] for m, r in rows.items()}
+        self.estimators = {
+            m: member_estimator(result, m, known=(self.x[m], raws[m])) for m in rows
+        }

@@ -84,12 +84,19 @@ class KerasStackResult(StackResult):
         estimate of tracing plus compilation.
     active : ndarray of bool or None
         In ``on_epoch_end``, the members that trained in the epoch just run.
+    outputs : callable or None
+        In ``on_epoch_end``, ``outputs(rows)``: for a list of one row-index
+        array per member (into ``X``; empty for a member left out), each
+        member's network outputs on its rows (inference mode, the stack's
+        weights after the epoch), computed for all members in one compiled
+        member-axis pass.
     """
 
     group: KerasGroup | None = None
     members: list = field(default_factory=list)
     trace_time: float = 0.0
     active: np.ndarray | None = None
+    outputs: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -192,9 +199,14 @@ class _Compiled:
             pen = _penalty(plan, merge(train, state), knobs)
             return data, (ops.zeros_like(data) if pen is None else pen)
 
+        def outputs(train, state, X, idx):
+            ctx = {"row_weight": None, "knobs": {}, "keys": None, "counter": 0, "state": {}}
+            return _forward(plan, merge(train, state), ops.take(X, idx, axis=0), ctx, False)
+
         self.split, self.merge = split, merge
         self.epoch = _compile(epoch, jit_compile)
         self.evaluate = _compile(evaluate, jit_compile)
+        self.outputs = _compile(outputs, jit_compile)
 
 
 def _compile(fn: Callable, jit_compile: bool) -> Callable:
@@ -576,12 +588,33 @@ class _Training:
                 result.best_epoch = self.stopper.kept_epoch(self.trained)
                 result.history = _history(self.losses, self.val_losses)
                 result.active = active
+                result.outputs = self.outputs
                 halt = on_epoch_end(epoch, result)
                 if halt is not None:  # members frozen from the next epoch on (e.g. pruned)
                     self.stopper.halt(halt)
             epoch += 1
             if turnover is not None:
                 self.turn_over(epoch, turnover, weights)
+
+    def outputs(self, rows: Sequence) -> list[np.ndarray]:
+        """Each member's network outputs on its ``rows`` of ``X``: one compiled pass per
+        2,048 rows for all members (see :class:`KerasStackResult`)."""
+        rows = [np.asarray(r, dtype="int32") for r in rows]
+        longest = max((len(r) for r in rows), default=0)
+        parts: list = []
+        for lo in range(0, longest, _MAX_EVAL_ROWS):
+            width = min(_MAX_EVAL_ROWS, longest - lo)
+            idx = np.zeros((len(rows), width), dtype="int32")  # padding: row 0, dropped below
+            for m, r in enumerate(rows):
+                part = r[lo : lo + width]
+                idx[m, : len(part)] = part
+            run = self.run
+            out = run.fns.outputs(run.train, run.state, run.X, ops.convert_to_tensor(idx))
+            parts.append(np.asarray(ops.convert_to_numpy(out)))
+        if not parts:
+            return [np.zeros((0,)) for _ in rows]
+        whole = np.concatenate(parts, axis=1)
+        return [whole[m, : len(r)] for m, r in enumerate(rows)]
 
     def epoch(self, active: np.ndarray) -> list:
         """One compiled epoch, then early stopping; the stacked weights after it (host)."""

@@ -215,31 +215,30 @@ class KerasStackRun(GroupRun):
         """Score the members after ``epoch`` (0-based): for the curves, for the shorter
         candidates of their families and for ``on_epoch``; return the members to freeze."""
         e, tick = epoch + 1, time.perf_counter()
-        trained = []
-        for m, slot in enumerate(self.slots):
-            if result.n_epochs[m] != e:
-                continue  # this member did not train this epoch
-            trained.append(m)
-            if self.ev.epoch_curves or e in slot.wanted:
-                self._score_member(m, slot, e, result, tick)
+        trained = [m for m in range(len(self.slots)) if result.n_epochs[m] == e]
+        points = [m for m in trained if self.ev.epoch_curves and e not in self.slots[m].wanted]
+        # the curve points' test rows, every member's in one compiled pass
+        rows = {m: self.batch.splits[self.slots[m].fold][1] + self.slots[m].offset for m in points}
+        outputs = engine.keras_stack.EpochOutputs(result, self.copies.X, rows) if rows else None
+        for m in trained:
+            if m in rows:
+                self.curve[m, e] = _curve_point(self.batch.scorers, outputs.estimators[m],
+                                                outputs.x[m], self.y_all[rows[m]])  # fmt: skip
+            elif e in self.slots[m].wanted:
+                self._snapshot(m, self.slots[m], e, result, tick)
         halt = self._halt(e, trained)
         self.spent += time.perf_counter() - tick
         return halt
 
-    def _score_member(self, m: int, slot: _Slot, e: int, result, tick: float) -> None:
-        """Member ``m``'s test score at epoch ``e``; an entry where a shorter candidate ends."""
+    def _snapshot(self, m: int, slot: _Slot, e: int, result, tick: float) -> None:
+        """The entry of a shorter candidate that ends at epoch ``e``, and its curve point."""
         train, test = self.batch.splits[slot.fold]
         est = engine.keras_stack.member_estimator(result, m)
-        if e in slot.wanted:
-            share = (tick - self.start - self.spent) / len(self.slots)
-            fold = Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset)
-            self.snaps[m, e] = score_entry(self.scoring, est, fold, share, best_epoch=e,
-                                           n_epochs=e, snapshot=True)  # fmt: skip
-            self.curve[m, e] = main_score(self.snaps[m, e]["test_scores"])
-        else:
-            rows = test + slot.offset
-            self.curve[m, e] = _curve_point(self.batch.scorers, est, self.copies.X[rows],
-                                            self.y_all[rows])  # fmt: skip
+        share = (tick - self.start - self.spent) / len(self.slots)
+        fold = Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset)
+        self.snaps[m, e] = score_entry(self.scoring, est, fold, share, best_epoch=e,
+                                       n_epochs=e, snapshot=True)  # fmt: skip
+        self.curve[m, e] = main_score(self.snaps[m, e]["test_scores"])
 
     def _halt(self, epoch: int, trained: list[int]) -> list[int] | None:
         """Ask ``on_epoch`` which candidates stop (1-based ``epoch``); return their members."""

@@ -148,10 +148,16 @@ class _Seats:
         self.share = np.zeros(n)  # each member's share of the stack's wall time
         self.start = self.tick = time.perf_counter()
 
-    def score_epoch(self, active: np.ndarray, ages, estimator) -> list[int]:
+    def test_rows(self, m: int) -> np.ndarray:
+        """Slot ``m``'s test rows of its fold, in the stack's copy of the data."""
+        slot = self.slots[m]
+        return self.run.batch.splits[slot.fold][1] + slot.offset
+
+    def score_epoch(self, active: np.ndarray, ages, estimator, test_x=None) -> list[int]:
         """Score every seated member at its own epoch (``ages``); stop what the caller stops.
 
-        ``estimator(m, age)`` is member ``m`` as a fitted estimator.
+        ``estimator(m, age)`` is member ``m`` as a fitted estimator; ``test_x(m)``
+        its test rows' array (default: taken from the stack's copy of the data).
         """
         run = self.run
         now = time.perf_counter()
@@ -162,9 +168,9 @@ class _Seats:
             if c is None:  # padding
                 continue
             slot, age = self.slots[m], int(ages[m])
-            rows = run.batch.splits[slot.fold][1] + slot.offset
-            point = _curve_point(run.batch.scorers, estimator(m, age), run.copies.X[rows],
-                                 run.y_all[rows])  # fmt: skip
+            rows = self.test_rows(m)
+            x = run.copies.X[rows] if test_x is None else test_x(m)
+            point = _curve_point(run.batch.scorers, estimator(m, age), x, run.y_all[rows])
             self.points[c, slot.fold, age] = point
             scores.setdefault(c, (age, []))[1].append(point)
         stop = set(run.refill.epoch_end(scores) or ())
@@ -399,9 +405,13 @@ class _KerasRefill(_Seats):
         run.group.epoch_times.extend(list(result.epoch_times))
 
     def on_epoch_end(self, epoch: int, result):
-        """Score every seated member on its fold; stop the candidates the caller stops."""
-        member = engine.keras_stack.member_estimator
-        return self.score_epoch(result.active, result.n_epochs, lambda m, _age: member(result, m))
+        """Score every seated member on its fold (all in one pass); stop the candidates the
+        caller stops."""
+        seated = [m for m in np.flatnonzero(result.active).tolist() if m in self.seats]
+        rows = {m: self.test_rows(m) for m in seated}
+        outputs = engine.keras_stack.EpochOutputs(result, self.run.copies.X, rows)
+        return self.score_epoch(result.active, result.n_epochs,
+                                lambda m, _age: outputs.estimators[m], outputs.x.get)  # fmt: skip
 
     def lead_entry(self, m: int, slot, outcome, fit_time: float) -> dict:
         """The entry of the member that left slot ``m``, from its outcome."""
