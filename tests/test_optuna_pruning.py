@@ -106,3 +106,56 @@ def test_one_epochs_reports_are_one_transaction_with_trial_reports_rows(kind, tm
         assert 5 not in again[0].intermediate_values and 3 not in again[1].intermediate_values
     finally:
         optuna.delete_study(study_name=study.study_name, storage=url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_trials_parameters_are_one_transaction_with_suggests_rows(kind, tmp_path):
+    from _postgres import reachable_postgres_url
+    from sqlalchemy import event
+
+    from tunekit.storage import make_storage, suggest_in_one_transaction
+    from tunekit.storage.reconnect import rdb_backend
+
+    url = f"sqlite:///{tmp_path / 'params.db'}" if kind == "sqlite" else reachable_postgres_url()
+    storage = make_storage(url, heartbeat_interval=0)
+    space = tk.Space(
+        {
+            "l2": tk.Float(1e-5, 1e-1, log=True),
+            "units": tk.Int(4, 64, log=True),
+            "act": tk.Choice(["relu", "tanh"]),
+            "batch_size": tk.Choice([16, 32]),
+        }
+    )
+    names, commits = [], []
+    event.listen(rdb_backend(storage).engine, "commit", lambda conn: commits.append(1))
+    try:
+        studies = {}
+        for way in ("optuna", "tunekit"):
+            study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(3))
+            names.append(study.study_name)
+            drawn = []
+            for _ in range(3):
+                trial = study.ask()
+                commits.clear()
+                drawn.append(space.suggest(trial) if way == "optuna"
+                             else suggest_in_one_transaction(space, trial))  # fmt: skip
+                assert len(commits) == (4 if way == "optuna" else 1)
+                study.tell(trial, 0.5)
+            studies[way] = (study, drawn)
+        (a, drawn_a), (b, drawn_b) = studies["optuna"], studies["tunekit"]
+        assert drawn_a == drawn_b  # the same draws, in the same order
+        back_a = optuna.load_study(study_name=a.study_name, storage=url).trials
+        back_b = optuna.load_study(study_name=b.study_name, storage=url).trials
+        assert [t.params for t in back_a] == [t.params for t in back_b]
+        assert [t.distributions for t in back_a] == [t.distributions for t in back_b]
+        # a parameter the study knows with another range: refused as Optuna refuses it, and
+        # none of the trial's parameters is written
+        other = tk.Space({"units": tk.Int(4, 64, log=True), "act": tk.Choice(["relu", "elu"])})
+        trial = b.ask()
+        with pytest.raises(ValueError, match="dynamic value space"):
+            suggest_in_one_transaction(other, trial)
+        stored = optuna.load_study(study_name=b.study_name, storage=url).trials[-1]
+        assert stored.params == {}
+    finally:
+        for name in names:
+            optuna.delete_study(study_name=name, storage=url)

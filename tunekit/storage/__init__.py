@@ -56,7 +56,9 @@ _LAZY = {
         ),
         "tunekit.storage.urls",
     ),
-    **dict.fromkeys(("report_all", "set_user_attrs"), "tunekit.storage.writes"),
+    **dict.fromkeys(
+        ("report_all", "set_user_attrs", "suggest_in_one_transaction"), "tunekit.storage.writes"
+    ),
     **dict.fromkeys(("asking_past_the_queue", "claim_queued_trials"), "tunekit.storage.queue"),
 }  # fmt: skip
 
@@ -102,6 +104,7 @@ __all__ = [
     "stale_wait_seconds",
     "storage_label",
     "study_lock",
+    "suggest_in_one_transaction",
 ]
 
 
@@ -135,4 +138,4 @@ if TYPE_CHECKING:  # pragma: no cover
         sqlite_url,
         storage_label,
     )
-    from tunekit.storage.writes import set_user_attrs
+    from tunekit.storage.writes import set_user_attrs, suggest_in_one_transaction

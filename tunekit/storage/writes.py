@@ -1,8 +1,10 @@
-"""Several user attributes of a trial, or several trials' reports, in one storage transaction."""
+"""Several user attributes of a trial, its parameters, or several trials' reports, in one
+storage transaction."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 # Optuna has no public call that writes several attributes in one transaction
 from optuna.storages._rdb import models
@@ -11,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tunekit.storage.reconnect import ReconnectingRDBStorage, rdb_backend, with_reconnects
 
-__all__ = ["report_all", "set_user_attrs"]
+__all__ = ["report_all", "set_user_attrs", "suggest_in_one_transaction"]
 
 
 def set_user_attrs(trial, attrs: dict) -> None:
@@ -139,3 +141,70 @@ def _write_reports(backend, reports: list) -> None:
             .on_conflict_do_nothing(index_elements=[model.trial_id, model.step])
         )
         session.execute(statement)
+
+
+def suggest_in_one_transaction(space, trial) -> dict[str, Any]:
+    """``space.suggest(trial)``, the drawn parameters written in one storage transaction.
+
+    Optuna writes each suggested parameter as it is drawn, one commit each;
+    on a database storage they are collected here while ``space`` draws them
+    (the draws themselves are Optuna's, in the same order) and written
+    together: the stored rows are ``suggest``'s. Nothing is written if a draw
+    fails. Other storages keep Optuna's own writes.
+
+    Parameters
+    ----------
+    space : tunekit.Space
+    trial : optuna.Trial
+        A running trial.
+
+    Returns
+    -------
+    params : dict
+        What ``space.suggest(trial)`` returns.
+    """
+    storage = trial.storage
+    backend = rdb_backend(storage)
+    cache = getattr(storage, "_trial_id_to_study_id_and_number", None)
+    if backend is None or cache is None or not hasattr(storage, "_studies"):
+        return space.suggest(trial)
+    pending: list = []
+    trial.storage = _Collecting(storage, pending)
+    try:
+        params = space.suggest(trial)
+    finally:
+        trial.storage = storage
+    if pending:
+        if isinstance(backend, ReconnectingRDBStorage):
+            with_reconnects(lambda: _write_params(storage, backend, trial._trial_id, pending),
+                            "suggest", backend)  # fmt: skip
+        else:
+            _write_params(storage, backend, trial._trial_id, pending)
+    return params
+
+
+class _Collecting:
+    """A trial's storage that keeps the parameters it is given; anything else goes through."""
+
+    def __init__(self, storage, pending: list) -> None:
+        self._storage, self._pending = storage, pending
+
+    def set_trial_param(self, trial_id, param_name, param_value_internal, distribution) -> None:
+        self._pending.append((param_name, param_value_internal, distribution))
+
+    def __getattr__(self, name: str):
+        return getattr(self._storage, name)
+
+
+def _write_params(cached, backend, trial_id: int, pending: list) -> None:
+    """What Optuna's cached storage does for each parameter, in one transaction."""
+    with cached._lock:
+        study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
+        known = cached._studies[study_id].param_distribution
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for name, value, distribution in pending:
+                backend._set_trial_param_without_commit(
+                    session, trial_id, name, value, distribution, known.get(name)
+                )
+        for name, _, distribution in pending:
+            known.setdefault(name, distribution)

@@ -72,6 +72,7 @@ from tunekit.storage import (
     report_all,
     set_user_attrs,
     stale_wait_seconds,
+    suggest_in_one_transaction,
 )
 
 __all__ = ["DEFAULT_BATCH", "FIRST_BATCH", "check_trial_batch", "run_batches", "wants_batches"]
@@ -414,7 +415,7 @@ class _Batch:
         self.halted: list = []
         self.worker = worker_id()
         for trial in trials:
-            self.add(trial, self.search.space.suggest(trial))
+            self.add(trial, suggest_in_one_transaction(self.search.space, trial))
 
     def add(self, trial, params: dict) -> None:
         """A trial of the batch: its heartbeat, and whose it is (written after its parameters)."""
@@ -486,7 +487,7 @@ class _Batch:
             return []
         new = []
         for trial in batches.ask(min(n, batches.wanted())):
-            params = self.search.space.suggest(trial)
+            params = suggest_in_one_transaction(self.search.space, trial)
             if batches.held or not fits(params):
                 batches.held.append(trial)  # the next batch starts with it
                 continue

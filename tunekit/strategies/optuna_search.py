@@ -66,7 +66,12 @@ from tunekit.record import (
     stamp_layout,
 )
 from tunekit.space import Choice, Int, Space
-from tunekit.storage import claim_queued_trials, make_storage, set_user_attrs
+from tunekit.storage import (
+    claim_queued_trials,
+    make_storage,
+    set_user_attrs,
+    suggest_in_one_transaction,
+)
 from tunekit.storage.urls import redact_url
 from tunekit.strategies._search import engine_of
 from tunekit.strategies.optuna_batch import check_trial_batch, run_batches, wants_batches
@@ -274,7 +279,7 @@ class _Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         search = self.search
-        params = search.space.suggest(trial)
+        params = suggest_in_one_transaction(search.space, trial)
         trial.set_user_attr(PARAMS, params_attr(params))
         record, predicted = TrialRecord(), []  # predicted: (test rows, values) per fold
         save = functools.partial(_save, trial, record)
