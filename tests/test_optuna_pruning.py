@@ -148,8 +148,9 @@ def test_a_trials_parameters_are_one_transaction_with_suggests_rows(kind, tmp_pa
         back_b = optuna.load_study(study_name=b.study_name, storage=url).trials
         assert [t.params for t in back_a] == [t.params for t in back_b]
         assert [t.distributions for t in back_a] == [t.distributions for t in back_b]
-        # a parameter the study knows with another range: refused as Optuna refuses it, and
-        # none of the trial's parameters is written
+        # a parameter the study knows with other choices: refused as Optuna refuses it, and
+        # none of the trial's parameters is written (Optuna's own writes would have kept
+        # "units", drawn and written before "act")
         other = tk.Space({"units": tk.Int(4, 64, log=True), "act": tk.Choice(["relu", "elu"])})
         trial = b.ask()
         with pytest.raises(ValueError, match="dynamic value space"):

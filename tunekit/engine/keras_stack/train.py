@@ -199,14 +199,20 @@ class _Compiled:
             pen = _penalty(plan, merge(train, state), knobs)
             return data, (ops.zeros_like(data) if pen is None else pen)
 
-        def outputs(train, state, X, idx):
-            ctx = {"row_weight": None, "knobs": {}, "keys": None, "counter": 0, "state": {}}
-            return _forward(plan, merge(train, state), ops.take(X, idx, axis=0), ctx, False)
-
         self.split, self.merge = split, merge
         self.epoch = _compile(epoch, jit_compile)
         self.evaluate = _compile(evaluate, jit_compile)
-        self.outputs = _compile(outputs, jit_compile)
+        self.outputs = _compile(_outputs_fn(plan, merge), jit_compile)
+
+
+def _outputs_fn(plan: _Plan, merge: Callable) -> Callable:
+    """Every member's network outputs on its rows ``idx`` of ``X`` (inference mode)."""
+
+    def outputs(train, state, X, idx):
+        ctx = {"row_weight": None, "knobs": {}, "keys": None, "counter": 0, "state": {}}
+        return _forward(plan, merge(train, state), ops.take(X, idx, axis=0), ctx, False)
+
+    return outputs
 
 
 def _compile(fn: Callable, jit_compile: bool) -> Callable:
