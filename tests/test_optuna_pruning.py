@@ -137,9 +137,10 @@ def test_a_trials_parameters_are_one_transaction_with_suggests_rows(kind, tmp_pa
             for _ in range(3):
                 trial = study.ask()
                 commits.clear()
+                worker = {"worker": "w1"}
                 drawn.append(space.suggest(trial) if way == "optuna"
-                             else suggest_in_one_transaction(space, trial))  # fmt: skip
-                assert len(commits) == (4 if way == "optuna" else 1)
+                             else suggest_in_one_transaction(space, trial, worker))  # fmt: skip
+                assert len(commits) == (4 if way == "optuna" else 1)  # the attribute too
                 study.tell(trial, 0.5)
             studies[way] = (study, drawn)
         (a, drawn_a), (b, drawn_b) = studies["optuna"], studies["tunekit"]
@@ -148,6 +149,7 @@ def test_a_trials_parameters_are_one_transaction_with_suggests_rows(kind, tmp_pa
         back_b = optuna.load_study(study_name=b.study_name, storage=url).trials
         assert [t.params for t in back_a] == [t.params for t in back_b]
         assert [t.distributions for t in back_a] == [t.distributions for t in back_b]
+        assert [t.user_attrs for t in back_b] == [{"worker": "w1"}] * 3
         # a parameter the study knows with other choices: refused as Optuna refuses it, and
         # none of the trial's parameters is written (Optuna's own writes would have kept
         # "units", drawn and written before "act")

@@ -151,3 +151,68 @@ def test_rejects_bad_members():
         train_stack(_config(n_features=3), [MemberSpec(train_idx=np.arange(10))], X, y)
     with pytest.raises(ValueError, match="at least one member"):
         train_stack(_config(), [], X, y)
+
+
+def test_a_batch_larger_than_the_rows_trains_as_all_the_rows_in_one_step():
+    """batch_size >= a member's rows is one step of all its rows, whatever the batch size."""
+    X, y = _data()
+    member = MemberSpec(train_idx=np.arange(40), epochs=3, dropout=0.3, noise=0.1, seed=4)
+    runs = [train_stack(_config(batch_size=b, shuffle=True), [member], X, y) for b in (40, 64, 999)]
+    for other in runs[1:]:
+        for a, b in zip(runs[0].weights[0], other.weights[0], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+        np.testing.assert_allclose(runs[0].history["loss"], other.history["loss"], rtol=1e-6)
+
+
+def test_a_seated_member_with_more_rows_widens_the_step():
+    """A stack whose one step held 30 rows seats a member of 50 (batch 64): it trains as alone."""
+    X, y = _data()
+    first = MemberSpec(train_idx=np.arange(30), epochs=1, dropout=0.1, seed=1)
+    late = MemberSpec(train_idx=np.arange(50), epochs=3, dropout=0.2, seed=2)
+    queue, left = [late], []
+
+    def turnover(epoch, outcomes):
+        left.extend(outcomes.values())
+        return {m: queue.pop() for m in outcomes if queue}
+
+    train_stack(_config(batch_size=64, shuffle=True), [first], X, y, turnover=turnover)
+    alone = train_stack(_config(batch_size=64, shuffle=True), [late], X, y)
+    assert [o.n_epochs for o in left] == [1, 3]
+    for a, b in zip(left[1].weights, alone.weights[0], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_one_trace_serves_stacks_of_every_shape():
+    """Other member counts, steps and batch sizes reuse the traced epoch: XLA compiles each."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("traces are TensorFlow's; JAX traces each shape")
+    from tunekit.engine.mlp.trainer import _compiled, static_key
+
+    X, y = _data()
+    shapes = [(2, 8), (3, 8), (1, 16), (4, 64)]
+    for n_members, batch in shapes:
+        members = [MemberSpec(train_idx=np.arange(20 + 7 * m), epochs=1, dropout=0.1, seed=m)
+                   for m in range(n_members)]  # fmt: skip
+        train_stack(_config(batch_size=batch), members, X, y)
+    fns = _compiled(_config(), *static_key(members))
+    assert fns.epoch._function.experimental_get_tracing_count() == 1
+
+
+def test_the_engines_draws_are_uniform_and_standard_normal_per_member_seed():
+    """Each member's numbers follow its distribution and come from its own seed alone."""
+    from scipy import stats
+
+    from tunekit.engine._backend import get_backend
+
+    backend = get_backend()
+    seeds = np.array([7, 3, 7], dtype="int32")  # members 0 and 2 share a seed
+    for kind, law in (("uniform", stats.uniform.cdf), ("normal", stats.norm.cdf)):
+        draws = np.asarray(getattr(backend, kind)((3, 200, 250), seeds, 5))
+        np.testing.assert_array_equal(draws[0], draws[2])
+        assert not np.array_equal(draws[0], draws[1])
+        for member in draws[:2]:
+            assert stats.kstest(member.ravel(), law).pvalue > 1e-3, kind
+        again = np.asarray(getattr(backend, kind)((3, 200, 250), seeds, 6))
+        assert not np.array_equal(draws, again)  # another counter, other numbers

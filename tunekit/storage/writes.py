@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 # Optuna has no public call that writes several attributes in one transaction
+from optuna import distributions
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,27 +48,32 @@ def set_user_attrs(trial, attrs: dict) -> None:
 
 
 def _upsert_user_attrs(backend, trial_id: int, attrs: dict) -> None:
-    model = models.TrialUserAttributeModel
-    dialect = backend.engine.name
     with _create_scoped_session(backend.scoped_session, True) as session:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
         backend.check_trial_is_updatable(trial_id, trial.state)
-        if dialect in ("sqlite", "postgresql"):
-            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-            rows = [
-                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                for key, value in attrs.items()
-            ]
-            statement = insert(model).values(rows)
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[model.trial_id, model.key],
-                    set_={"value_json": statement.excluded.value_json},
-                )
+        _upsert_user_attrs_in(session, backend, trial_id, attrs)
+
+
+def _upsert_user_attrs_in(session, backend, trial_id: int, attrs: dict) -> None:
+    """The attributes' rows, in ``session``'s transaction (the trial already checked)."""
+    model = models.TrialUserAttributeModel
+    dialect = backend.engine.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        rows = [
+            {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+            for key, value in attrs.items()
+        ]
+        statement = insert(model).values(rows)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[model.trial_id, model.key],
+                set_={"value_json": statement.excluded.value_json},
             )
-        else:  # other databases: Optuna's own statement per attribute, still one transaction
-            for key, value in attrs.items():
-                backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+        )
+    else:  # other databases: Optuna's own statement per attribute, still one transaction
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
 
 def report_all(reports: list) -> None:
@@ -143,7 +149,7 @@ def _write_reports(backend, reports: list) -> None:
         session.execute(statement)
 
 
-def suggest_in_one_transaction(space, trial) -> dict[str, Any]:
+def suggest_in_one_transaction(space, trial, user_attrs: dict | None = None) -> dict[str, Any]:
     """``space.suggest(trial)``, the drawn parameters written in one storage transaction.
 
     Optuna writes each suggested parameter as it is drawn, one commit each;
@@ -157,6 +163,9 @@ def suggest_in_one_transaction(space, trial) -> dict[str, Any]:
     space : tunekit.Space
     trial : optuna.Trial
         A running trial.
+    user_attrs : dict or None, default=None
+        User attributes written after the parameters, in the same transaction
+        on a database storage (as :func:`set_user_attrs` writes them).
 
     Returns
     -------
@@ -167,19 +176,26 @@ def suggest_in_one_transaction(space, trial) -> dict[str, Any]:
     backend = rdb_backend(storage)
     cache = getattr(storage, "_trial_id_to_study_id_and_number", None)
     if backend is None or cache is None or not hasattr(storage, "_studies"):
-        return space.suggest(trial)
+        params = space.suggest(trial)
+        set_user_attrs(trial, user_attrs or {})
+        return params
     pending: list = []
     trial.storage = _Collecting(storage, pending)
     try:
         params = space.suggest(trial)
     finally:
         trial.storage = storage
-    if pending:
+    attrs = dict(user_attrs or {})
+    if pending or attrs:
+
+        def write() -> None:
+            _write_params(storage, backend, trial._trial_id, pending, attrs)
+
         if isinstance(backend, ReconnectingRDBStorage):
-            with_reconnects(lambda: _write_params(storage, backend, trial._trial_id, pending),
-                            "suggest", backend)  # fmt: skip
+            with_reconnects(write, "suggest", backend)
         else:
-            _write_params(storage, backend, trial._trial_id, pending)
+            write()
+        trial._cached_frozen_trial.user_attrs.update(attrs)
     return params
 
 
@@ -196,15 +212,39 @@ class _Collecting:
         return getattr(self._storage, name)
 
 
-def _write_params(cached, backend, trial_id: int, pending: list) -> None:
-    """What Optuna's cached storage does for each parameter, in one transaction."""
+def _write_params(cached, backend, trial_id: int, pending: list, attrs: dict) -> None:
+    """What Optuna's cached storage does for each parameter, then ``attrs``, in one transaction.
+
+    Once every parameter's distribution is known to the cache (from the second
+    trial on), the trial is read and checked once and the rows are added
+    together; before that, Optuna's own statement per parameter looks the
+    study's earlier distributions up.
+    """
     with cached._lock:
         study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
         known = cached._studies[study_id].param_distribution
         with _create_scoped_session(backend.scoped_session, True) as session:
-            for name, value, distribution in pending:
-                backend._set_trial_param_without_commit(
-                    session, trial_id, name, value, distribution, known.get(name)
-                )
+            if pending and all(name in known for name, _, _ in pending):
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+                backend.check_trial_is_updatable(trial_id, trial.state)
+                rows = []
+                for name, value, distribution in pending:
+                    distributions.check_distribution_compatibility(known[name], distribution)
+                    rows.append(models.TrialParamModel(
+                        trial_id=trial_id, param_name=name, param_value=value,
+                        distribution_json=distributions.distribution_to_json(distribution),
+                    ))  # fmt: skip
+                session.add_all(rows)
+            elif pending:
+                for name, value, distribution in pending:
+                    backend._set_trial_param_without_commit(
+                        session, trial_id, name, value, distribution, known.get(name)
+                    )
+            else:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+                backend.check_trial_is_updatable(trial_id, trial.state)
+            if attrs:
+                session.flush()  # the attributes' rows follow the parameters'
+                _upsert_user_attrs_in(session, backend, trial_id, attrs)
         for name, _, distribution in pending:
             known.setdefault(name, distribution)

@@ -415,14 +415,17 @@ class _Batch:
         self.halted: list = []
         self.worker = worker_id()
         for trial in trials:
-            self.add(trial, suggest_in_one_transaction(self.search.space, trial))
+            self.add(trial, self.suggest(trial))
+
+    def suggest(self, trial) -> dict:
+        """The trial's parameters, and whose it is, written after them in one transaction."""
+        return suggest_in_one_transaction(self.search.space, trial, {WORKER_ATTR: self.worker})
 
     def add(self, trial, params: dict) -> None:
-        """A trial of the batch: its heartbeat, and whose it is (written after its parameters)."""
+        """A trial of the batch, with its heartbeat."""
         self.trials.append(trial)
         self.params.append(params)
         self.beats.add(trial)
-        set_user_attrs(trial, {WORKER_ATTR: self.worker})
 
     def train(self) -> None:
         """Train the batch, report, prune, tell (each trial as it ends, with refilled slots)."""
@@ -487,7 +490,7 @@ class _Batch:
             return []
         new = []
         for trial in batches.ask(min(n, batches.wanted())):
-            params = suggest_in_one_transaction(self.search.space, trial)
+            params = self.suggest(trial)  # a misfit waits for this worker's next batch
             if batches.held or not fits(params):
                 batches.held.append(trial)  # the next batch starts with it
                 continue

@@ -204,7 +204,8 @@ def per_row_loss(y, logits, loss: str, label_smoothing=None):
         return ops.mean(ops.square(y - logits), axis=-1)
     if label_smoothing is not None:
         ls = _member(label_smoothing, y)
-        n_classes = 2.0 if loss == "binary_crossentropy" else float(y.shape[-1])
+        # the width may be unknown while tracing: a tensor then
+        n_classes = 2.0 if loss == "binary_crossentropy" else ops.cast(ops.shape(y)[-1], "float32")
         y = y * (1.0 - ls) + ls / n_classes
     if loss == "binary_crossentropy":
         # TensorFlow's sigmoid_cross_entropy_with_logits, written with `where`

@@ -68,7 +68,7 @@ def dense_rows(X, rows, n_features: int):
         return ops.take(X, rows, axis=0)
     cols = ops.take(X[0], rows, axis=0)  # (M, B, k)
     vals = ops.take(X[1], rows, axis=0)
-    m, b, k = cols.shape
+    m, b, k = ops.shape(cols)  # tensors where the trace leaves a dimension unknown
     member = ops.broadcast_to(ops.reshape(ops.arange(m, dtype="int32"), (m, 1, 1)), (m, b, k))
     row = ops.broadcast_to(ops.reshape(ops.arange(b, dtype="int32"), (1, b, 1)), (m, b, k))
     where = ops.stack([member, row, cols], axis=-1)

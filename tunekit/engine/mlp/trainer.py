@@ -21,6 +21,7 @@ epoch, best weights and patience counter, and a stopped member is frozen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -195,9 +196,8 @@ def _epoch_fn(config: StackConfig, backend, member_losses, reg):
             n_sum = n_sum + ops.where(mask, n, 0.0)
             return params, state, loss_sum, n_sum
 
-        zeros = ops.zeros((params[0].shape[0],), dtype="float32")
-        n_steps = idx.shape[0]
-        return ops.fori_loop(0, n_steps, body, (params, state, zeros, zeros))
+        zeros = ops.zeros_like(ops.cast(active, "float32"))  # (M,): M may be unknown here
+        return ops.fori_loop(0, ops.shape(idx)[0], body, (params, state, zeros, zeros))
 
     return epoch
 
@@ -236,6 +236,8 @@ _COMPILED: dict = {}
 
 
 def _compiled(config, flags, use_l1, use_l2, smoothing) -> _Compiled:
+    # the batch size and the row order are not part of the compiled functions
+    config = dataclasses.replace(config, batch_size=0, shuffle=True)
     key = (get_backend().name, config, flags, use_l1, use_l2, smoothing)
     if key not in _COMPILED:
         if len(_COMPILED) > 32:
@@ -465,6 +467,9 @@ class _StackRun:
         self.train_rows = [np.asarray(s.train_idx, dtype="int64") for s in members]
         n_train = np.array([len(r) for r in self.train_rows])
         self.n_steps = math.ceil(int(n_train.max()) / int(config.batch_size))
+        # rows per member and step: a batch larger than every member's rows is all of them
+        # in one step, as in Keras, so stacks of every such batch size share one shape
+        self.width = min(int(config.batch_size), int(n_train.max()))
         self.max_epochs = np.array([int(s.epochs) for s in members])
         self.stopper = EarlyStopping([s.patience for s in members])
         self.sparse, self.n_rows = sp.issparse(X), X.shape[0]
@@ -515,7 +520,7 @@ class _StackRun:
 
     def _batches(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This epoch's row order ``(steps, M, batch)``, its validity mask and step seeds."""
-        batch, n_members, n_steps = int(self.config.batch_size), self.n_members, self.n_steps
+        batch, n_members, n_steps = self.width, self.n_members, self.n_steps
         idx = np.zeros((n_members, n_steps * batch), dtype="int32")
         valid = np.zeros((n_members, n_steps * batch), dtype="float32")
         for m, rows in enumerate(self.train_rows):
@@ -647,6 +652,7 @@ class _StackRun:
             self.max_epochs[m] = int(spec.epochs)
             self.stopper.reset(m, spec.patience)
             self.trained[m], self.started[m], self.taken[m] = 0, epoch, True
+            self.width = max(self.width, min(int(self.config.batch_size), len(spec.train_idx)))
         self.params = [ops.convert_to_tensor(p) for p in current]
         self.state = {
             "step": ops.convert_to_tensor(state["step"]),
