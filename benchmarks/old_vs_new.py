@@ -16,7 +16,8 @@ Parts:
 * ``mainjob``: the README's main job, ``studies/tune.py`` of each tree in a fresh folder
   (its own SQLite study and report), the old one with ``--old-trials`` and the new one
   with each of ``--new-trials`` (``default``: the script's own default): wall seconds from
-  the command to its exit, the chosen candidate's CV and held-out scores.
+  the command to its exit, the chosen candidate's CV and held-out scores, the epochs the
+  trials trained over all their folds (``epochs_spent``) and the pruned trials.
 
 Usage::
 
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -156,9 +158,23 @@ def _mainjob_run(tree: Path, trials: str) -> dict:
             env=_env(tree), cwd=tmp, capture_output=True, text=True, check=True,
         )  # fmt: skip
         wall = time.perf_counter() - start
+        work = _study_work(Path(tmp) / "results" / "tune" / "study.db")
     found = re.search(r"in CV: ([-0-9.]+) vs .*; held out ([-0-9.]+) vs", proc.stdout)
     cv_score, held = (found.groups() if found else ("?", "?"))
-    return {"wall": wall, "cv": cv_score, "heldout": held}
+    return {"wall": wall, "cv": cv_score, "heldout": held, **work}
+
+
+def _study_work(path: Path) -> dict:
+    """The study's work: the epochs its trials trained over all folds, and the pruned trials."""
+    if not path.exists():
+        return {"epochs": "?", "pruned": "?"}
+    with sqlite3.connect(path) as db:
+        spent = db.execute(
+            "SELECT value_json FROM trial_user_attributes WHERE key = 'epochs_spent'"
+        ).fetchall()
+        pruned = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'PRUNED'").fetchone()[0]
+    epochs = sum(int(json.loads(v)) for (v,) in spent) if spent else "?"  # older trees: none
+    return {"epochs": epochs, "pruned": int(pruned)}
 
 
 def mainjob(trees: dict, repeats: int, old_trials: str, new_trials: list[str]) -> list[str]:
@@ -171,14 +187,18 @@ def mainjob(trees: dict, repeats: int, old_trials: str, new_trials: list[str]) -
                         for k, v in runs[arm][-1].items()}, flush=True)  # fmt: skip
     base = statistics.median(r["wall"] for r in runs[arms[0]])
     lines = [
-        "| `studies/tune.py` | trials | wall s (runs) | median / old's | CV, held out (each run) |",
-        "|---|---|---|---|---|",
+        "| `studies/tune.py` | trials | wall s (runs) | median / old's | CV, held out (each run) "
+        "| epochs trained, pruned (each run) |",
+        "|---|---|---|---|---|---|",
     ]
     for (tree, trials), rows in runs.items():
         med = statistics.median(r["wall"] for r in rows)
         walls = ", ".join(f"{r['wall']:.1f}" for r in rows)
         scores = "; ".join(f"{r['cv']}, {r['heldout']}" for r in rows)
-        lines.append(f"| {tree} | {trials} | {med:.1f} ({walls}) | {med / base:.2f} | {scores} |")
+        work = "; ".join(f"{r['epochs']}, {r['pruned']}" for r in rows)
+        lines.append(
+            f"| {tree} | {trials} | {med:.1f} ({walls}) | {med / base:.2f} | {scores} | {work} |"
+        )
     return lines
 
 
