@@ -216,3 +216,19 @@ def test_the_engines_draws_are_uniform_and_standard_normal_per_member_seed():
             assert stats.kstest(member.ravel(), law).pvalue > 1e-3, kind
         again = np.asarray(getattr(backend, kind)((3, 200, 250), seeds, 6))
         assert not np.array_equal(draws, again)  # another counter, other numbers
+
+
+def test_normal_draws_stay_finite_at_the_extreme_bits(monkeypatch):
+    """The largest and smallest hashes map strictly inside (0, 1): no infinite noise."""
+    import keras
+
+    from tunekit.engine._backend import get_backend
+
+    backend = get_backend()
+    extremes = np.array([[0, 1, 255, 256, 511, 2**31, 2**32 - 512, 2**32 - 256, 2**32 - 1]],
+                        dtype="uint32")  # fmt: skip
+    bits = keras.ops.convert_to_tensor(extremes)
+    monkeypatch.setattr(backend, "_bits", lambda shape, seeds, counter: (bits, None))
+    values = np.asarray(backend.normal((1, 9), np.zeros(1, "int32"), 0))
+    assert np.isfinite(values).all() and np.abs(values).max() < 6
+    assert values[0, 0] < 0 < values[0, -1] and np.isclose(values[0, 0], -values[0, -1], rtol=1e-5)

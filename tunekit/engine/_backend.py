@@ -93,7 +93,8 @@ class _TensorFlow:
         ``m`` from ``seeds[m]`` alone."""
         tf = self.tf
         bits, _ = self._bits(shape, seeds, counter)
-        u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * 2.0**-24
+        # 23 bits and a half: exact in float32, strictly inside (0, 1), so never ndtri(1) = inf
+        u = (tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32) + 0.5) * 2.0**-23
         return tf.math.ndtri(u)
 
 
@@ -164,7 +165,8 @@ class _Jax:
 
     def normal(self, shape, seeds, counter):
         bits, _ = self._bits(shape, seeds, counter)
-        return self.jax.scipy.special.ndtri(((bits >> 8).astype("float32") + 0.5) * 2.0**-24)
+        # 23 bits and a half: exact in float32, strictly inside (0, 1), so never ndtri(1) = inf
+        return self.jax.scipy.special.ndtri(((bits >> 9).astype("float32") + 0.5) * 2.0**-23)
 
 
 _CACHE: dict[str, Any] = {}
