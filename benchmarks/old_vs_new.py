@@ -17,7 +17,7 @@ Parts:
   (its own SQLite study and report), the old one with ``--old-trials`` and the new one
   with each of ``--new-trials`` (``default``: the script's own default): wall seconds from
   the command to its exit, the chosen candidate's CV and held-out scores, the epochs the
-  trials trained over all their folds (``epochs_spent``) and the pruned trials.
+  trials trained over all their folds (``epochs_spent``), the pruned and the failed trials.
 
 Usage::
 
@@ -165,16 +165,16 @@ def _mainjob_run(tree: Path, trials: str) -> dict:
 
 
 def _study_work(path: Path) -> dict:
-    """The study's work: the epochs its trials trained over all folds, and the pruned trials."""
+    """The study's work: the epochs its trials trained over all folds; pruned and failed trials."""
     if not path.exists():
-        return {"epochs": "?", "pruned": "?"}
+        return {"epochs": "?", "pruned": "?", "failed": "?"}
     with sqlite3.connect(path) as db:
         spent = db.execute(
             "SELECT value_json FROM trial_user_attributes WHERE key = 'epochs_spent'"
         ).fetchall()
-        pruned = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'PRUNED'").fetchone()[0]
+        states = dict(db.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
     epochs = sum(int(json.loads(v)) for (v,) in spent) if spent else "?"  # older trees: none
-    return {"epochs": epochs, "pruned": int(pruned)}
+    return {"epochs": epochs, "pruned": states.get("PRUNED", 0), "failed": states.get("FAIL", 0)}
 
 
 def mainjob(trees: dict, repeats: int, old_trials: str, new_trials: list[str]) -> list[str]:
@@ -188,14 +188,14 @@ def mainjob(trees: dict, repeats: int, old_trials: str, new_trials: list[str]) -
     base = statistics.median(r["wall"] for r in runs[arms[0]])
     lines = [
         "| `studies/tune.py` | trials | wall s (runs) | median / old's | CV, held out (each run) "
-        "| epochs trained, pruned (each run) |",
+        "| epochs trained, pruned, failed (each run) |",
         "|---|---|---|---|---|---|",
     ]
     for (tree, trials), rows in runs.items():
         med = statistics.median(r["wall"] for r in rows)
         walls = ", ".join(f"{r['wall']:.1f}" for r in rows)
         scores = "; ".join(f"{r['cv']}, {r['heldout']}" for r in rows)
-        work = "; ".join(f"{r['epochs']}, {r['pruned']}" for r in rows)
+        work = "; ".join(f"{r['epochs']}, {r['pruned']}, {r['failed']}" for r in rows)
         lines.append(
             f"| {tree} | {trials} | {med:.1f} ({walls}) | {med / base:.2f} | {scores} | {work} |"
         )
