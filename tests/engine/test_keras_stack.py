@@ -465,7 +465,7 @@ _JAX_SCRIPT = textwrap.dedent(
         (g,) = ks.probe(est, [{}], X, y)
         init = ks.member_initial_weights(g, 5)
         r = ks.train_group(g, [ks.KerasMember(0, np.arange(101), seed=5, initial_weights=init)],
-                           X, y, shuffle=False)
+                           X, y, overrides=ks.FitOverrides(shuffle=False))
         want = _keras_reference(builder, kw, X[:101], y[:101].astype("float32")[:, None], init,
                                 opt, keras.losses.get(loss) if isinstance(loss, str) else loss,
                                 3, 16)
