@@ -102,10 +102,10 @@ class _TracedOnce:
     """A ``tf.function`` traced once, for tensors of any shape; XLA compiles each shape.
 
     Stacks differ in their member, step and batch counts. Traced for the
-    shapes of its first call, the function would be traced again (about 0.4 s
-    for an epoch) for every other stack shape before XLA compiles it; traced
-    with every dimension unknown, it is traced once and XLA compiles the one
-    graph for each shape it meets.
+    shapes of its first call, the function would be traced again for every
+    other stack shape before XLA compiles it (0.2 s of a new shape's 0.8 s in
+    ``benchmarks/engine_epochs.py``); traced with every dimension unknown, it
+    is traced once and XLA compiles the one graph for each shape it meets.
     """
 
     def __init__(self, tf, function) -> None:
