@@ -383,3 +383,32 @@ def test_padding_a_stack_to_a_compiled_shape_leaves_every_score_unchanged(
               n_trials=14, cv=2, test_size=None, baselines=False, verbose=0, random_state=0,
               pruner=optuna.pruners.NopPruner())  # fmt: skip
     assert sizes == [16]
+
+
+def test_a_candidates_curve_rows_are_indexed_as_the_rows_grow():
+    from tunekit.evaluators._base import Evaluation
+
+    evaluation = Evaluation(entries=[[], []], engines=["stacked", "stacked"])
+    evaluation.curves.extend({"candidate": c % 3, "epoch": c} for c in range(7))
+    assert [r["epoch"] for r in evaluation.curves_of(1)] == [1, 4]
+    evaluation.curves.extend({"candidate": 1, "epoch": e} for e in (10, 11))
+    evaluation.merge(Evaluation(entries=[[]], engines=["stacked"],
+                                curves=[{"candidate": 0, "epoch": 12}]), [1])  # fmt: skip
+    assert [r["epoch"] for r in evaluation.curves_of(1)] == [1, 4, 10, 11, 12]
+    assert evaluation.curves_of(5) == []
+    evaluation.curves = [{"candidate": 1, "epoch": 20}]  # a shorter list, indexed anew
+    assert [r["epoch"] for r in evaluation.curves_of(1)] == [20]
+
+
+def test_take_rows_is_safe_indexing():
+    import pandas as pd
+    from sklearn.utils import _safe_indexing
+
+    from tunekit.evaluators._base import take_rows
+
+    X = np.arange(30.0).reshape(10, 3)
+    for data in (X, X[:, 0], pd.DataFrame(X), [list(r) for r in X]):
+        for rows in (np.array([3, 1, 1]), np.array([], dtype=int), np.arange(10) % 2 == 0):
+            got, want = take_rows(data, rows), _safe_indexing(data, rows)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+            assert type(got) is type(want)

@@ -232,3 +232,39 @@ def test_normal_draws_stay_finite_at_the_extreme_bits(monkeypatch):
     values = np.asarray(backend.normal((1, 9), np.zeros(1, "int32"), 0))
     assert np.isfinite(values).all() and np.abs(values).max() < 6
     assert values[0, 0] < 0 < values[0, -1] and np.isclose(values[0, 0], -values[0, -1], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "head, n_outputs, classes, y_ndim",
+    [
+        ("sigmoid", 1, np.array(["no", "yes"]), 1),
+        ("softmax", 3, np.array([2, 5, 7]), 1),
+        ("linear", 1, None, 1),
+        ("linear", 1, None, 2),
+        ("linear", 2, None, 2),
+    ],
+)
+def test_members_predicted_together_predict_as_each_member_alone(head, n_outputs, classes, y_ndim):
+    """predict_members gives each member the very arrays its own estimator's predict gives."""
+    from tunekit.engine import member_estimator, predict_members
+
+    rng = np.random.default_rng(0)
+    config = _config(hidden=(6, 4), n_outputs=n_outputs, output_activation=head)
+    n_members = 7
+    shapes = [(5, 6), (6,), (6, 4), (4,), (4, n_outputs), (n_outputs,)]
+    params = [rng.normal(size=(n_members, *s)).astype("float32") for s in shapes]
+    X = rng.normal(size=(40, 5)).astype("float32")
+    sizes = [9, 10, 9, 3, 10, 10, 9]  # three row counts: three passes
+    rows = {m: rng.choice(40, size=n, replace=False) for m, n in enumerate(sizes) if m != 4}
+    task = "regression" if classes is None else ("binary" if head == "sigmoid" else "multiclass")
+    together = predict_members(config, params, X, rows, classes=classes, y_ndim=y_ndim)
+    assert sorted(together) == sorted(rows)  # member 4 was not asked for
+    for m, r in rows.items():
+        alone = member_estimator(
+            config, [p[m] for p in params], task=task, classes=classes,
+            n_outputs=n_outputs, y_ndim=y_ndim, best_epoch=1, n_epochs=1,
+        ).predict(X[r])  # fmt: skip
+        assert together[m].dtype == alone.dtype
+        np.testing.assert_array_equal(together[m], alone)
+    if classes is not None:  # the members disagree: the test compares real predictions
+        assert len({tuple(together[m]) for m in (0, 2, 6)}) > 1

@@ -86,6 +86,22 @@ class Evaluation:
     pruned: dict = field(default_factory=dict)
     refilled: bool = False
     started: dict = field(default_factory=dict)
+    _by_candidate: dict = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=0, repr=False, compare=False)
+
+    def curves_of(self, c: int) -> list[dict]:
+        """Candidate ``c``'s curve rows, in the order they were added.
+
+        Indexed as :attr:`curves` grows (it only ever grows), so asking for every
+        candidate of a large batch costs one pass over the rows, not one per
+        candidate.
+        """
+        if self._indexed > len(self.curves):  # replaced by a shorter list: index anew
+            self._by_candidate, self._indexed = {}, 0
+        for row in self.curves[self._indexed :]:
+            self._by_candidate.setdefault(row["candidate"], []).append(row)
+        self._indexed = len(self.curves)
+        return list(self._by_candidate.get(c, ()))
 
     def merge(self, other: Evaluation, positions: list[int], folds=None) -> None:
         """Put ``other`` (an evaluation of the candidates at ``positions``) into this one.
@@ -286,9 +302,14 @@ def _score(scorers, est, X, y, error_score):
     return _scored(scorers, est, X, y, error_score)[0]
 
 
-def _curve_point(scorers, est, X, y) -> float:
-    """A curve point: the test score after an epoch, NaN where scoring fails."""
-    return fast_score(scorers, est, X, y, lambda: main_score(_score(scorers, est, X, y, math.nan)))
+def _curve_point(scorers, est, X, y, predicted=None) -> float:
+    """A curve point: the test score after an epoch, NaN where scoring fails.
+
+    ``predicted``: ``est.predict(X)``, when the caller has it already.
+    """
+    return fast_score(
+        scorers, est, X, y, lambda: main_score(_score(scorers, est, X, y, math.nan)), predicted
+    )
 
 
 def _scored(scorers, est, X, y, error_score):
@@ -347,6 +368,17 @@ def _is_finite(value) -> bool:
         return False
 
 
+def take_rows(data, rows):
+    """``data``'s rows at positions ``rows``: ``_safe_indexing``, without its checks for arrays.
+
+    A NumPy array indexed by an integer array is the common case (every fold
+    entry of a stacked search); its checks cost 25 times the copy itself.
+    """
+    if type(data) is np.ndarray and isinstance(rows, np.ndarray) and rows.dtype.kind in "iu":
+        return data[rows]
+    return _safe_indexing(data, rows)
+
+
 def score_entry(
     scoring: Scoring, est, fold: Fold, fit_time: float, *, best_epoch=math.nan,
     n_epochs=math.nan, snapshot: bool = False,
@@ -362,8 +394,8 @@ def score_entry(
     scorers, error_score = scoring.scorers, scoring.error_score
     X, y, train, test = fold.X, fold.y, fold.train, fold.test
     start = time.perf_counter()
-    X_test = _safe_indexing(X, test)
-    scores, error = _scored(scorers, est, X_test, _safe_indexing(y, test), error_score)
+    X_test = take_rows(X, test)
+    scores, error = _scored(scorers, est, X_test, take_rows(y, test), error_score)
     scores, reason = _refuse_non_finite(scoring, est, X_test, scores, error)
     entry = {
         "fit_time": fit_time,
@@ -380,7 +412,7 @@ def score_entry(
         entry[MODEL] = est
     if scoring.train_score:
         entry["train_scores"] = _score(
-            scorers, est, _safe_indexing(X, train), _safe_indexing(y, train), error_score
+            scorers, est, take_rows(X, train), take_rows(y, train), error_score
         )
     return entry
 

@@ -98,7 +98,7 @@ def _comparable(y_true: np.ndarray, y_pred: np.ndarray, numeric: bool) -> bool:
     return kinds <= set("biu") or len(kinds) == 1
 
 
-def fast_score(scorers, est, X, y, fallback) -> float:
+def fast_score(scorers, est, X, y, fallback, predicted=None) -> float:
     """``est``'s score on ``(X, y)``: the scorer's number, computed directly where it can be.
 
     Parameters
@@ -112,6 +112,9 @@ def fast_score(scorers, est, X, y, fallback) -> float:
     fallback : callable
         ``fallback()`` scores through the scorer itself, for whatever the
         direct formula does not cover.
+    predicted : ndarray or None, default=None
+        ``est.predict(X)`` when the caller has it already (many members
+        predicted in one pass).
 
     Returns
     -------
@@ -122,7 +125,7 @@ def fast_score(scorers, est, X, y, fallback) -> float:
         formula, sign, numeric = fast
         y_true = np.asarray(y)
         try:
-            y_pred = np.asarray(est.predict(X))
+            y_pred = np.asarray(est.predict(X) if predicted is None else predicted)
         except (ValueError, TypeError):  # the scorer's own path says why
             return fallback()
         if _comparable(y_true, y_pred, numeric):

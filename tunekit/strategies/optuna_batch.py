@@ -511,7 +511,7 @@ class _Batch:
             evaluation.entries[c],
             search.return_train_score,
             _oof_rows(search, objective) if c not in evaluation.pruned else None,
-            [row for row in evaluation.curves if row["candidate"] == c],
+            evaluation.curves_of(c),
             **{PARAMS: params_attr(self.params[c]), ENGINE: evaluation.engines[c]},
         )
         set_user_attrs(trial, record)

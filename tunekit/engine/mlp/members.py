@@ -9,7 +9,7 @@ from tunekit.engine.members import StackedMemberClassifier, StackedMemberRegress
 from tunekit.engine.mlp.network import forward_numpy
 from tunekit.engine.mlp.trainer import StackConfig
 
-__all__ = ["member_estimator"]
+__all__ = ["member_estimator", "predict_members"]
 
 
 class _NumpyNetwork:
@@ -25,16 +25,77 @@ class _NumpyNetwork:
         return forward_numpy(member.weights_, X, member.activation_, member.output_activation_)
 
     def predict_proba(self, member, X) -> np.ndarray:
-        out = self.outputs(member, X)
-        if out.shape[1] == 1:
-            return np.hstack([1.0 - out, out])
-        return out
+        return _probabilities(self.outputs(member, X))
 
     def predict(self, member, X) -> np.ndarray:
-        if isinstance(member, StackedMemberClassifier):
-            return member.classes_[np.argmax(self.predict_proba(member, X), axis=1)]
-        out = self.outputs(member, X)
-        return out[:, 0] if member.n_outputs_ == 1 and member.y_ndim_ == 1 else out
+        classes = member.classes_ if isinstance(member, StackedMemberClassifier) else None
+        return _decoded(self.outputs(member, X), classes, getattr(member, "y_ndim_", 1))
+
+
+def _probabilities(out: np.ndarray) -> np.ndarray:
+    """Class probabilities from a head's outputs (last axis: one sigmoid, or the softmax)."""
+    if out.shape[-1] == 1:
+        return np.concatenate([1.0 - out, out], axis=-1)
+    return out
+
+
+def _decoded(out: np.ndarray, classes: np.ndarray | None, y_ndim: int) -> np.ndarray:
+    """Predictions from a head's outputs: labels (``classes``), else the target's values."""
+    if classes is not None:
+        return classes[np.argmax(_probabilities(out), axis=-1)]
+    return out[..., 0] if out.shape[-1] == 1 and y_ndim == 1 else out
+
+
+def predict_members(
+    config: StackConfig,
+    params: list,
+    X: np.ndarray,
+    rows: dict,
+    *,
+    classes: np.ndarray | None = None,
+    y_ndim: int = 1,
+) -> dict:
+    """Each member's predictions on its own rows of ``X``, in one pass per row count.
+
+    The same arrays as ``member_estimator(...).predict(X[rows[m]])`` for every
+    member ``m`` (see :func:`~tunekit.engine.mlp.network.forward_numpy`), without
+    an estimator and a forward pass of its own per member: the members with as
+    many rows (a fold's test part, in every copy of the data) share one
+    matmul per layer.
+
+    Parameters
+    ----------
+    config : StackConfig
+        The stack's structure.
+    params : list of ndarray
+        The stack's weights, member axis first (``get_weights()`` order).
+    X : ndarray of shape (n_rows, n_features)
+        Dense data the rows index.
+    rows : dict of int -> ndarray of int
+        Member -> its row positions in ``X``.
+    classes : ndarray or None, default=None
+        Class labels (classifiers); ``None`` for regressors.
+    y_ndim : int, default=1
+        The target's dimensions (regressors).
+
+    Returns
+    -------
+    dict of int -> ndarray
+        Member -> its predictions.
+    """
+    by_count: dict[int, list[int]] = {}
+    for m, r in rows.items():
+        by_count.setdefault(len(r), []).append(m)
+    X = np.asarray(X, "float32")
+    out = {}
+    for members in by_count.values():
+        pick = np.asarray(members)
+        weights = [p[pick] if k % 2 == 0 else p[pick][:, None, :] for k, p in enumerate(params)]
+        x = X[np.stack([np.asarray(rows[m]) for m in members])]
+        z = forward_numpy(weights, x, config.activation, config.output_activation)
+        predicted = _decoded(z, classes, y_ndim)
+        out.update(zip(members, predicted, strict=True))
+    return out
 
 
 def member_estimator(

@@ -241,6 +241,12 @@ def forward_numpy(
 ) -> np.ndarray:
     """Inference pass of one member in NumPy (no noise, no dropout).
 
+    Several members at once: ``X`` of shape ``(n_members, n_samples,
+    n_features)``, each kernel ``(n_members, fan_in, fan_out)`` and each bias
+    ``(n_members, 1, fan_out)``. NumPy's matmul runs each member's product as
+    the BLAS call a lone member's makes, so each member's outputs are the
+    same numbers as its own pass.
+
     Parameters
     ----------
     weights : list of ndarray
@@ -253,7 +259,8 @@ def forward_numpy(
     Returns
     -------
     outputs : ndarray of shape (n_samples, n_outputs), float32
-        Probabilities for sigmoid / softmax heads, values for linear ones.
+        Probabilities for sigmoid / softmax heads, values for linear ones
+        (with a leading member axis when ``X`` has one).
     """
     act = ACTIVATIONS[activation]
     x = X if sp.issparse(X) else np.asarray(X, dtype="float32")  # sparse @ dense is dense
@@ -265,7 +272,7 @@ def forward_numpy(
         with np.errstate(over="ignore"):
             return (1.0 / (1.0 + np.exp(-z))).astype("float32")
     if output_activation == "softmax":
-        z = z - z.max(axis=1, keepdims=True)
+        z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype("float32")
+        return (e / e.sum(axis=-1, keepdims=True)).astype("float32")
     return z.astype("float32")

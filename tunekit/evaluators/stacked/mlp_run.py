@@ -21,6 +21,7 @@ import tunekit.engine as engine
 from tunekit.engine.memory import mlp_footprint
 from tunekit.evaluators._base import Fold, _curve_point, main_score, score_entry
 from tunekit.evaluators.diagnosis import diverged_member
+from tunekit.evaluators.fast_scores import fast_metric
 from tunekit.evaluators.stacked.budget import data_bytes, family_sizes
 from tunekit.evaluators.stacked.data import carve_validation, variant_key
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_params
@@ -244,10 +245,34 @@ class _Chunk:
         for m, slot in enumerate(self.slots):
             self.finish_member(m, slot, result, fit_time)
 
+    def predictions(self, params: list, members: list[int]) -> dict:
+        """``members``' predictions on their test rows, in one pass per test size.
+
+        Empty where the curve points go through the scorer itself (no direct
+        formula for it, see :mod:`~tunekit.evaluators.fast_scores`) or X is
+        sparse: each member then predicts on its own.
+        """
+        run, data = self.run, self.run.data
+        if not members or sp.issparse(run.copies.X):
+            return {}
+        first = self.member([p[members[0]] for p in params], 1, 1)
+        if fast_metric(run.batch.scorers, first) is None:
+            return {}
+        rows = {m: run.batch.splits[self.slots[m].fold][1] + self.slots[m].offset for m in members}
+        return engine.predict_members(
+            self.config, params, run.copies.X, rows,
+            classes=None if data.task == "regression" else data.classes, y_ndim=data.y_ndim,
+        )  # fmt: skip
+
     def on_epoch_end(self, epoch: int, params: list, active: np.ndarray):
         """Score the members whose families want this epoch; return the members to halt."""
         run, ev = self.run, self.run.ev
         tick = time.perf_counter()
+        points = [  # the members that want a curve point (the padding after them does not)
+            m for m in np.flatnonzero(active[: len(self.slots)]).tolist()
+            if ev.epoch_curves and epoch not in self.wanted[m]
+        ]  # fmt: skip
+        predicted = self.predictions(params, points)
         for m, slot in enumerate(self.slots):
             if not active[m] or not (ev.epoch_curves or epoch in self.wanted[m]):
                 continue
@@ -268,7 +293,7 @@ class _Chunk:
                 self.curve[m, epoch] = main_score(self.snaps[m, epoch]["test_scores"])
             else:
                 self.curve[m, epoch] = _curve_point(run.batch.scorers, est, run.copies.X[rows],
-                                                    run.y_all[rows])  # fmt: skip
+                                                    run.y_all[rows], predicted.get(m))  # fmt: skip
         halt = self.halt(epoch, active)
         self.spent += time.perf_counter() - tick
         return halt

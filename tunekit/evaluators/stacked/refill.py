@@ -153,12 +153,15 @@ class _Seats:
         slot = self.slots[m]
         return self.run.batch.splits[slot.fold][1] + slot.offset
 
-    def score_epoch(self, active: np.ndarray, ages, estimator, test_x=None) -> list[int]:
+    def score_epoch(self, active: np.ndarray, ages, estimator, test_x=None, predicted=None):
         """Score every seated member at its own epoch (``ages``); stop what the caller stops.
 
         ``estimator(m, age)`` is member ``m`` as a fitted estimator; ``test_x(m)``
-        its test rows' array (default: taken from the stack's copy of the data).
+        its test rows' array (default: taken from the stack's copy of the data);
+        ``predicted``: member -> its predictions on them, where the caller has
+        them already. Returns the members to halt.
         """
+        predicted = predicted or {}
         run = self.run
         now = time.perf_counter()
         self.share[active] += (now - self.tick) / max(int(active.sum()), 1)
@@ -170,7 +173,9 @@ class _Seats:
             slot, age = self.slots[m], int(ages[m])
             rows = self.test_rows(m)
             x = run.copies.X[rows] if test_x is None else test_x(m)
-            point = _curve_point(run.batch.scorers, estimator(m, age), x, run.y_all[rows])
+            point = _curve_point(
+                run.batch.scorers, estimator(m, age), x, run.y_all[rows], predicted.get(m)
+            )
             self.points[c, slot.fold, age] = point
             scores.setdefault(c, (age, []))[1].append(point)
         stop = set(run.refill.epoch_end(scores) or ())
@@ -295,9 +300,11 @@ class _RefillChunk(_Chunk, _Seats):
 
     def on_epoch_end(self, epoch: int, params: list, active: np.ndarray):
         """Score every seated member on its fold; stop the candidates the caller stops."""
+        seated = [m for m in np.flatnonzero(active).tolist() if m in self.seats]
         return self.score_epoch(
-            active, epoch - self.born, lambda m, age: self.member([p[m] for p in params], age, age)
-        )
+            active, epoch - self.born, lambda m, age: self.member([p[m] for p in params], age, age),
+            predicted=self.predictions(params, seated),
+        )  # fmt: skip
 
     def compacted(self, keep: np.ndarray) -> None:
         """The trainer kept the slots at ``keep`` only: renumber what is kept per slot."""
