@@ -246,3 +246,53 @@ def test_optuna_pruning_with_refilled_slots_reports_each_trial_at_its_own_epoch(
         n = 4 if t.state == optuna.trial.TrialState.COMPLETE else max(t.intermediate_values)
         assert sorted(t.intermediate_values) == list(range(1, n + 1))
         assert t.user_attrs["n_epochs"] == [n, n]
+
+
+@pytest.mark.parametrize("refill", [True, False])
+@pytest.mark.parametrize("trainer", ["mlp", "any"])
+def test_entries_come_from_one_pass_and_equal_each_members_own(data, monkeypatch, trainer, refill):
+    """On both trainers, the members' entries (refilled slots' hand-overs, or a whole
+    stack's end) are scored from one pass over every member's test and train rows, with
+    its kept weights (compiled on any builder's trainer, NumPy on mlp()'s): no member
+    predicts on its own, and the scores and out-of-fold predictions are those of each
+    member's own forward pass."""
+    from tunekit.engine.mlp import members as mlp_members
+    from tunekit.evaluators.stacked.runs import GroupRun
+
+    X, y = data
+    est = _estimator(trainer, 3)
+    splits = list(StratifiedKFold(3).split(X, y))
+    first = [{"model__l2": 1e-3, "model__dropout": 0.1}, {"model__l2": 1e-2, "model__dropout": 0.2}]
+    late = {"model__l2": 1e-4, "model__dropout": 0.3}
+    network, method = (
+        (mlp_members._NumpyNetwork, "outputs") if trainer == "mlp"
+        else (ks.members._KerasNetwork, "_raw")
+    )  # fmt: skip
+    own = getattr(network, method)
+    own_passes = []
+
+    def counted(self, member, X_):
+        if not any(X_ is array for array, _ in self.known):
+            own_passes.append(len(X_))
+        return own(self, member, X_)
+
+    def run():
+        evaluator = StackedEvaluator(oof_predictions=True)
+        source = _Source([late]) if refill else None
+        return evaluator.evaluate(est, first, splits, X, y, scorers=check_scoring(est),
+                                  refill=source)  # fmt: skip
+
+    monkeypatch.setattr(network, method, counted)
+    one_pass = run()
+    assert own_passes == []
+    assert one_pass.refilled == refill and len(one_pass.entries) == (3 if refill else 2)
+    monkeypatch.setattr(GroupRun, "known_outputs", lambda self, outputs, slots: {})
+    alone = run()  # each member's own pass
+    assert len(own_passes) == 3 * len(one_pass.entries) * 3  # test, train, out-of-fold
+    for got, want in zip(one_pass.entries, alone.entries, strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert a["test_scores"] == b["test_scores"]
+            assert a["train_scores"] == b["train_scores"]
+            if trainer == "mlp":  # NumPy: the very same numbers
+                np.testing.assert_array_equal(a["predictions"], b["predictions"])
+            np.testing.assert_allclose(a["predictions"], b["predictions"], rtol=1e-5, atol=1e-6)

@@ -426,6 +426,60 @@ def test_one_pass_after_an_epoch_predicts_as_each_member_alone(builder, task):
     assert checked == [0, 1, 2]
 
 
+def test_the_kept_weights_pass_predicts_as_each_member_alone():
+    """After training (``result.outputs``) and as members leave a refilled stack
+    (``outcomes.outputs``), one compiled pass runs each member's kept weights, the best
+    epoch's for an early-stopped one: equal to the member's own forward pass."""
+    from tunekit.engine.result import Leaving
+
+    X, y = signals(n=90)
+    est = tk.KerasClassifier(conv1d_net, epochs=6, batch_size=8, optimizer__learning_rate=0.05)
+    (group,) = ks.probe(est, [{}], X, y)
+    members = [
+        ks.KerasMember(0, np.arange(60), val_idx=np.arange(60, 75), seed=1, patience=0),
+        ks.KerasMember(0, np.arange(60), seed=2),
+    ]
+    rows = {0: np.arange(75, 90), 1: np.arange(0, 7)}
+
+    def check(estimator_of, outputs):
+        got = outputs(rows)
+        for m, r in rows.items():
+            x = X[r]
+            alone = estimator_of(m, None).predict_proba(X[r])
+            np.testing.assert_allclose(estimator_of(m, (x, got[m])).predict_proba(x), alone,
+                                       rtol=1e-5, atol=1e-6)  # fmt: skip
+
+    result = ks.train_group(group, members, X, y)
+    assert result.best_epoch[0] < result.n_epochs[0]  # kept weights are not the last ones
+    empty = np.zeros(0, dtype=int)
+    check(
+        lambda m, known: ks.member_estimator(result, m, known),
+        lambda r: dict(enumerate(result.outputs([r.get(m, empty) for m in range(2)]))),
+    )
+
+    left = {}
+
+    def turnover(epoch, outcomes):
+        assert isinstance(outcomes, Leaving)
+        for m, outcome in outcomes.items():
+            left[m] = outcome
+            one = ks.KerasStackResult(
+                weights=[outcome.weights], n_epochs=np.array([outcome.n_epochs]),
+                best_epoch=np.array([outcome.best_epoch]), group=group,
+            )  # fmt: skip
+            got = outcomes.outputs({m: rows[m]})
+            assert list(got) == [m]
+            x = X[rows[m]]
+            np.testing.assert_allclose(
+                ks.member_estimator(one, 0, (x, got[m])).predict_proba(x),
+                ks.member_estimator(one, 0).predict_proba(X[rows[m]]), rtol=1e-5, atol=1e-6,
+            )  # fmt: skip
+        return {}
+
+    ks.train_group(group, members, X, y, turnover=turnover)
+    assert sorted(left) == [0, 1] and left[0].best_epoch < left[0].n_epochs
+
+
 def test_train_group_rejects_members_of_other_candidates():
     X, y = signals(n=20)
     (group,) = ks.probe(tk.KerasClassifier(conv1d_net, batch_size=8), [{}], X, y)

@@ -20,7 +20,8 @@ backend glue (:mod:`~tunekit.engine._backend`), early stopping
   stack (:mod:`~tunekit.engine.mlp.trainer`); :func:`forward_numpy` is a
   member's inference pass (:mod:`~tunekit.engine.mlp.network`) and
   :func:`member_estimator` a trained member as a fitted estimator
-  (:func:`predict_members`: many members' predictions in one pass);
+  (:func:`member_outputs` and :func:`predict_members`: many members'
+  outputs and predictions in one pass);
   :func:`sparse_refusal` says when a scipy sparse X, which the trainer
   densifies a batch at a time (:mod:`~tunekit.engine.mlp.sparse_rows`),
   does not fit its memory cap;
@@ -47,6 +48,7 @@ __all__ = [
     "StackResult",
     "forward_numpy",
     "member_estimator",
+    "member_outputs",
     "predict_members",
     "resolve_params",
     "sparse_refusal",
@@ -66,7 +68,9 @@ _LAZY = {
     ),
     **dict.fromkeys(("MemberOutcome", "Resume", "StackResult"), "tunekit.engine.result"),
     "forward_numpy": "tunekit.engine.mlp.network",
-    **dict.fromkeys(("member_estimator", "predict_members"), "tunekit.engine.mlp.members"),
+    **dict.fromkeys(
+        ("member_estimator", "member_outputs", "predict_members"), "tunekit.engine.mlp.members"
+    ),
     "sparse_refusal": "tunekit.engine.mlp.sparse_rows",
     "keras_stack": "tunekit.engine.keras_stack",
     "memory": "tunekit.engine.memory",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MemberOutcome", "Resume", "StackResult", "diverged", "leaving_outcomes"]
+__all__ = ["Leaving", "MemberOutcome", "Resume", "StackResult", "diverged", "leaving_outcomes"]
 
 
 @dataclass
@@ -89,6 +89,21 @@ class Resume:
     """
 
     epochs: int
+
+
+class Leaving(dict):
+    """Slot -> :class:`MemberOutcome` of the members that leave a running stack.
+
+    What a trainer passes to ``turnover``. ``outputs``, where the trainer has
+    one: ``outputs({slot: rows})`` gives each listed slot's network outputs
+    (its kept weights, inference mode) on its rows of the stack's ``X``, all
+    in one compiled pass; any builder's trainer has it, ``mlp()``'s (whose
+    members predict in NumPy) does not (``None``).
+    """
+
+    def __init__(self, outcomes: dict, outputs=None):
+        super().__init__(outcomes)
+        self.outputs = outputs
 
 
 def leaving_outcomes(leaving, weights_of, trained, started, best_epoch, losses, val_losses,

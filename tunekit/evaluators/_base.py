@@ -161,12 +161,17 @@ class Fold:
         The data the positions index.
     train, test : ndarray of int
         Row positions of the training and test parts.
+    X_train, X_test : array or None
+        ``X``'s rows at ``train`` and ``test``, where the caller has taken
+        them already (a member whose predictions on those arrays are known).
     """
 
     X: Any
     y: Any
     train: Any
     test: Any
+    X_train: Any = None
+    X_test: Any = None
 
 
 class Evaluator:
@@ -394,7 +399,7 @@ def score_entry(
     scorers, error_score = scoring.scorers, scoring.error_score
     X, y, train, test = fold.X, fold.y, fold.train, fold.test
     start = time.perf_counter()
-    X_test = take_rows(X, test)
+    X_test = take_rows(X, test) if fold.X_test is None else fold.X_test
     scores, error = _scored(scorers, est, X_test, take_rows(y, test), error_score)
     scores, reason = _refuse_non_finite(scoring, est, X_test, scores, error)
     entry = {
@@ -412,7 +417,8 @@ def score_entry(
         entry[MODEL] = est
     if scoring.train_score:
         entry["train_scores"] = _score(
-            scorers, est, take_rows(X, train), take_rows(y, train), error_score
+            scorers, est, take_rows(X, train) if fold.X_train is None else fold.X_train,
+            take_rows(y, train), error_score,
         )
     return entry
 

@@ -20,17 +20,19 @@ __all__ = [
 class _KerasNetwork:
     """The member-axis forward pass of a stack's template model, in the estimator's encoding.
 
-    ``known`` is ``(X, outputs)``: the member's network outputs on that very
-    array, already computed (by the stack's one pass for all members).
+    ``known`` is a list of ``(X, outputs)`` pairs: the member's network
+    outputs on those very arrays, already computed (by the stack's one pass
+    for all members).
     """
 
-    def __init__(self, plan, known: tuple | None = None):
+    def __init__(self, plan, known: list | None = None):
         self.plan = plan
-        self.known = known
+        self.known = known or []
 
     def _raw(self, member, X):
-        if self.known is not None and X is self.known[0]:
-            return self.known[1]
+        for array, outputs in self.known:
+            if X is array:
+                return outputs
         plan = self.plan
         est = plan.estimator
         Xa = np.asarray(est.feature_encoder_.transform(np.asarray(X)))
@@ -70,7 +72,7 @@ def member_estimator(result: KerasStackResult, m: int, known: tuple | None = Non
     result : KerasStackResult
     m : int
         Position of the member in ``result.members``.
-    known : (X, outputs) or None, default=None
+    known : (X, outputs), list of them, or None, default=None
         The member's network outputs on the array ``X`` (``result.outputs``'s),
         which its predictions on that same array then use.
 
@@ -87,7 +89,7 @@ def member_estimator(result: KerasStackResult, m: int, known: tuple | None = Non
         out.classes_ = est.classes_
     else:
         out = KerasStackMemberRegressor()
-    out._network = _KerasNetwork(plan, known)
+    out._network = _KerasNetwork(plan, [known] if isinstance(known, tuple) else known)
     out.weights_ = result.weights[m]
     out.n_features_in_ = getattr(est, "n_features_in_", None)
     out.best_epoch_ = int(result.best_epoch[m])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from tunekit.engine.keras_stack.layers import (
     _row_loss,
 )
 from tunekit.engine.optimizers import apply_updates, init_state
-from tunekit.engine.result import Resume, StackResult, diverged, leaving_outcomes
+from tunekit.engine.result import Leaving, Resume, StackResult, diverged, leaving_outcomes
 from tunekit.engine.schedule import EpochSchedule
 
 __all__ = [
@@ -85,11 +86,11 @@ class KerasStackResult(StackResult):
     active : ndarray of bool or None
         In ``on_epoch_end``, the members that trained in the epoch just run.
     outputs : callable or None
-        In ``on_epoch_end``, ``outputs(rows)``: for a list of one row-index
-        array per member (into ``X``; empty for a member left out), each
-        member's network outputs on its rows (inference mode, the stack's
-        weights after the epoch), computed for all members in one compiled
-        member-axis pass.
+        ``outputs(rows)``: for a list of one row-index array per member (into
+        ``X``; empty for a member left out), each member's network outputs on
+        its rows (inference mode), computed for all members in one compiled
+        member-axis pass. In ``on_epoch_end`` with the weights after the
+        epoch; in the returned result with the kept weights (``weights``).
     """
 
     group: KerasGroup | None = None
@@ -602,10 +603,16 @@ class _Training:
             if turnover is not None:
                 self.turn_over(epoch, turnover, weights)
 
-    def outputs(self, rows: Sequence) -> list[np.ndarray]:
+    def outputs(self, rows: Sequence, weights: list | None = None) -> list[np.ndarray]:
         """Each member's network outputs on its ``rows`` of ``X``: one compiled pass per
-        2,048 rows for all members (see :class:`KerasStackResult`)."""
+        2,048 rows for all members (see :class:`KerasStackResult`).
+
+        ``weights``: the stacked weights to run (host arrays in ``run.weights()``'s
+        order, e.g. the kept ones of early-stopped members); default: the stack's own.
+        """
         rows = [np.asarray(r, dtype="int32") for r in rows]
+        run = self.run
+        train, state = (run.train, run.state) if weights is None else self._split(weights)
         longest = max((len(r) for r in rows), default=0)
         parts: list = []
         for lo in range(0, longest, _MAX_EVAL_ROWS):
@@ -614,13 +621,24 @@ class _Training:
             for m, r in enumerate(rows):
                 part = r[lo : lo + width]
                 idx[m, : len(part)] = part
-            run = self.run
-            out = run.fns.outputs(run.train, run.state, run.X, ops.convert_to_tensor(idx))
+            out = run.fns.outputs(train, state, run.X, ops.convert_to_tensor(idx))
             parts.append(np.asarray(ops.convert_to_numpy(out)))
         if not parts:
             return [np.zeros((0,)) for _ in rows]
         whole = np.concatenate(parts, axis=1)
         return [whole[m, : len(r)] for m, r in enumerate(rows)]
+
+    def _split(self, weights: list) -> tuple[list, list]:
+        """Stacked host weights as the compiled functions' trainable and state tensors."""
+        flat = [ops.convert_to_tensor(p) for p in weights]
+        slots = self.group._plan.weight_slots
+        return self.run.fns.split(flat), [v for v, s in zip(flat, slots, strict=True) if not s[3]]
+
+    def outputs_of(self, rows: dict, weights: list | None = None) -> dict:
+        """:meth:`outputs` for some members: ``{slot: rows}`` -> ``{slot: outputs}``."""
+        empty = np.zeros(0, dtype="int32")
+        got = self.outputs([rows.get(m, empty) for m in range(len(self.members))], weights)
+        return {m: got[m] for m in rows}
 
     def epoch(self, active: np.ndarray) -> list:
         """One compiled epoch, then early stopping; the stacked weights after it (host)."""
@@ -645,10 +663,13 @@ class _Training:
         if not len(leaving):
             return
         kept = self.best.restore(current)
-        outcomes = leaving_outcomes(
-            leaving.tolist(), lambda m: [np.array(w[m]) for w in kept],  # copies: refilled in place
-            self.trained, self.started, self.stopper.kept_epoch(self.trained), self.losses,
-            self.val_losses, self.stopper.watch,
+        outcomes = Leaving(
+            leaving_outcomes(
+                leaving.tolist(), lambda m: [np.array(w[m]) for w in kept],  # copies: refilled
+                self.trained, self.started, self.stopper.kept_epoch(self.trained), self.losses,
+                self.val_losses, self.stopper.watch,
+            ),
+            functools.partial(self.outputs_of, weights=kept),
         )  # fmt: skip
         self.taken[leaving] = False
         seated = turnover(epoch, outcomes) or {}
@@ -714,6 +735,7 @@ class _Training:
         result.best_epoch = self.stopper.kept_epoch(self.trained)
         result.history = _history(self.losses, self.val_losses)
         result.diverged = diverged(result.weights)
+        result.outputs = functools.partial(self.outputs, weights=final)
         result.fit_time = time.perf_counter() - start
         times = result.epoch_times
         if times:

@@ -9,13 +9,23 @@ from tunekit.engine.members import StackedMemberClassifier, StackedMemberRegress
 from tunekit.engine.mlp.network import forward_numpy
 from tunekit.engine.mlp.trainer import StackConfig
 
-__all__ = ["member_estimator", "predict_members"]
+__all__ = ["member_estimator", "member_outputs", "predict_members"]
 
 
 class _NumpyNetwork:
-    """The forward pass and encodings of an ``mlp()`` member (its fitted attributes)."""
+    """The forward pass and encodings of an ``mlp()`` member (its fitted attributes).
+
+    ``known`` is a list of ``(X, outputs)`` pairs: the member's network outputs
+    on those very arrays, already computed (by :func:`member_outputs`).
+    """
+
+    def __init__(self, known: list | None = None):
+        self.known = known or []
 
     def outputs(self, member, X) -> np.ndarray:
+        for array, outputs in self.known:
+            if X is array:
+                return outputs
         X = sp.csr_matrix(X, dtype="float32") if sp.issparse(X) else np.asarray(X, "float32")
         if X.ndim != 2 or X.shape[1] != member.n_features_in_:
             raise ValueError(
@@ -46,6 +56,44 @@ def _decoded(out: np.ndarray, classes: np.ndarray | None, y_ndim: int) -> np.nda
     return out[..., 0] if out.shape[-1] == 1 and y_ndim == 1 else out
 
 
+def member_outputs(config: StackConfig, params: list, X: np.ndarray, rows: dict) -> dict:
+    """Each member's network outputs on its own rows of ``X``, in one pass per row count.
+
+    The same arrays as each member's own forward pass (see
+    :func:`~tunekit.engine.mlp.network.forward_numpy`), without a pass of its
+    own per member: the members with as many rows share one matmul per layer.
+
+    Parameters
+    ----------
+    config : StackConfig
+        The stack's structure.
+    params : list of ndarray
+        The members' weights, member axis first (``get_weights()`` order).
+    X : ndarray of shape (n_rows, n_features)
+        Dense data the rows index.
+    rows : dict of int -> ndarray of int
+        Member (position on the member axis) -> its row positions in ``X``.
+
+    Returns
+    -------
+    dict of int -> ndarray of shape (n_rows_of_member, n_outputs)
+    """
+    by_count: dict[int, list[int]] = {}
+    for m, r in rows.items():
+        by_count.setdefault(len(r), []).append(m)
+    X = np.asarray(X, "float32")
+    out = {}
+    for members in by_count.values():
+        pick = np.asarray(members)
+        weights = [
+            p[pick] if k % 2 == 0 else p[pick][:, None, :] for k, p in enumerate(params)
+        ]
+        x = X[np.stack([np.asarray(rows[m]) for m in members])]
+        z = forward_numpy(weights, x, config.activation, config.output_activation)
+        out.update(zip(members, z, strict=True))
+    return out
+
+
 def predict_members(
     config: StackConfig,
     params: list,
@@ -58,21 +106,12 @@ def predict_members(
     """Each member's predictions on its own rows of ``X``, in one pass per row count.
 
     The same arrays as ``member_estimator(...).predict(X[rows[m]])`` for every
-    member ``m`` (see :func:`~tunekit.engine.mlp.network.forward_numpy`), without
-    an estimator and a forward pass of its own per member: the members with as
-    many rows (a fold's test part, in every copy of the data) share one
-    matmul per layer.
+    member ``m``, from :func:`member_outputs`.
 
     Parameters
     ----------
-    config : StackConfig
-        The stack's structure.
-    params : list of ndarray
-        The stack's weights, member axis first (``get_weights()`` order).
-    X : ndarray of shape (n_rows, n_features)
-        Dense data the rows index.
-    rows : dict of int -> ndarray of int
-        Member -> its row positions in ``X``.
+    config, params, X, rows
+        As :func:`member_outputs`.
     classes : ndarray or None, default=None
         Class labels (classifiers); ``None`` for regressors.
     y_ndim : int, default=1
@@ -83,19 +122,8 @@ def predict_members(
     dict of int -> ndarray
         Member -> its predictions.
     """
-    by_count: dict[int, list[int]] = {}
-    for m, r in rows.items():
-        by_count.setdefault(len(r), []).append(m)
-    X = np.asarray(X, "float32")
-    out = {}
-    for members in by_count.values():
-        pick = np.asarray(members)
-        weights = [p[pick] if k % 2 == 0 else p[pick][:, None, :] for k, p in enumerate(params)]
-        x = X[np.stack([np.asarray(rows[m]) for m in members])]
-        z = forward_numpy(weights, x, config.activation, config.output_activation)
-        predicted = _decoded(z, classes, y_ndim)
-        out.update(zip(members, predicted, strict=True))
-    return out
+    outputs = member_outputs(config, params, X, rows)
+    return {m: _decoded(z, classes, y_ndim) for m, z in outputs.items()}
 
 
 def member_estimator(
@@ -108,6 +136,7 @@ def member_estimator(
     y_ndim: int = 1,
     best_epoch: int,
     n_epochs: int,
+    known: list | None = None,
 ):
     """A trained ``mlp()`` member as a fitted estimator a scorer can score.
 
@@ -124,6 +153,9 @@ def member_estimator(
         Target columns and the target's dimensions (regressors).
     best_epoch, n_epochs : int
         1-based epoch whose weights were kept; epochs trained.
+    known : list of (X, outputs) or None, default=None
+        The member's network outputs on those very arrays
+        (:func:`member_outputs`'s), which its predictions on them then use.
 
     Returns
     -------
@@ -142,5 +174,5 @@ def member_estimator(
     est.output_activation_ = config.output_activation
     est.best_epoch_ = int(best_epoch)
     est.n_epochs_ = int(n_epochs)
-    est._network = _NumpyNetwork()
+    est._network = _NumpyNetwork(known)
     return est

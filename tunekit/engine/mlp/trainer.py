@@ -43,7 +43,7 @@ from tunekit.engine.mlp.network import (
 )
 from tunekit.engine.mlp.sparse_rows import dense_rows, padded_rows, rows_that_fit
 from tunekit.engine.optimizers import DEFAULT_LEARNING_RATES, apply_updates, init_state
-from tunekit.engine.result import Resume, StackResult, diverged, leaving_outcomes
+from tunekit.engine.result import Leaving, Resume, StackResult, diverged, leaving_outcomes
 from tunekit.engine.schedule import EpochSchedule
 
 __all__ = ["MemberSpec", "StackConfig", "static_key", "train_stack"]
@@ -576,11 +576,11 @@ class _StackRun:
         current = [ops.convert_to_numpy(p) for p in self.params]
         watch = self.stopper.watch
         best = [ops.convert_to_numpy(p) for p in self.best_params] if watch.any() else current
-        outcomes = leaving_outcomes(
+        outcomes = Leaving(leaving_outcomes(
             leaving.tolist(), lambda m: [np.array(p[m]) for p in (best if watch[m] else current)],
             self.trained, self.started, self.stopper.kept_epoch(self.trained), self.hist_loss,
             self.hist_val, watch,
-        )  # fmt: skip
+        ))  # fmt: skip
         self.taken[leaving] = False
         seated = turnover(epoch, outcomes) or {}
         for m, epochs in [(m, r.epochs) for m, r in seated.items() if isinstance(r, Resume)]:

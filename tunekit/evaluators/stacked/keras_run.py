@@ -157,8 +157,17 @@ class KerasStackRun(GroupRun):
         evaluation.n_trained += len(members)
         evaluation.n_epochs += int(np.sum(result.n_epochs[: len(members)]))  # no padding
         fit_time = (result.fit_time - self.spent) / len(members)
+        n, empty = len(result.members), np.zeros(0, dtype=int)
+
+        def outputs(rows: dict) -> dict:  # the kept weights' pass, member by member
+            got = result.outputs([rows.get(m, empty) for m in range(n)])
+            return {m: got[m] for m in rows}
+
+        known = self.known_outputs(
+            outputs, {m: slot for m, slot in enumerate(self.slots) if not result.diverged[m]}
+        )
         for m, slot in enumerate(self.slots):
-            self._finish_member(m, slot, result, fit_time)
+            self._finish_member(m, slot, result, fit_time, known.get(m))
 
     def _members(self):
         """The members (candidate x fold) and where each one's rows live."""
@@ -255,10 +264,13 @@ class KerasStackRun(GroupRun):
             self.batch.evaluation.pruned.setdefault(c, epoch)
         return [m for m, slot in enumerate(self.slots) if indices[slot.family.leader] in stop]
 
-    def _lead_entry(self, m: int, slot: _Slot, result, fit_time) -> dict:
-        """The entry of the member's own candidate (its family's longest run)."""
-        train, test = self.batch.splits[slot.fold]
-        est = engine.keras_stack.member_estimator(result, m)
+    def _lead_entry(self, m: int, slot: _Slot, result, fit_time, known=None) -> dict:
+        """The entry of the member's own candidate (its family's longest run).
+
+        ``known``: the member's :meth:`known_outputs`, or ``None`` (its own pass).
+        """
+        test = self.batch.splits[slot.fold][1]
+        est = engine.keras_stack.member_estimator(result, m, known=known)
         loss = result.history.get("loss")
         if loss is not None:  # what a failure's reason names: the member's own losses
             est.history_ = {"loss": [float(v) for v in loss[:, m]]}
@@ -266,14 +278,13 @@ class KerasStackRun(GroupRun):
             msg = diverged_member(est, self.copies.X[test + slot.offset])
             return self.failed(len(test), f"DivergedError: {msg}", fit_time)
         return score_entry(
-            self.scoring, est,
-            Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset), fit_time,
+            self.scoring, est, self.entry_fold(slot, known), fit_time,
             best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
         )  # fmt: skip
 
-    def _finish_member(self, m: int, slot: _Slot, result, fit_time) -> None:
+    def _finish_member(self, m: int, slot: _Slot, result, fit_time, known=None) -> None:
         """Record the entries and curve rows of every candidate member ``m`` stands for."""
-        lead = self._lead_entry(m, slot, result, fit_time)
+        lead = self._lead_entry(m, slot, result, fit_time, known)
         snapshot = lambda epochs: self.snaps.get((m, epochs))  # noqa: E731
         for index, epochs in self.record_family(slot.family, slot.fold, lead, snapshot,
                                                 fit_time):  # fmt: skip

@@ -209,14 +209,32 @@ class _Chunk:
         self.spent = 0.0  # wall time spent scoring along the way
         self.start = 0.0
 
-    def member(self, weights, best_epoch, n_epochs):
-        """A trained member as a fitted estimator the search's scorer can score."""
+    def member(self, weights, best_epoch, n_epochs, known=None):
+        """A trained member as a fitted estimator the search's scorer can score.
+
+        ``known``: its outputs on some arrays (:meth:`outputs_of`'s pass).
+        """
         data = self.run.data
         return engine.member_estimator(
             self.config, weights, task=data.task, classes=data.classes,
             n_outputs=data.n_outputs, y_ndim=data.y_ndim, best_epoch=best_epoch,
-            n_epochs=n_epochs,
+            n_epochs=n_epochs, known=known,
         )  # fmt: skip
+
+    def outputs_of(self, weights: dict):
+        """A pass ``outputs({member: rows}) -> {member: outputs}`` over members' ``weights``
+        (member -> its weights), all in one NumPy pass; ``None`` for sparse X."""
+        X = self.run.copies.X
+        if sp.issparse(X):
+            return None
+
+        def outputs(rows: dict) -> dict:
+            members = list(rows)
+            params = [np.stack(ws) for ws in zip(*(weights[m] for m in members), strict=True)]
+            got = engine.member_outputs(self.config, params, X, dict(enumerate(rows.values())))
+            return {m: got[i] for i, m in enumerate(members)}
+
+        return outputs
 
     def train(self, pad: int = 0) -> None:
         """Train the chunk's members and record their entries.
@@ -242,8 +260,10 @@ class _Chunk:
         evaluation.n_trained += n
         evaluation.n_epochs += int(np.sum(result.n_epochs[:n]))  # not the padding's
         fit_time = (result.fit_time - self.spent) / n
+        kept = {m: result.weights[m] for m in range(n) if not result.diverged[m]}
+        known = run.known_outputs(self.outputs_of(kept), {m: self.slots[m] for m in kept})
         for m, slot in enumerate(self.slots):
-            self.finish_member(m, slot, result, fit_time)
+            self.finish_member(m, slot, result, fit_time, known.get(m))
 
     def predictions(self, params: list, members: list[int]) -> dict:
         """``members``' predictions on their test rows, in one pass per test size.
@@ -314,14 +334,16 @@ class _Chunk:
             self.run.batch.evaluation.pruned.setdefault(c, epoch)
         return [m for m, slot in enumerate(self.slots) if indices[slot.family.leader] in stop]
 
-    def lead_entry(self, m: int, slot: _Slot, outcome, fit_time: float) -> dict:
+    def lead_entry(self, m: int, slot: _Slot, outcome, fit_time: float, known=None) -> dict:
         """The entry of the member's own candidate (the family's longest run).
 
-        ``outcome``: the member's :class:`~tunekit.engine.result.MemberOutcome`.
+        ``outcome``: the member's :class:`~tunekit.engine.result.MemberOutcome`;
+        ``known``: its outputs on its fold (:meth:`GroupRun.known_outputs`), or
+        ``None`` (its own pass).
         """
         run = self.run
-        train, test = run.batch.splits[slot.fold]
-        est = self.member(outcome.weights, outcome.best_epoch, outcome.n_epochs)
+        test = run.batch.splits[slot.fold][1]
+        est = self.member(outcome.weights, outcome.best_epoch, outcome.n_epochs, known)
         # what a failure's reason names: the member's own losses and learning rate
         est.history_ = {"loss": [float(v) for v in outcome.history["loss"]]}
         est.learning_rate_ = self.specs[m].learning_rate
@@ -333,14 +355,17 @@ class _Chunk:
         return score_entry(
             run.scoring,
             est,
-            Fold(run.copies.X, run.y_all, train + slot.offset, test + slot.offset),
+            run.entry_fold(slot, known),
             fit_time,
             best_epoch=outcome.best_epoch,
             n_epochs=outcome.n_epochs,
         )
 
-    def finish_member(self, m: int, slot: _Slot, result, fit_time: float) -> None:
-        """Record the entries (and curves) of every candidate the member stands for."""
+    def finish_member(self, m: int, slot: _Slot, result, fit_time: float, known=None) -> None:
+        """Record the entries (and curves) of every candidate the member stands for.
+
+        ``known``: its outputs on its fold (:meth:`GroupRun.known_outputs`), or ``None``.
+        """
         run = self.run
         outcome = engine.MemberOutcome(
             weights=result.weights[m],
@@ -349,7 +374,7 @@ class _Chunk:
             history={"loss": result.history["loss"][:, m]},
             diverged=bool(result.diverged[m]),
         )
-        lead = self.lead_entry(m, slot, outcome, fit_time)
+        lead = self.lead_entry(m, slot, outcome, fit_time, known)
         snapshot = lambda epochs: self.snaps.get((m, epochs))  # noqa: E731
         for index, epochs in run.record_family(slot.family, slot.fold, lead, snapshot, fit_time):
             if run.ev.epoch_curves:

@@ -119,6 +119,7 @@ class _Seats:
     Shared by both trainers' refilled stacks (:class:`_RefillChunk` on
     ``mlp()``'s, :class:`_KerasRefill` on the any-builder one). A subclass
     gives :meth:`lead_entry` (a member's entry from its outcome),
+    ``leaving_outputs`` (a pass over the leaving members, or ``None``),
     :meth:`fits` and :meth:`fold_members` (a new candidate's member per fold).
     """
 
@@ -186,10 +187,19 @@ class _Seats:
         return [m for m, c in self.seats.items() if c in stop]
 
     def turnover(self, epoch: int, outcomes: dict) -> dict:
-        """Record the members that left; seat the caller's next candidates in free slots."""
+        """Record the members that left; seat the caller's next candidates in free slots.
+
+        The leaving members' test and train rows are predicted first, all in one
+        pass (:meth:`leaving_outputs`); their entries are scored from it.
+        """
         self.finished = []
+        slots = {
+            m: self.slots[m] for m, outcome in outcomes.items()
+            if m in self.seats and not outcome.diverged
+        }  # fmt: skip
+        known = self.run.known_outputs(self.leaving_outputs(outcomes), slots)
         for m, outcome in outcomes.items():
-            self.hand_over(m, outcome)
+            self.hand_over(m, outcome, known.get(m))
         seated = self.resumed()
         free = [m for m in range(len(self.slots)) if m not in self.seats]
         n_folds = len(self.run.batch.splits)
@@ -214,14 +224,17 @@ class _Seats:
             self.points = {k: v for k, v in self.points.items() if k[0] not in gone}
         return seated
 
-    def hand_over(self, m: int, outcome) -> None:
-        """The entry and curve of a member that left its slot; ``done`` once a candidate is in."""
+    def hand_over(self, m: int, outcome, known=None) -> None:
+        """The entry and curve of a member that left its slot; ``done`` once a candidate is in.
+
+        ``known``: the member's outputs on its fold, from :meth:`turnover`'s pass.
+        """
         run = self.run
         c = self.seats.pop(m, None)
         if c is None:  # padding
             return
         slot = self.slots[m]
-        entry = self.lead_entry(m, slot, outcome, float(self.share[m]))
+        entry = self.lead_entry(m, slot, outcome, float(self.share[m]), known)
         run.record(c, slot.fold, entry)
         evaluation = run.batch.evaluation
         evaluation.n_trained += int(self.counted[m] == 0)
@@ -305,6 +318,10 @@ class _RefillChunk(_Chunk, _Seats):
             active, epoch - self.born, lambda m, age: self.member([p[m] for p in params], age, age),
             predicted=self.predictions(params, seated),
         )  # fmt: skip
+
+    def leaving_outputs(self, outcomes):
+        """A NumPy pass over the leaving members' kept weights (``None`` for sparse X)."""
+        return self.outputs_of({m: outcome.weights for m, outcome in outcomes.items()})
 
     def compacted(self, keep: np.ndarray) -> None:
         """The trainer kept the slots at ``keep`` only: renumber what is kept per slot."""
@@ -420,15 +437,20 @@ class _KerasRefill(_Seats):
         return self.score_epoch(result.active, result.n_epochs,
                                 lambda m, _age: outputs.estimators[m], outputs.x.get)  # fmt: skip
 
-    def lead_entry(self, m: int, slot, outcome, fit_time: float) -> dict:
-        """The entry of the member that left slot ``m``, from its outcome."""
+    def leaving_outputs(self, outcomes):
+        """The compiled pass over the leaving members' kept weights (``Leaving.outputs``)."""
+        return getattr(outcomes, "outputs", None)
+
+    def lead_entry(self, m: int, slot, outcome, fit_time: float, known=None) -> dict:
+        """The entry of the member that left slot ``m``, from its outcome (and ``known``
+        outputs, :meth:`~tunekit.evaluators.stacked.runs.GroupRun.known_outputs`)."""
         one = engine.keras_stack.KerasStackResult(
             weights=[outcome.weights], n_epochs=np.array([outcome.n_epochs]),
             best_epoch=np.array([outcome.best_epoch]),
             history={"loss": np.asarray(outcome.history["loss"])[:, None]},
             diverged=np.array([outcome.diverged]), group=self.run.group.keras,
         )  # fmt: skip
-        return self.run._lead_entry(0, slot, one, fit_time)
+        return self.run._lead_entry(0, slot, one, fit_time, known)
 
     def fits(self, params: dict) -> bool:
         """Whether this stack can seat ``params``: the same built structure and data, its rows."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import scipy.sparse as sp
 
-from tunekit.evaluators._base import Evaluation, Scoring, epoch_families, fail_entry
+from tunekit.evaluators._base import Evaluation, Fold, Scoring, epoch_families, fail_entry
 from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_copies
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
 
@@ -105,6 +105,40 @@ class GroupRun:
         if target is None or len(stacks) != 1 or sp.issparse(self.copies.X):
             return 0
         return max(0, min(target, capacity) - len(stacks[0]))
+
+
+
+    def known_outputs(self, outputs, slots: dict) -> dict:
+        """The members' outputs on their folds' test (and train) rows: one pass for all
+        members' test rows, one for their train rows.
+
+        ``outputs``: a pass ``outputs({member: rows}) -> {member: outputs}``
+        (any builder's compiled one, :class:`~tunekit.engine.result.Leaving`'s;
+        ``mlp()``'s in NumPy), or ``None``; ``slots``: member -> its slot (its
+        fold and where its copy of X starts). Returns member -> ``[(X_test,
+        outputs), (X_train, outputs)]``: the arrays its entry's scoring then
+        takes, and the outputs its estimator then predicts from. (Test and
+        train rows are separate passes: the same rows as each member's own
+        passes, so ``mlp()``'s NumPy outputs are the very same numbers.)
+        """
+        if outputs is None or not slots:
+            return {}
+        parts = (1, 0) if self.scoring.train_score else (1,)  # test rows, then train rows
+        known: dict = {m: [] for m in slots}
+        splits = self.batch.splits
+        for part in parts:
+            rows = {m: splits[slot.fold][part] + slot.offset for m, slot in slots.items()}
+            for m, out in outputs(rows).items():
+                known[m].append((self.copies.X[rows[m]], out))
+        return known
+
+    def entry_fold(self, slot, known=None) -> Fold:
+        """The fold a member's entry scores; with its :meth:`known_outputs`, the arrays
+        whose outputs are known (so that its estimator predicts from them)."""
+        train, test = self.batch.splits[slot.fold]
+        x_test, x_train = ([x for x, _ in known or ()] + [None, None])[:2]
+        return Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset,
+                    X_train=x_train, X_test=x_test)  # fmt: skip
 
     def failed(self, n_test: int, reason: str, fit_time: float = 0.0) -> dict:
         """The entry of a (candidate, fold) whose training failed."""
