@@ -398,6 +398,8 @@ def test_a_candidates_curve_rows_are_indexed_as_the_rows_grow():
     assert evaluation.curves_of(5) == []
     evaluation.curves = [{"candidate": 1, "epoch": 20}]  # a shorter list, indexed anew
     assert [r["epoch"] for r in evaluation.curves_of(1)] == [20]
+    evaluation.curves = [{"candidate": 1, "epoch": 30}, {"candidate": 2, "epoch": 31}]
+    assert [r["epoch"] for r in evaluation.curves_of(1)] == [30]  # another list: anew
 
 
 def test_take_rows_is_safe_indexing():

@@ -277,7 +277,7 @@ def test_entries_come_from_one_pass_and_equal_each_members_own(data, monkeypatch
         return own(self, member, X_)
 
     def run():
-        evaluator = StackedEvaluator(oof_predictions=True)
+        evaluator = StackedEvaluator(oof_predictions=True, keep_models=True)
         source = _Source([late]) if refill else None
         return evaluator.evaluate(est, first, splits, X, y, scorers=check_scoring(est),
                                   refill=source)  # fmt: skip
@@ -286,9 +286,15 @@ def test_entries_come_from_one_pass_and_equal_each_members_own(data, monkeypatch
     one_pass = run()
     assert own_passes == []
     assert one_pass.refilled == refill and len(one_pass.entries) == (3 if refill else 2)
+    for entries in one_pass.entries:
+        for entry in entries:  # a kept model holds none of the pass's arrays
+            assert entry["model"]._network.known == [] and entry["score_time"] > 0
     monkeypatch.setattr(GroupRun, "known_outputs", lambda self, outputs, slots: {})
     alone = run()  # each member's own pass
     assert len(own_passes) == 3 * len(one_pass.entries) * 3  # test, train, out-of-fold
+    for entries in alone.entries:  # the kept models still predict, on their own
+        for entry in entries:
+            assert entry["model"].predict(X[:4]).shape == (4,)
     for got, want in zip(one_pass.entries, alone.entries, strict=True):
         for a, b in zip(got, want, strict=True):
             assert a["test_scores"] == b["test_scores"]

@@ -244,9 +244,13 @@ def test_normal_draws_stay_finite_at_the_extreme_bits(monkeypatch):
         ("linear", 2, None, 2),
     ],
 )
-def test_members_predicted_together_predict_as_each_member_alone(head, n_outputs, classes, y_ndim):
-    """predict_members gives each member the very arrays its own estimator's predict gives."""
+def test_members_predicted_together_predict_as_each_member_alone(
+    head, n_outputs, classes, y_ndim, monkeypatch
+):
+    """predict_members gives each member the very arrays its own estimator's predict gives,
+    in one block of members per row count or in many (a small memory cap)."""
     from tunekit.engine import member_estimator, predict_members
+    from tunekit.engine.mlp import members as mlp_members
 
     rng = np.random.default_rng(0)
     config = _config(hidden=(6, 4), n_outputs=n_outputs, output_activation=head)
@@ -268,3 +272,7 @@ def test_members_predicted_together_predict_as_each_member_alone(head, n_outputs
         np.testing.assert_array_equal(together[m], alone)
     if classes is not None:  # the members disagree: the test compares real predictions
         assert len({tuple(together[m]) for m in (0, 2, 6)}) > 1
+    monkeypatch.setattr(mlp_members, "_BLOCK_BYTES", 1)  # one member per block
+    blocked = predict_members(config, params, X, rows, classes=classes, y_ndim=y_ndim)
+    for m in rows:
+        np.testing.assert_array_equal(blocked[m], together[m])

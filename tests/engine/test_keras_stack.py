@@ -446,8 +446,9 @@ def test_the_kept_weights_pass_predicts_as_each_member_alone():
         for m, r in rows.items():
             x = X[r]
             alone = estimator_of(m, None).predict_proba(X[r])
-            np.testing.assert_allclose(estimator_of(m, (x, got[m])).predict_proba(x), alone,
-                                       rtol=1e-5, atol=1e-6)  # fmt: skip
+            member = estimator_of(m, (x, got[m]))
+            assert member._network._raw(member, x) is got[m]  # the pass's outputs, not its own
+            np.testing.assert_allclose(member.predict_proba(x), alone, rtol=1e-5, atol=1e-6)
 
     result = ks.train_group(group, members, X, y)
     assert result.best_epoch[0] < result.n_epochs[0]  # kept weights are not the last ones

@@ -98,7 +98,9 @@ class Leaving(dict):
     one: ``outputs({slot: rows})`` gives each listed slot's network outputs
     (its kept weights, inference mode) on its rows of the stack's ``X``, all
     in one compiled pass; any builder's trainer has it, ``mlp()``'s (whose
-    members predict in NumPy) does not (``None``).
+    members predict in NumPy from ``MemberOutcome.weights``) does not
+    (``None``). Call it inside ``turnover`` only: once ``turnover`` returns,
+    new members take the slots.
     """
 
     def __init__(self, outcomes: dict, outputs=None):

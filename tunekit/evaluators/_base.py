@@ -87,20 +87,21 @@ class Evaluation:
     refilled: bool = False
     started: dict = field(default_factory=dict)
     _by_candidate: dict = field(default_factory=dict, repr=False, compare=False)
-    _indexed: int = field(default=0, repr=False, compare=False)
+    _indexed: tuple = field(default=(None, 0), repr=False, compare=False)  # (list id, rows)
 
     def curves_of(self, c: int) -> list[dict]:
         """Candidate ``c``'s curve rows, in the order they were added.
 
-        Indexed as :attr:`curves` grows (it only ever grows), so asking for every
-        candidate of a large batch costs one pass over the rows, not one per
-        candidate.
+        Indexed as :attr:`curves` grows (rows are only ever appended), so asking
+        for every candidate of a large batch costs one pass over the rows, not
+        one per candidate. A list put in its place, or shortened, is indexed anew.
         """
-        if self._indexed > len(self.curves):  # replaced by a shorter list: index anew
-            self._by_candidate, self._indexed = {}, 0
-        for row in self.curves[self._indexed :]:
+        owner, done = self._indexed
+        if owner != id(self.curves) or done > len(self.curves):
+            self._by_candidate, done = {}, 0
+        for row in self.curves[done:]:
             self._by_candidate.setdefault(row["candidate"], []).append(row)
-        self._indexed = len(self.curves)
+        self._indexed = (id(self.curves), len(self.curves))
         return list(self._by_candidate.get(c, ()))
 
     def merge(self, other: Evaluation, positions: list[int], folds=None) -> None:
@@ -417,8 +418,11 @@ def score_entry(
         entry[MODEL] = est
     if scoring.train_score:
         entry["train_scores"] = _score(
-            scorers, est, take_rows(X, train) if fold.X_train is None else fold.X_train,
-            take_rows(y, train), error_score,
+            scorers,
+            est,
+            take_rows(X, train) if fold.X_train is None else fold.X_train,
+            take_rows(y, train),
+            error_score,
         )
     return entry
 

@@ -30,7 +30,7 @@ class _KerasNetwork:
         self.known = known or []
 
     def _raw(self, member, X):
-        for array, outputs in self.known:
+        for array, outputs in self.known or ():  # (None in members pickled before)
             if X is array:
                 return outputs
         plan = self.plan
@@ -64,7 +64,7 @@ KerasStackMemberClassifier = StackedMemberClassifier
 KerasStackMemberRegressor = StackedMemberRegressor
 
 
-def member_estimator(result: KerasStackResult, m: int, known: tuple | None = None):
+def member_estimator(result: KerasStackResult, m: int, known: tuple | list | None = None):
     """Member ``m`` of a trained stack as a fitted scikit-learn estimator.
 
     Parameters

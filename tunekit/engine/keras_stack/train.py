@@ -540,7 +540,7 @@ def train_group(
         must be of this group (its candidate in ``group.knobs``) and have at
         most the stack's steps per epoch. The stack runs until no slot is
         taken; every member leaves through ``turnover``, and the result holds
-        the timings only.
+        the timings only (its weights and ``outputs`` are the emptied stack's).
 
     Returns
     -------

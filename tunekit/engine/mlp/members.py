@@ -11,6 +11,8 @@ from tunekit.engine.mlp.trainer import StackConfig
 
 __all__ = ["member_estimator", "member_outputs", "predict_members"]
 
+_BLOCK_BYTES = 32 * 2**20  # member_outputs: one block's inputs (and activations), about
+
 
 class _NumpyNetwork:
     """The forward pass and encodings of an ``mlp()`` member (its fitted attributes).
@@ -19,11 +21,13 @@ class _NumpyNetwork:
     on those very arrays, already computed (by :func:`member_outputs`).
     """
 
+    known: list | tuple = ()  # (members pickled before it existed)
+
     def __init__(self, known: list | None = None):
         self.known = known or []
 
     def outputs(self, member, X) -> np.ndarray:
-        for array, outputs in self.known:
+        for array, outputs in self.known or ():
             if X is array:
                 return outputs
         X = sp.csr_matrix(X, dtype="float32") if sp.issparse(X) else np.asarray(X, "float32")
@@ -61,7 +65,8 @@ def member_outputs(config: StackConfig, params: list, X: np.ndarray, rows: dict)
 
     The same arrays as each member's own forward pass (see
     :func:`~tunekit.engine.mlp.network.forward_numpy`), without a pass of its
-    own per member: the members with as many rows share one matmul per layer.
+    own per member: the members with as many rows share one matmul per layer,
+    in blocks of members whose inputs take at most about 32 MiB.
 
     Parameters
     ----------
@@ -82,15 +87,19 @@ def member_outputs(config: StackConfig, params: list, X: np.ndarray, rows: dict)
     for m, r in rows.items():
         by_count.setdefault(len(r), []).append(m)
     X = np.asarray(X, "float32")
+    widest = max([X.shape[1], *(p.shape[-1] for p in params)])
     out = {}
-    for members in by_count.values():
-        pick = np.asarray(members)
-        weights = [
-            p[pick] if k % 2 == 0 else p[pick][:, None, :] for k, p in enumerate(params)
-        ]
-        x = X[np.stack([np.asarray(rows[m]) for m in members])]
-        z = forward_numpy(weights, x, config.activation, config.output_activation)
-        out.update(zip(members, z, strict=True))
+    for n_rows, members in by_count.items():
+        # members in blocks of at most about _BLOCK_BYTES of inputs (and of each
+        # layer's activations): a block is a stack of the members' own products
+        step = max(1, _BLOCK_BYTES // max(4 * n_rows * widest, 1))
+        for lo in range(0, len(members), step):
+            block = members[lo : lo + step]
+            pick = np.asarray(block)
+            weights = [p[pick] if k % 2 == 0 else p[pick][:, None, :] for k, p in enumerate(params)]
+            x = X[np.stack([np.asarray(rows[m]) for m in block])]
+            z = forward_numpy(weights, x, config.activation, config.output_activation)
+            out.update(zip(block, z, strict=True))
     return out
 
 

@@ -251,7 +251,7 @@ def forward_numpy(
     ----------
     weights : list of ndarray
         ``[K0, b0, ..., K_out, b_out]`` of one member (``get_weights()`` order).
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features), or (n_members, n_samples, n_features)
     activation : str
         Hidden activation.
     output_activation : {"sigmoid", "softmax", "linear"}

@@ -270,16 +270,16 @@ class KerasStackRun(GroupRun):
         ``known``: the member's :meth:`known_outputs`, or ``None`` (its own pass).
         """
         test = self.batch.splits[slot.fold][1]
-        est = engine.keras_stack.member_estimator(result, m, known=known)
+        est = engine.keras_stack.member_estimator(result, m)
         loss = result.history.get("loss")
         if loss is not None:  # what a failure's reason names: the member's own losses
             est.history_ = {"loss": [float(v) for v in loss[:, m]]}
         if result.diverged is not None and result.diverged[m]:
             msg = diverged_member(est, self.copies.X[test + slot.offset])
             return self.failed(len(test), f"DivergedError: {msg}", fit_time)
-        return score_entry(
-            self.scoring, est, self.entry_fold(slot, known), fit_time,
-            best_epoch=result.best_epoch[m], n_epochs=result.n_epochs[m],
+        return self.score_known(
+            est, slot, known, fit_time, best_epoch=result.best_epoch[m],
+            n_epochs=result.n_epochs[m],
         )  # fmt: skip
 
     def _finish_member(self, m: int, slot: _Slot, result, fit_time, known=None) -> None:

@@ -209,21 +209,19 @@ class _Chunk:
         self.spent = 0.0  # wall time spent scoring along the way
         self.start = 0.0
 
-    def member(self, weights, best_epoch, n_epochs, known=None):
-        """A trained member as a fitted estimator the search's scorer can score.
-
-        ``known``: its outputs on some arrays (:meth:`outputs_of`'s pass).
-        """
+    def member(self, weights, best_epoch, n_epochs):
+        """A trained member as a fitted estimator the search's scorer can score."""
         data = self.run.data
         return engine.member_estimator(
             self.config, weights, task=data.task, classes=data.classes,
             n_outputs=data.n_outputs, y_ndim=data.y_ndim, best_epoch=best_epoch,
-            n_epochs=n_epochs, known=known,
+            n_epochs=n_epochs,
         )  # fmt: skip
 
-    def outputs_of(self, weights: dict):
-        """A pass ``outputs({member: rows}) -> {member: outputs}`` over members' ``weights``
-        (member -> its weights), all in one NumPy pass; ``None`` for sparse X."""
+    def pass_over(self, weights: dict):
+        """A NumPy pass ``outputs({member: rows}) -> {member: outputs}`` over the members'
+        ``weights`` (member -> its weights), one per row count
+        (:func:`~tunekit.engine.member_outputs`); ``None`` for sparse X."""
         X = self.run.copies.X
         if sp.issparse(X):
             return None
@@ -261,7 +259,7 @@ class _Chunk:
         evaluation.n_epochs += int(np.sum(result.n_epochs[:n]))  # not the padding's
         fit_time = (result.fit_time - self.spent) / n
         kept = {m: result.weights[m] for m in range(n) if not result.diverged[m]}
-        known = run.known_outputs(self.outputs_of(kept), {m: self.slots[m] for m in kept})
+        known = run.known_outputs(self.pass_over(kept), {m: self.slots[m] for m in kept})
         for m, slot in enumerate(self.slots):
             self.finish_member(m, slot, result, fit_time, known.get(m))
 
@@ -273,8 +271,8 @@ class _Chunk:
         sparse: each member then predicts on its own.
         """
         run, data = self.run, self.run.data
-        if not members or sp.issparse(run.copies.X):
-            return {}
+        if not members or sp.issparse(run.copies.X) or data.y_ndim != 1:
+            return {}  # (the direct formulas take 1-D targets only)
         first = self.member([p[members[0]] for p in params], 1, 1)
         if fast_metric(run.batch.scorers, first) is None:
             return {}
@@ -343,7 +341,7 @@ class _Chunk:
         """
         run = self.run
         test = run.batch.splits[slot.fold][1]
-        est = self.member(outcome.weights, outcome.best_epoch, outcome.n_epochs, known)
+        est = self.member(outcome.weights, outcome.best_epoch, outcome.n_epochs)
         # what a failure's reason names: the member's own losses and learning rate
         est.history_ = {"loss": [float(v) for v in outcome.history["loss"]]}
         est.learning_rate_ = self.specs[m].learning_rate
@@ -352,13 +350,8 @@ class _Chunk:
             if run.raise_errors:
                 raise DivergedError(msg)
             return run.failed(len(test), f"DivergedError: {msg}", fit_time)
-        return score_entry(
-            run.scoring,
-            est,
-            run.entry_fold(slot, known),
-            fit_time,
-            best_epoch=outcome.best_epoch,
-            n_epochs=outcome.n_epochs,
+        return run.score_known(
+            est, slot, known, fit_time, best_epoch=outcome.best_epoch, n_epochs=outcome.n_epochs
         )
 
     def finish_member(self, m: int, slot: _Slot, result, fit_time: float, known=None) -> None:

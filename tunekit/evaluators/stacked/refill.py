@@ -321,7 +321,7 @@ class _RefillChunk(_Chunk, _Seats):
 
     def leaving_outputs(self, outcomes):
         """A NumPy pass over the leaving members' kept weights (``None`` for sparse X)."""
-        return self.outputs_of({m: outcome.weights for m, outcome in outcomes.items()})
+        return self.pass_over({m: outcome.weights for m, outcome in outcomes.items()})
 
     def compacted(self, keep: np.ndarray) -> None:
         """The trainer kept the slots at ``keep`` only: renumber what is kept per slot."""

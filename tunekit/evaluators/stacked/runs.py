@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import scipy.sparse as sp
 
-from tunekit.evaluators._base import Evaluation, Fold, Scoring, epoch_families, fail_entry
+from tunekit.evaluators._base import (
+    Evaluation,
+    Fold,
+    Scoring,
+    epoch_families,
+    fail_entry,
+    score_entry,
+)
 from tunekit.evaluators.stacked.data import Copies, prepare_target, transformed_copies
 from tunekit.evaluators.stacked.grouping import CandidateGroup, split_pipeline
 
@@ -28,6 +36,23 @@ class Batch:
     scorers: object
     evaluation: Evaluation
     folds: list | None = None  # per candidate, the folds it trains on (None: every fold)
+
+
+@dataclass
+class Known:
+    """A member's outputs from a pass over many members (:meth:`GroupRun.known_outputs`).
+
+    Attributes
+    ----------
+    pairs : list of (ndarray, ndarray)
+        Per part of its fold (the test rows, then the train rows): the row
+        positions in the run's copy of X, and the member's network outputs on them.
+    seconds : float
+        Its share of the pass's wall time.
+    """
+
+    pairs: list
+    seconds: float
 
 
 class GroupRun:
@@ -106,8 +131,6 @@ class GroupRun:
             return 0
         return max(0, min(target, capacity) - len(stacks[0]))
 
-
-
     def known_outputs(self, outputs, slots: dict) -> dict:
         """The members' outputs on their folds' test (and train) rows: one pass for all
         members' test rows, one for their train rows.
@@ -115,30 +138,46 @@ class GroupRun:
         ``outputs``: a pass ``outputs({member: rows}) -> {member: outputs}``
         (any builder's compiled one, :class:`~tunekit.engine.result.Leaving`'s;
         ``mlp()``'s in NumPy), or ``None``; ``slots``: member -> its slot (its
-        fold and where its copy of X starts). Returns member -> ``[(X_test,
-        outputs), (X_train, outputs)]``: the arrays its entry's scoring then
-        takes, and the outputs its estimator then predicts from. (Test and
-        train rows are separate passes: the same rows as each member's own
-        passes, so ``mlp()``'s NumPy outputs are the very same numbers.)
+        fold and where its copy of X starts). Returns member -> :class:`Known`,
+        which :meth:`score_known` scores. (Test and train rows are separate
+        passes: the same rows as each member's own passes, so ``mlp()``'s
+        NumPy outputs are the very same numbers.)
         """
         if outputs is None or not slots:
             return {}
+        start = time.perf_counter()
         parts = (1, 0) if self.scoring.train_score else (1,)  # test rows, then train rows
         known: dict = {m: [] for m in slots}
         splits = self.batch.splits
         for part in parts:
             rows = {m: splits[slot.fold][part] + slot.offset for m, slot in slots.items()}
             for m, out in outputs(rows).items():
-                known[m].append((self.copies.X[rows[m]], out))
-        return known
+                known[m].append((rows[m], out))
+        share = (time.perf_counter() - start) / len(slots)
+        return {m: Known(pairs, share) for m, pairs in known.items()}
 
-    def entry_fold(self, slot, known=None) -> Fold:
-        """The fold a member's entry scores; with its :meth:`known_outputs`, the arrays
-        whose outputs are known (so that its estimator predicts from them)."""
+    def score_known(self, est, slot, known, fit_time: float, **epochs) -> dict:
+        """:func:`~tunekit.evaluators._base.score_entry` of a member on its fold, its
+        predictions taken from its :class:`Known` outputs where given.
+
+        The member's estimator predicts from them only while it is scored: a kept
+        model (``keep_models``) holds no copy of the data. ``epochs``:
+        ``best_epoch`` and ``n_epochs``.
+        """
         train, test = self.batch.splits[slot.fold]
-        x_test, x_train = ([x for x, _ in known or ()] + [None, None])[:2]
-        return Fold(self.copies.X, self.y_all, train + slot.offset, test + slot.offset,
-                    X_train=x_train, X_test=x_test)  # fmt: skip
+        X = self.copies.X
+        pairs = [] if known is None else [(X[rows], out) for rows, out in known.pairs]
+        fold = Fold(X, self.y_all, train + slot.offset, test + slot.offset,
+                    X_test=pairs[0][0] if pairs else None,
+                    X_train=pairs[1][0] if len(pairs) > 1 else None)  # fmt: skip
+        est._network.known = pairs
+        try:
+            entry = score_entry(self.scoring, est, fold, fit_time, **epochs)
+        finally:
+            est._network.known = []
+        if known is not None:  # its share of the pass, which ran before the entry's timer
+            entry["score_time"] += known.seconds
+        return entry
 
     def failed(self, n_test: int, reason: str, fit_time: float = 0.0) -> dict:
         """The entry of a (candidate, fold) whose training failed."""
